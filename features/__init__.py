@@ -1,0 +1,1 @@
+"""Pure feature functions: customer state, offer and context in, a new feature dict out."""

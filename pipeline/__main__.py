@@ -1,0 +1,3 @@
+from pipeline.cli import run_cli
+
+run_cli()

@@ -1,0 +1,261 @@
+"""`nbo`: the command line of the product.
+
+Settings are built once here, from `NBO_*` environment variables and the global flags, and
+handed to each command.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from pipeline import broker as broker_mod
+from pipeline import connectors, kafka_io, topics
+from pipeline.errors import NboError
+from pipeline.loaders import ParsedFile
+from pipeline.schemas import export_json_schemas
+from pipeline.settings import Settings
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="nbo: streaming Next Best Offer ranker."
+)
+topics_app = typer.Typer(no_args_is_help=True, help="Create and list the nbo topics.")
+schema_app = typer.Typer(no_args_is_help=True, help="Record schemas for producers.")
+load_app = typer.Typer(
+    no_args_is_help=True, help="Load table-like data (offers, customers, rules)."
+)
+produce_app = typer.Typer(no_args_is_help=True, help="Produce stream records from a file.")
+app.add_typer(topics_app, name="topics")
+app.add_typer(schema_app, name="schema")
+app.add_typer(load_app, name="load")
+app.add_typer(produce_app, name="produce")
+
+console = Console()
+errors = Console(stderr=True)
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
+_REJECTS_SHOWN = 20
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    broker: Annotated[
+        str | None, typer.Option(help="Kafka bootstrap servers (NBO_BROKER_ADDRESS)")
+    ] = None,
+    topic_prefix: Annotated[str | None, typer.Option(help="topic name prefix")] = None,
+    partitions: Annotated[int | None, typer.Option(help="partitions of new topics")] = None,
+) -> None:
+    """nbo: streaming Next Best Offer ranker."""
+    overrides: dict[str, Any] = {
+        "broker_address": broker,
+        "topic_prefix": topic_prefix,
+        "topic_partitions": partitions,
+    }
+    ctx.obj = Settings(**{key: value for key, value in overrides.items() if value is not None})
+
+
+def run_cli() -> None:
+    """Entry point that turns NboError into a clear message and exit code 1."""
+    try:
+        app(standalone_mode=False)
+    except NboError as error:
+        errors.print(f"[bold red]error:[/] {error}")
+        sys.exit(1)
+
+
+@app.command("broker")
+def run_broker(ctx: typer.Context) -> None:
+    """Run the embedded Tansu broker in the foreground until Ctrl-C."""
+    settings = _settings(ctx)
+    broker_mod.stop_on_sigterm()
+    with (
+        broker_mod.EmbeddedBroker(settings.broker_start_timeout) as broker,
+        broker_mod.registered(settings, broker),
+    ):
+        outcome = topics.create_topics(settings, broker.address or "")
+        console.print(f"[bold green]broker ready[/] on [bold]{broker.address}[/]")
+        console.print(f"  {len(outcome)} topics ready; other nbo commands here find it.")
+        console.print(f"  elsewhere: NBO_BROKER_ADDRESS={broker.address}")
+        console.print("  Ctrl-C stops it (topics live in memory only).")
+        try:
+            broker.wait()
+        except KeyboardInterrupt:
+            console.print("stopping broker")
+
+
+@topics_app.command("create")
+def topics_create(ctx: typer.Context) -> None:
+    """Create every nbo topic that does not exist yet."""
+    settings = _settings(ctx)
+    with broker_mod.broker_address(settings, start_embedded=False) as address:
+        for name, outcome in topics.create_topics(settings, address).items():
+            console.print(f"{name}: {outcome}")
+
+
+@topics_app.command("list")
+def topics_list(ctx: typer.Context) -> None:
+    """List the topics on the broker with their partitions."""
+    settings = _settings(ctx)
+    with broker_mod.broker_address(settings, start_embedded=False) as address:
+        table = Table("topic", "partitions")
+        for name, count in topics.list_topics(settings, address).items():
+            table.add_row(name, str(count))
+        console.print(table)
+
+
+@schema_app.command("export")
+def schema_export(directory: Path) -> None:
+    """Write a JSON Schema file per record type into DIRECTORY."""
+    for path in export_json_schemas(directory):
+        console.print(str(path))
+
+
+def _print_rejects(report: connectors.LoadReport | ParsedFile) -> None:
+    for row in report.rejected[:_REJECTS_SHOWN]:
+        errors.print(f"[yellow]rejected[/] {row}", highlight=False)
+    hidden = len(report.rejected) - _REJECTS_SHOWN
+    if hidden > 0:
+        errors.print(f"[yellow]... and {hidden} more rejected rows[/]")
+
+
+def _load(ctx: typer.Context, source: str, path: Path, strict: bool) -> None:
+    settings = _settings(ctx)
+    parsed = connectors.parse_source(source, path)
+    with broker_mod.broker_address(settings, start_embedded=False) as address:
+        if strict and parsed.rejected:
+            _print_rejects(parsed)
+        progress = Progress(
+            TextColumn(f"{path.name} →"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=errors,
+            transient=True,
+            disable=len(parsed.records) < 1000,
+        )
+        with progress:
+            task = progress.add_task("load", total=len(parsed.records))
+            report = connectors.load_file(
+                settings,
+                address,
+                source,
+                path,
+                strict=strict,
+                parsed=parsed,
+                on_progress=lambda n: progress.advance(task, n),
+            )
+    _print_rejects(report)
+    topics_text = ", ".join(f"{count} to {topic}" for topic, count in report.produced.items())
+    console.print(
+        f"{path.name}: loaded {report.loaded} ({topics_text or 'nothing'}), "
+        f"rejected {len(report.rejected)} rows"
+    )
+
+
+StrictOption = Annotated[
+    bool, typer.Option("--strict", help="refuse the whole load if any row is rejected")
+]
+FileArgument = Annotated[Path, typer.Argument(help="CSV, JSON Lines (or YAML for rules)")]
+
+
+@load_app.command("offers")
+def load_offers(ctx: typer.Context, file: FileArgument, strict: StrictOption = False) -> None:
+    """Load the offer pool (a DWH batch export)."""
+    _load(ctx, "offers", file, strict)
+
+
+@load_app.command("customers")
+def load_customers(ctx: typer.Context, file: FileArgument, strict: StrictOption = False) -> None:
+    """Load customer profiles (a CRM export)."""
+    _load(ctx, "customers", file, strict)
+
+
+@load_app.command("rules")
+def load_rules(ctx: typer.Context, file: FileArgument, strict: StrictOption = False) -> None:
+    """Load validation rules and eligibilities (each goes to its topic by `kind`)."""
+    _load(ctx, "rules", file, strict)
+
+
+@produce_app.command("events")
+def produce_events(ctx: typer.Context, file: FileArgument, strict: StrictOption = False) -> None:
+    """Produce customer-journey events."""
+    _load(ctx, "events", file, strict)
+
+
+@produce_app.command("interactions")
+def produce_interactions(
+    ctx: typer.Context, file: FileArgument, strict: StrictOption = False
+) -> None:
+    """Produce channel interactions (impressions and responses)."""
+    _load(ctx, "interactions", file, strict)
+
+
+def _print_record(record: kafka_io.KafkaRecord) -> None:
+    header = f"[dim]{record.topic}[{record.partition}]@{record.offset}[/] key=[bold]{record.key}[/]"
+    console.print(header, highlight=False)
+    try:
+        console.print_json(data=record.json())
+    except (ValueError, TypeError):
+        console.print(repr(record.value))
+
+
+@app.command("tail")
+def tail(
+    ctx: typer.Context,
+    topic: Annotated[str, typer.Argument(help=f"one of: {', '.join(topics.TOPIC_NAMES)}")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep reading")] = False,
+    limit: Annotated[int | None, typer.Option(help="stop after N records")] = None,
+) -> None:
+    """Pretty-print the records on a topic, from the beginning."""
+    settings = _settings(ctx)
+    name = settings.topic_name(topics.spec(topic).logical)
+    with broker_mod.broker_address(settings, start_embedded=False) as address:
+        for count, record in enumerate(kafka_io.consume(settings, address, name, follow=follow)):
+            if limit is not None and count >= limit:
+                break
+            _print_record(record)
+
+
+def _sample_loads() -> list[tuple[str, Path]]:
+    return [
+        ("offers", SAMPLE_DIR / "offers.csv"),
+        ("customers", SAMPLE_DIR / "customers.csv"),
+        ("rules", SAMPLE_DIR / "rules.yaml"),
+        ("events", SAMPLE_DIR / "events.jsonl"),
+    ]
+
+
+@app.command("demo")
+def demo(ctx: typer.Context) -> None:
+    """Start a broker, create the topics, load the sample data and show each topic."""
+    settings = _settings(ctx)
+    broker_mod.stop_on_sigterm()
+    with broker_mod.broker_address(settings, start_embedded=True) as address:
+        console.print(f"[bold green]broker[/] {address}")
+        created = topics.create_topics(settings, address)
+        console.print(f"[bold green]topics[/] {len(created)} ready")
+        for source, path in _sample_loads():
+            report = connectors.load_file(settings, address, source, path)
+            console.print(f"[bold green]loaded[/] {path.name}: {report.loaded} records")
+        table = Table("topic", "records", "first key", "first record")
+        for spec in topics.TOPICS:
+            records = list(kafka_io.consume(settings, address, settings.topic_name(spec.logical)))
+            first = records[0] if records else None
+            table.add_row(
+                spec.logical,
+                str(len(records)),
+                first.key if first else "",
+                json.dumps(first.json())[:70] + "…" if first else "",
+            )
+        console.print(table)

@@ -1,0 +1,21 @@
+"""One exception base class for everything nbo raises on purpose.
+
+Messages name the stage, the record and what was wrong, so an operator can act on them
+without reading the code.
+"""
+
+
+class NboError(Exception):
+    """Base class of every error nbo raises deliberately."""
+
+
+class BrokerError(NboError):
+    """The Kafka broker could not be started, reached or used."""
+
+
+class ConfigError(NboError):
+    """Settings or input files are unusable as given."""
+
+
+class LoadError(NboError):
+    """A load was refused as a whole (for example `--strict` with rejected rows)."""

@@ -1,0 +1,136 @@
+"""Plain Kafka clients for the tools around the stream: loading files, tailing, reading back.
+
+The μ-product apps use Quix Streams; these helpers use confluent-kafka directly because a file
+load or a `tail` needs no consumer group and no state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from pipeline.errors import BrokerError
+from pipeline.settings import Settings
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes | None
+    timestamp_ms: int
+
+    def json(self) -> Any:
+        return json.loads(self.value) if self.value is not None else None
+
+
+def produce(
+    settings: Settings,
+    bootstrap: str,
+    topic: str,
+    items: Iterable[tuple[str, bytes]],
+    on_delivered: Callable[[int], None] | None = None,
+) -> int:
+    """Produce `(key, value)` pairs to `topic`, wait for every delivery, return the count."""
+    producer = Producer({**settings.kafka_config(bootstrap), "linger.ms": 5, "acks": "all"})
+    failures: list[str] = []
+    delivered = 0
+
+    def _report(error: KafkaError | None, _message: Message) -> None:
+        nonlocal delivered
+        if error is not None:
+            failures.append(str(error))
+        else:
+            delivered += 1
+            if on_delivered:
+                on_delivered(1)
+
+    for key, value in items:
+        while True:
+            try:
+                producer.produce(topic, key=key.encode(), value=value, on_delivery=_report)
+                break
+            except BufferError:  # local queue full: let deliveries drain, then retry
+                producer.poll(0.1)
+        producer.poll(0)
+    remaining = producer.flush(30)
+    if remaining or failures:
+        raise BrokerError(
+            f"producing to {topic}: {len(failures)} failed, {remaining} undelivered "
+            f"({failures[:3]})"
+        )
+    return delivered
+
+
+def _to_record(message: Message) -> KafkaRecord:
+    key = message.key()
+    return KafkaRecord(
+        topic=message.topic() or "",
+        partition=message.partition() or 0,
+        offset=message.offset() or 0,
+        key=key.decode(errors="replace") if key is not None else None,
+        value=message.value(),
+        timestamp_ms=message.timestamp()[1],
+    )
+
+
+def consume(
+    settings: Settings,
+    bootstrap: str,
+    topic: str,
+    *,
+    follow: bool = False,
+    idle_timeout: float = 10.0,
+) -> Iterator[KafkaRecord]:
+    """Read `topic` from the beginning without a consumer group.
+
+    Without `follow`, stop once every partition reports its end, so the call returns what is on
+    the topic now. The end is taken from the fetch responses (partition EOF), not from
+    ListOffsets: Tansu 0.6 answers ListOffsets with the last batch's base offset + 1.
+    """
+    consumer = Consumer(
+        {
+            **settings.kafka_config(bootstrap),
+            "group.id": "nbo-reader",  # required by librdkafka; never joined (assign, no subscribe)
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        topic_meta = metadata.topics.get(topic)
+        if topic_meta is None or topic_meta.error is not None:
+            raise BrokerError(f"topic {topic} does not exist on {bootstrap}")
+        unfinished = set(topic_meta.partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in unfinished])
+        while follow or unfinished:
+            message = consumer.poll(idle_timeout if not follow else 1.0)
+            if message is None:
+                if follow:
+                    continue
+                raise BrokerError(
+                    f"reading {topic}: no record within {idle_timeout} s, "
+                    f"partitions {sorted(unfinished)} not read to their end"
+                )
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    unfinished.discard(message.partition() or 0)
+                    continue
+                raise BrokerError(f"reading {topic}: {error}")
+            yield _to_record(message)
+    finally:
+        consumer.close()

@@ -1,0 +1,317 @@
+"""Pydantic models for every record on every nbo topic.
+
+Each record carries a `schema_version`, so consumers can tell an old shape from a new one.
+Input records forbid unknown fields: a misspelt column is reported, not silently dropped.
+Timestamps are timezone-aware; a naive timestamp is read as UTC. In CSV files, list fields are
+written `a|b|c`.
+
+`nbo schema export DIR` writes these models as JSON Schema for producers in other languages.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+
+
+def _date_as_midnight(value: Any) -> Any:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime.combine(value, time.min)
+    if isinstance(value, str) and len(value) == 10:  # a bare date: 2026-01-31
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value  # let pydantic report it
+    return value
+
+
+def _naive_as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _split_pipes(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split("|") if part.strip()]
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_date_as_midnight), AfterValidator(_naive_as_utc)]
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+EventType = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class Category(StrEnum):
+    MORTGAGE = "mortgage"
+    LOAN = "loan"
+    CARD = "card"
+    SAVINGS = "savings"
+    INVESTMENT = "investment"
+    INSURANCE = "insurance"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    MOBILE_APP = "mobile_app"
+    WEB = "web"
+    BRANCH = "branch"
+    CALL_CENTER = "call_center"
+    SMS = "sms"
+
+
+class Segment(StrEnum):
+    STUDENT = "student"
+    MASS = "mass"
+    AFFLUENT = "affluent"
+    PRIVATE = "private"
+    SMALL_BUSINESS = "small_business"
+
+
+class RuleKind(StrEnum):
+    VALIDATION = "validation"
+    ELIGIBILITY = "eligibility"
+
+
+class Outcome(StrEnum):
+    IMPRESSION = "impression"
+    CLICK = "click"
+    ACCEPT = "accept"
+    DISMISS = "dismiss"
+    CONVERT = "convert"
+
+
+Channels = Annotated[list[Channel], BeforeValidator(_split_pipes)]
+Names = Annotated[list[str], BeforeValidator(_split_pipes)]
+
+
+class Record(BaseModel):
+    """Base of every input record: strict about unknown fields, immutable once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+
+    schema_version: int = SCHEMA_VERSION
+
+
+class Offer(Record):
+    """An offer from the pool, with its time-value profile.
+
+    After a trigger event (one of `triggers`) the offer is worth `value` for
+    `primary_interest_days`, `secondary_value_ratio × value` for the following
+    `secondary_interest_days`, nothing after that, and `negative_value_ratio × value` (a loss)
+    from `negative_impact_days` after the trigger on.
+    """
+
+    offer_id: Identifier
+    name: str = Field(min_length=1)
+    category: Category
+    value: float = Field(gt=0, description="business value of an accepted offer")
+    business_lever: float = Field(default=1.0, ge=0, description="marketing weight")
+    triggers: Names = Field(default_factory=list, description="event types that open interest")
+    primary_interest_days: float = Field(gt=0)
+    secondary_interest_days: float = Field(ge=0)
+    negative_impact_days: float = Field(gt=0, description="days after trigger when it hurts")
+    secondary_value_ratio: float = Field(default=0.5, ge=0, le=1)
+    negative_value_ratio: float = Field(default=-0.5, le=0)
+    channels: Channels = Field(min_length=1)
+    valid_from: Timestamp
+    valid_to: Timestamp
+    stock: int | None = Field(default=None, ge=0, description="remaining budget; None: no limit")
+    max_impressions: int | None = Field(default=None, ge=1, description="per customer per window")
+    contact_window_days: float = Field(default=30, gt=0)
+    response_window_hours: float = Field(default=72, gt=0)
+
+    @model_validator(mode="after")
+    def _periods_in_order(self) -> Offer:
+        interest_ends = self.primary_interest_days + self.secondary_interest_days
+        if self.negative_impact_days < interest_ends:
+            raise ValueError(
+                f"negative_impact_days ({self.negative_impact_days}) must not fall inside the "
+                f"interest periods (primary + secondary = {interest_ends})"
+            )
+        if self.valid_to <= self.valid_from:
+            raise ValueError("valid_to must be after valid_from")
+        return self
+
+
+class Customer(Record):
+    """A customer profile from the CRM; the latest one per customer wins."""
+
+    customer_id: Identifier
+    age: int = Field(ge=0, le=130)
+    segment: Segment
+    region: str = Field(min_length=1)
+    income: float = Field(ge=0, description="yearly income")
+    tenure_years: float = Field(ge=0)
+    products_held: Names = Field(default_factory=list, description="offer categories held")
+    consents: Channels = Field(default_factory=list, description="channels the customer allows")
+    updated_at: Timestamp
+
+
+class JourneyEvent(Record):
+    """Something the customer did or that happened to them: the trigger of a decision."""
+
+    event_id: Identifier
+    customer_id: Identifier
+    event_type: EventType
+    timestamp: Timestamp
+    channel: Channel = Field(description="where the customer is, where an offer can be shown")
+    attributes: dict[str, str | float | int | bool] = Field(default_factory=dict)
+
+
+class Rule(Record):
+    """A business rule as data: a CEL condition that must hold for an offer to stay valid.
+
+    `offer_ids` and `categories` limit the offers the rule applies to (both empty: every offer).
+    A new `version` of a rule id replaces the old one from the moment it arrives.
+    """
+
+    rule_id: Identifier
+    version: int = Field(ge=1)
+    kind: RuleKind
+    condition: str = Field(min_length=1, description="CEL expression that must be true")
+    description: str = ""
+    offer_ids: Names = Field(default_factory=list)
+    categories: Annotated[list[Category], BeforeValidator(_split_pipes)] = Field(
+        default_factory=list
+    )
+    enabled: bool = True
+
+
+class Interaction(Record):
+    """What a channel did with a decision and how the customer reacted."""
+
+    interaction_id: Identifier
+    decision_id: Identifier
+    customer_id: Identifier
+    offer_id: Identifier
+    channel: Channel
+    outcome: Outcome
+    timestamp: Timestamp
+
+
+class Output(BaseModel):
+    """Base of records nbo itself produces (not strict: consumers may see newer fields)."""
+
+    model_config = ConfigDict(frozen=True, use_enum_values=True)
+
+    schema_version: int = SCHEMA_VERSION
+
+
+class CandidateOffer(Output):
+    """An offer valid for a customer at an event, with what the ranker needs to weigh it."""
+
+    offer_id: str
+    category: Category
+    value: float
+    business_lever: float
+    primary_interest_days: float
+    secondary_interest_days: float
+    negative_impact_days: float
+    secondary_value_ratio: float
+    negative_value_ratio: float
+    channels: list[Channel]
+    trigger_at: datetime | None = Field(description="latest trigger event of this offer")
+    impressions: int = Field(description="impressions to this customer in the contact window")
+    unanswered_impressions: int = Field(description="impressions since the last response")
+    max_impressions: int | None
+    contact_window_days: float
+    response_window_hours: float
+
+
+class Exclusion(Output):
+    offer_id: str
+    rule_id: str
+    rule_version: int
+    kind: RuleKind
+    reason: str
+
+
+class ValidOffers(Output):
+    """Per triggering event: the offers valid for this customer right now, and why not others."""
+
+    event_id: str
+    event_type: str
+    customer_id: str
+    timestamp: datetime
+    channel: Channel
+    customer: dict[str, Any] = Field(description="the customer state the decision used")
+    candidates: list[CandidateOffer]
+    excluded: list[Exclusion]
+    rule_versions: dict[str, int]
+
+
+class RankedOffer(Output):
+    offer_id: str
+    rank: int
+    score: float = Field(description="priority = P(accept) × value now × business lever")
+    p_accept: float
+    value_now: float
+    phase: Literal["primary", "secondary", "irrelevant", "negative"]
+    propensity: float = Field(description="probability the policy chose this offer here")
+
+
+class Decision(Output):
+    """Per triggering event: the ranked next best offers, ready for a channel."""
+
+    decision_id: str
+    customer_id: str
+    event_id: str
+    event_type: str
+    timestamp: datetime
+    channel: Channel
+    offers: list[RankedOffer]
+    model_version: str
+    policy: str
+    rule_versions: dict[str, int]
+    explanation: str
+
+
+class DeadLetter(Output):
+    """A record nbo could not use, with where it came from and why."""
+
+    stage: str
+    source_topic: str
+    partition: int | None = None
+    offset: int | None = None
+    key: str | None = None
+    reason: str
+    value: str = Field(description="the raw record, truncated")
+    at: datetime
+
+
+INPUT_SCHEMAS: dict[str, type[Record]] = {
+    "offers": Offer,
+    "customers": Customer,
+    "events": JourneyEvent,
+    "validation_rules": Rule,
+    "eligibilities": Rule,
+    "interactions": Interaction,
+}
+
+ALL_SCHEMAS: dict[str, type[BaseModel]] = {
+    "offer": Offer,
+    "customer": Customer,
+    "journey_event": JourneyEvent,
+    "rule": Rule,
+    "interaction": Interaction,
+    "valid_offers": ValidOffers,
+    "decision": Decision,
+    "dead_letter": DeadLetter,
+}
+
+
+def export_json_schemas(directory: Path) -> list[Path]:
+    """Write one JSON Schema file per record type into `directory`; return the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, model in ALL_SCHEMAS.items():
+        path = directory / f"{name}.schema.json"
+        path.write_text(json.dumps(model.model_json_schema(), indent=2) + "\n")
+        written.append(path)
+    return written

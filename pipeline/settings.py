@@ -1,0 +1,72 @@
+"""The one settings object of nbo, built once at start and passed to whatever needs it.
+
+Every field can be set with an `NBO_`-prefixed environment variable (for example
+`NBO_BROKER_ADDRESS=kafka:9092`) or a `.env` file; the CLI sets a few of them from flags.
+Stages receive a `Settings`; they never read `os.environ` themselves.
+
+>>> Settings(topic_prefix="t1").topic_name("offers")
+'t1.offers'
+>>> Settings().topic_name("offers")
+'nbo.offers'
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NBO_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    broker_address: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers. Unset: use the embedded Tansu broker.",
+    )
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+
+    topic_prefix: str = "nbo"
+    topic_partitions: int = Field(default=2, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+    topic_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, description="-1 keeps forever")
+    topic_retention_bytes: int = Field(default=-1)
+
+    state_dir: Path = Path("state")
+    mlflow_tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    mlflow_artifacts_dir: Path = Path("mlruns/artifacts")
+
+    commit_interval: float = Field(default=1.0, gt=0, description="seconds between checkpoints")
+    # Tansu takes about half the session timeout to let a consumer join; 6 s gives ~3 s starts.
+    session_timeout_ms: int = Field(default=6000, ge=1000)
+    broker_start_timeout: float = Field(default=20.0, gt=0)
+
+    def topic_name(self, logical: str) -> str:
+        """The real topic name for a logical one (`offers` → `nbo.offers`)."""
+        return f"{self.topic_prefix}.{logical}" if self.topic_prefix else logical
+
+    def kafka_security(self) -> dict[str, str]:
+        """librdkafka security settings, passed through to every client."""
+        config: dict[str, str] = {"security.protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = self.ssl_ca_location
+        return config
+
+    def kafka_config(self, bootstrap: str) -> dict[str, str]:
+        """Base librdkafka config for a plain (non-Quix) client on `bootstrap`."""
+        return {"bootstrap.servers": bootstrap, **self.kafka_security()}

@@ -1,0 +1,88 @@
+"""The topics of nbo: one place that says what each is, how it is keyed and kept.
+
+Table-like topics (offers, customers, rules) are compacted: the latest record per key is the
+truth, so a new Valid Offers instance can rebuild its tables by reading them from the start.
+Every topic is created with explicit `retention.ms` and `retention.bytes` because Quix's stateful
+operators read them back and Tansu only reports configs that were set explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from pipeline.errors import BrokerError
+from pipeline.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    logical: str
+    key: str
+    compacted: bool
+    description: str
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec("offers", "offer_id", True, "offer pool from the DWH batch, latest per offer"),
+    TopicSpec("customers", "customer_id", True, "customer profiles from the CRM, latest wins"),
+    TopicSpec("events", "customer_id", False, "customer-journey events, the triggers"),
+    TopicSpec("validation_rules", "rule_id", True, "may an offer be offered at all (CEL)"),
+    TopicSpec("eligibilities", "rule_id", True, "may this customer get this offer (CEL)"),
+    TopicSpec("valid_offers", "customer_id", False, "per event, the offers valid right now"),
+    TopicSpec("next_best_offers", "customer_id", False, "per event, the ranked decision"),
+    TopicSpec("interactions", "customer_id", False, "channel impressions and responses"),
+    TopicSpec("dead_letter", "source key", False, "bad records with topic, offset and reason"),
+)
+
+TOPIC_NAMES: tuple[str, ...] = tuple(spec.logical for spec in TOPICS)
+
+
+def spec(logical: str) -> TopicSpec:
+    for topic in TOPICS:
+        if topic.logical == logical:
+            return topic
+    raise KeyError(f"unknown topic {logical!r}; known: {', '.join(TOPIC_NAMES)}")
+
+
+def topic_config(topic: TopicSpec, settings: Settings) -> dict[str, str]:
+    """Broker configs for `topic`, all explicit (see the module docstring for why)."""
+    return {
+        "cleanup.policy": "compact" if topic.compacted else "delete",
+        "retention.ms": str(-1 if topic.compacted else settings.topic_retention_ms),
+        "retention.bytes": str(settings.topic_retention_bytes),
+    }
+
+
+def create_topics(settings: Settings, bootstrap: str, timeout: float = 15.0) -> dict[str, str]:
+    """Create every nbo topic that does not exist yet; return `{topic: "created"|"exists"}`."""
+    admin = AdminClient(settings.kafka_config(bootstrap))
+    new_topics = [
+        NewTopic(
+            settings.topic_name(topic.logical),
+            num_partitions=settings.topic_partitions,
+            replication_factor=settings.topic_replication,
+            config=topic_config(topic, settings),
+        )
+        for topic in TOPICS
+    ]
+    outcome: dict[str, str] = {}
+    for name, future in admin.create_topics(new_topics, request_timeout=timeout).items():
+        try:
+            future.result(timeout=timeout)
+            outcome[name] = "created"
+        except Exception as error:
+            kafka_error = error.args[0] if error.args else None
+            if getattr(kafka_error, "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
+                outcome[name] = "exists"
+            else:
+                raise BrokerError(f"creating topic {name}: {error}") from error
+    return outcome
+
+
+def list_topics(settings: Settings, bootstrap: str, timeout: float = 10.0) -> dict[str, int]:
+    """`{topic name: partition count}` for every topic on the broker."""
+    admin = AdminClient(settings.kafka_config(bootstrap))
+    metadata = admin.list_topics(timeout=timeout)
+    return {name: len(meta.partitions) for name, meta in sorted(metadata.topics.items())}

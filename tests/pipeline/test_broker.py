@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pipeline.broker import (
+    EmbeddedBroker,
+    broker_address,
+    running_embedded_address,
+    wait_until_ready,
+)
+from pipeline.errors import BrokerError
+from pipeline.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_embedded_broker_answers_metadata_and_stops() -> None:
+    with EmbeddedBroker() as broker:
+        assert broker.address is not None and broker.address.startswith("127.0.0.1:")
+        pid = broker.pid
+        assert pid is not None
+        wait_until_ready({"bootstrap.servers": broker.address}, timeout=5)
+    assert _gone(pid)
+
+
+def test_broker_dies_with_a_parent_killed_by_sigkill() -> None:
+    child_code = (
+        "import sys; from pipeline.broker import EmbeddedBroker\n"
+        "b = EmbeddedBroker(); b.start(); print(b.pid, flush=True); sys.stdin.read()\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", child_code],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        broker_pid = int(parent.stdout.readline())
+        assert not _gone(broker_pid)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        _wait_for(lambda: _gone(broker_pid), timeout=10, what="the orphaned broker to exit")
+    finally:
+        parent.kill()
+
+
+def test_failed_start_reports_exit_and_log_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "tansu"
+    fake.write_text("#!/bin/sh\necho 'listener: address already in use' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CALF_TANSU_BIN", str(fake))
+    with pytest.raises(BrokerError, match=r"exited with code 3(.|\n)*address already in use"):
+        EmbeddedBroker(start_timeout=10).start()
+
+
+def test_unreachable_configured_broker_fails_after_bounded_wait() -> None:
+    settings = Settings(broker_address="127.0.0.1:1", broker_start_timeout=1.0)
+    started = time.monotonic()
+    with (
+        pytest.raises(BrokerError, match="did not answer"),
+        broker_address(settings, start_embedded=True),
+    ):
+        pass
+    assert time.monotonic() - started < 10
+
+
+def test_no_broker_and_no_embedded_allowed_says_what_to_do(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path)
+    with (
+        pytest.raises(BrokerError, match="NBO_BROKER_ADDRESS"),
+        broker_address(settings, start_embedded=False),
+    ):
+        pass
+
+
+def test_nbo_broker_command_registers_itself_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env = {**os.environ, "NBO_STATE_DIR": str(tmp_path)}
+    env.pop("NBO_BROKER_ADDRESS", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "broker"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first_line = process.stdout.readline()
+        assert "broker ready" in first_line
+        registry = json.loads((tmp_path / "broker.json").read_text())
+        assert registry["address"] in first_line
+        assert running_embedded_address(Settings(state_dir=tmp_path)) == registry["address"]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+        assert _gone(registry["pid"])
+        assert not (tmp_path / "broker.json").exists()
+    finally:
+        process.kill()

@@ -1,0 +1,81 @@
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from pipeline.schemas import ALL_SCHEMAS, Customer, JourneyEvent, Offer, export_json_schemas
+
+
+def _offer(**overrides: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "offer_id": "card-01",
+        "name": "Travel Card",
+        "category": "card",
+        "value": 120.0,
+        "primary_interest_days": 2,
+        "secondary_interest_days": 7,
+        "negative_impact_days": 21,
+        "channels": "web|mobile_app",
+        "valid_from": "2026-01-01",
+        "valid_to": "2027-01-01",
+    }
+    row.update(overrides)
+    return row
+
+
+def test_offer_reads_pipes_dates_and_defaults() -> None:
+    offer = Offer.model_validate(_offer())
+    assert offer.channels == ["web", "mobile_app"]
+    assert offer.valid_from == datetime(2026, 1, 1, tzinfo=UTC)
+    assert offer.schema_version == 1
+    assert offer.business_lever == 1.0
+
+
+def test_negative_impact_inside_interest_periods_is_rejected() -> None:
+    with pytest.raises(ValidationError, match="negative_impact_days"):
+        Offer.model_validate(_offer(negative_impact_days=5))
+
+
+def test_unknown_field_and_unknown_enum_are_rejected() -> None:
+    with pytest.raises(ValidationError, match="extra_forbidden"):
+        Offer.model_validate(_offer(colour="red"))
+    with pytest.raises(ValidationError, match="category"):
+        Offer.model_validate(_offer(category="crypto"))
+
+
+def test_naive_timestamps_are_utc() -> None:
+    event = JourneyEvent.model_validate(
+        {
+            "event_id": "e",
+            "customer_id": "c",
+            "event_type": "app_login",
+            "timestamp": "2026-05-01T12:00:00",
+            "channel": "web",
+        }
+    )
+    assert event.timestamp.tzinfo is UTC
+
+
+def test_customer_rejects_impossible_age() -> None:
+    with pytest.raises(ValidationError, match="age"):
+        Customer.model_validate(
+            {
+                "customer_id": "c",
+                "age": 200,
+                "segment": "mass",
+                "region": "north",
+                "income": 1,
+                "tenure_years": 1,
+                "updated_at": "2026-01-01",
+            }
+        )
+
+
+def test_export_writes_a_json_schema_per_record(tmp_path: Path) -> None:
+    paths = export_json_schemas(tmp_path)
+    assert {p.name for p in paths} == {f"{name}.schema.json" for name in ALL_SCHEMAS}
+    offer_schema = json.loads((tmp_path / "offer.schema.json").read_text())
+    assert "primary_interest_days" in offer_schema["required"]
+    assert offer_schema["additionalProperties"] is False

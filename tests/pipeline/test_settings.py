@@ -1,0 +1,45 @@
+import pytest
+from pydantic import ValidationError
+
+from pipeline.settings import Settings
+
+
+def test_environment_variables_with_nbo_prefix_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBO_BROKER_ADDRESS", "kafka-1:9092,kafka-2:9092")
+    monkeypatch.setenv("NBO_TOPIC_PARTITIONS", "12")
+    settings = Settings()
+    assert settings.broker_address == "kafka-1:9092,kafka-2:9092"
+    assert settings.topic_partitions == 12
+    assert settings.session_timeout_ms == 6000
+    assert settings.mlflow_tracking_uri == "sqlite:///mlruns/mlflow.db"
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError):
+        settings.topic_prefix = "other"  # type: ignore[misc]
+
+
+def test_sasl_ssl_settings_pass_through_to_kafka_clients() -> None:
+    settings = Settings(
+        broker_address="b:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="nbo",
+        sasl_password="s3cret",
+        ssl_ca_location="/etc/ca.pem",
+    )
+    assert settings.kafka_config("b:9093") == {
+        "bootstrap.servers": "b:9093",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "nbo",
+        "sasl.password": "s3cret",
+        "ssl.ca.location": "/etc/ca.pem",
+    }
+    assert "s3cret" not in repr(settings)
+
+
+def test_invalid_setting_is_rejected() -> None:
+    with pytest.raises(ValidationError, match="topic_partitions"):
+        Settings(topic_partitions=0)
