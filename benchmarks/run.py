@@ -1,6 +1,6 @@
 """Run every benchmark in one process on one embedded broker; print a table, write JSON.
 
-    make bench            # or: python -m benchmarks.run
+make bench            # or: python -m benchmarks.run
 """
 
 from __future__ import annotations
