@@ -36,6 +36,8 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(schema_app, name="schema")
 app.add_typer(load_app, name="load")
 app.add_typer(produce_app, name="produce")
+run_app = typer.Typer(no_args_is_help=True, help="Run a μ-product in the foreground.")
+app.add_typer(run_app, name="run")
 
 console = Console()
 errors = Console(stderr=True)
@@ -259,3 +261,76 @@ def demo(ctx: typer.Context) -> None:
                 json.dumps(first.json())[:70] + "…" if first else "",
             )
         console.print(table)
+
+
+def _configure_logging() -> None:
+    import logging
+
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level="INFO", format="%(message)s", handlers=[RichHandler(console=errors)])
+
+
+@run_app.command("valid-offers")
+def run_valid_offers(ctx: typer.Context) -> None:
+    """The Valid Offers μ-product: events in, valid offers per customer out."""
+    from pipeline import valid_offers
+
+    settings = _settings(ctx)
+    _configure_logging()
+    broker_mod.stop_on_sigterm()
+    with broker_mod.broker_address(settings, start_embedded=False) as address:
+        valid_offers.run(settings, address)
+
+
+@app.command("explain")
+def explain(
+    ctx: typer.Context,
+    customer: Annotated[str, typer.Argument(help="customer id")],
+    event: Annotated[
+        str | None, typer.Option(help="a given event id (default: the latest)")
+    ] = None,
+) -> None:
+    """Why was each offer offered or not to CUSTOMER at their latest (or a given) event?"""
+    settings = _settings(ctx)
+    topic = settings.topic_name("valid_offers")
+    with broker_mod.broker_address(settings, start_embedded=False) as address:
+        found = None
+        for record in kafka_io.consume(settings, address, topic):
+            if record.key != customer:
+                continue
+            value = record.json()
+            if event is None or value.get("event_id") == event:
+                found = value
+    if found is None:
+        errors.print(
+            f"no valid_offers record for customer {customer}" + (f" event {event}" if event else "")
+        )
+        raise typer.Exit(1)
+    console.print(
+        f"customer [bold]{customer}[/] at event {found['event_id']} ({found['event_type']}, "
+        f"{found['channel']}, {found['timestamp']})"
+    )
+    offered = Table("offered", "category", "value", "trigger at", "impressions")
+    for candidate in found["candidates"]:
+        offered.add_row(
+            candidate["offer_id"],
+            candidate["category"],
+            f"{candidate['value']:.0f}",
+            candidate["trigger_at"] or "-",
+            str(candidate["impressions"]),
+        )
+    console.print(offered)
+    excluded = Table("not offered", "rule", "kind", "why")
+    for exclusion in found["excluded"]:
+        excluded.add_row(
+            exclusion["offer_id"],
+            f"{exclusion['rule_id']} v{exclusion['rule_version']}",
+            exclusion["kind"],
+            exclusion["reason"],
+        )
+    console.print(excluded)
+    versions = ", ".join(
+        f"{rule} v{version}" for rule, version in sorted(found["rule_versions"].items())
+    )
+    console.print(f"[dim]rules in force: {versions}[/]")

@@ -240,10 +240,12 @@ class ValidOffers(Output):
     customer_id: str
     timestamp: datetime
     channel: Channel
+    event_attributes: dict[str, Any] = Field(default_factory=dict)
     customer: dict[str, Any] = Field(description="the customer state the decision used")
     candidates: list[CandidateOffer]
     excluded: list[Exclusion]
     rule_versions: dict[str, int]
+    catalogue_version: int = Field(description="changes applied to offers and rules so far")
 
 
 class RankedOffer(Output):

@@ -1,0 +1,268 @@
+"""The global tables every Valid Offers instance needs in full: offers and rules.
+
+Offers and rules are not keyed by customer, so a consumer group would give each instance only
+some of them. Each instance therefore reads every partition of the compacted `offers`,
+`validation_rules` and `eligibilities` topics itself, from the beginning, in a background thread
+with no consumer group (`GlobalTables`), and publishes an immutable `Catalogue` snapshot that the
+processing thread picks up per event. We chose this over Quix's `join_lookup` because a decision
+needs the whole table (every offer and every rule), not one value looked up by key.
+
+A rule is compiled when it arrives. One that does not compile, reads unknown fields, or is not
+newer than the version in force goes to the dead-letter topic, and the previous version stays.
+A change is in force from the moment the reader applies it; each output records the rule
+versions it used, so every decision can be explained and replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from pydantic import ValidationError
+
+from pipeline.dead_letters import DeadLetterProducer, Origin, dead_letter
+from pipeline.errors import BrokerError
+from pipeline.rules import CompiledRule, RuleError, RuleInForce, compile_rule, group_offers
+from pipeline.schemas import Offer, Rule, RuleKind
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TABLE_TOPICS = {
+    "offers": None,
+    "validation_rules": RuleKind.VALIDATION,
+    "eligibilities": RuleKind.ELIGIBILITY,
+}
+_CANDIDATE_FIELDS = (
+    "offer_id",
+    "category",
+    "value",
+    "business_lever",
+    "primary_interest_days",
+    "secondary_interest_days",
+    "negative_impact_days",
+    "secondary_value_ratio",
+    "negative_value_ratio",
+    "channels",
+    "max_impressions",
+    "contact_window_days",
+    "response_window_hours",
+)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """An immutable snapshot of offers and rules in force. Replaced whole on any change."""
+
+    version: int
+    offers: dict[str, dict[str, Any]]  # offer id -> offer fields (python values, for rules)
+    templates: dict[str, dict[str, Any]]  # offer id -> JSON-ready candidate fields
+    rules: tuple[RuleInForce, ...]  # validation rules first, then eligibilities
+    rule_versions: dict[str, int]
+
+
+def _template(offer: Offer) -> dict[str, Any]:
+    fields = offer.model_dump(mode="json", include=set(_CANDIDATE_FIELDS))
+    return {name: fields[name] for name in _CANDIDATE_FIELDS}
+
+
+@dataclass
+class TableState:
+    """The tables as read so far; `apply` one record at a time, `snapshot` when done."""
+
+    offers: dict[str, Offer] = field(default_factory=dict)
+    rules: dict[str, CompiledRule] = field(default_factory=dict)
+    latest_versions: dict[str, Rule] = field(default_factory=dict)  # incl. disabled rules
+    changes: int = 0
+
+    def apply(self, logical_topic: str, origin: Origin, raw: bytes | None) -> dict[str, Any] | None:
+        """Apply one record; return a dead letter if it cannot be used, else None."""
+        if logical_topic not in TABLE_TOPICS:
+            raise ValueError(f"not a table topic: {logical_topic}")
+        if raw is None:  # tombstone: the key is deleted
+            return self._delete(logical_topic, origin)
+        try:
+            payload = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            return dead_letter("catalogue", origin, f"malformed JSON: {error}", raw)
+        if logical_topic == "offers":
+            return self._apply_offer(origin, payload, raw)
+        return self._apply_rule(TABLE_TOPICS[logical_topic], origin, payload, raw)
+
+    def _delete(self, logical_topic: str, origin: Origin) -> None:
+        key = origin.key or ""
+        table: dict[str, Any] = self.offers if logical_topic == "offers" else self.rules
+        if table.pop(key, None) is not None:
+            self.changes += 1
+        if logical_topic != "offers":
+            self.latest_versions.pop(key, None)
+
+    def _apply_offer(self, origin: Origin, payload: Any, raw: bytes) -> dict[str, Any] | None:
+        try:
+            offer = Offer.model_validate(payload)
+        except ValidationError as error:
+            return dead_letter("catalogue", origin, f"invalid offer: {_brief(error)}", raw)
+        if origin.key is not None and origin.key != offer.offer_id:
+            reason = f"key {origin.key!r} differs from offer_id {offer.offer_id!r}"
+            return dead_letter("catalogue", origin, reason, raw)
+        self.offers[offer.offer_id] = offer
+        self.changes += 1
+        return None
+
+    def _apply_rule(
+        self, kind: RuleKind | None, origin: Origin, payload: Any, raw: bytes
+    ) -> dict[str, Any] | None:
+        try:
+            rule = Rule.model_validate(payload)
+        except ValidationError as error:
+            return dead_letter("catalogue", origin, f"invalid rule: {_brief(error)}", raw)
+        if rule.kind != kind:
+            reason = f"rule {rule.rule_id} has kind {rule.kind} but came on {origin.topic}"
+            return dead_letter("catalogue", origin, reason, raw)
+        current = self.latest_versions.get(rule.rule_id)
+        if current is not None and rule.version <= current.version:
+            if rule == current:
+                return None  # the same version delivered again (a reload): nothing changes
+            reason = (
+                f"rule {rule.rule_id} v{rule.version} is not newer than v{current.version} "
+                "in force; the rule in force is kept"
+            )
+            return dead_letter("catalogue", origin, reason, raw)
+        if rule.enabled:
+            try:
+                compiled = compile_rule(rule)
+            except RuleError as error:
+                kept = f"; v{current.version} stays in force" if current else ""
+                return dead_letter("catalogue", origin, f"{error}{kept}", raw)
+            self.rules[rule.rule_id] = compiled
+        else:
+            self.rules.pop(rule.rule_id, None)
+        self.latest_versions[rule.rule_id] = rule
+        self.changes += 1
+        return None
+
+    def snapshot(self) -> Catalogue:
+        offers = {offer_id: offer.model_dump() for offer_id, offer in sorted(self.offers.items())}
+        ordered = sorted(
+            self.rules.values(),
+            key=lambda c: (c.rule.kind != RuleKind.VALIDATION, c.rule.rule_id),
+        )
+        return Catalogue(
+            version=self.changes,
+            offers=offers,
+            templates={oid: _template(offer) for oid, offer in sorted(self.offers.items())},
+            rules=tuple(group_offers(compiled, offers.values()) for compiled in ordered),
+            rule_versions={c.rule.rule_id: c.rule.version for c in ordered},
+        )
+
+
+def _brief(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in issue['loc']) or '(record)'}: {issue['msg']}"
+        for issue in error.errors()
+    )
+
+
+class GlobalTables:
+    """Reads the table topics in a background thread and publishes `Catalogue` snapshots."""
+
+    def __init__(self, settings: Settings, bootstrap: str) -> None:
+        self._settings = settings
+        self._bootstrap = bootstrap
+        self._topics = {settings.topic_name(name): name for name in TABLE_TOPICS}
+        self._state = TableState()
+        self._dead_letters = DeadLetterProducer(settings, bootstrap)
+        self._loaded = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="global-tables", daemon=True)
+        self._failure: BaseException | None = None
+        self.catalogue: Catalogue = self._state.snapshot()
+
+    def start(self, timeout: float = 30.0) -> GlobalTables:
+        """Start reading and return once every table topic has been read to its end."""
+        self._thread.start()
+        if not self._loaded.wait(timeout) or self._failure is not None:
+            self.stop()
+            raise BrokerError(
+                f"global tables: not loaded within {timeout:.0f} s ({self._failure or 'timeout'})"
+            )
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._dead_letters.flush()
+
+    @property
+    def dead_letters_sent(self) -> int:
+        return self._dead_letters.sent
+
+    def _consumer(self) -> tuple[Consumer, set[tuple[str, int]]]:
+        consumer = Consumer(
+            {
+                **self._settings.kafka_config(self._bootstrap),
+                "group.id": "nbo-global-tables",  # never joined: partitions are assigned
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
+        metadata = consumer.list_topics(timeout=10)
+        partitions = []
+        for topic in self._topics:
+            if topic not in metadata.topics:
+                raise BrokerError(
+                    f"global tables: topic {topic} is missing; run `nbo topics create`"
+                )
+            partitions += [
+                TopicPartition(topic, p, OFFSET_BEGINNING)
+                for p in metadata.topics[topic].partitions
+            ]
+        consumer.assign(partitions)
+        return consumer, {(tp.topic, tp.partition) for tp in partitions}
+
+    def _run(self) -> None:
+        try:
+            consumer, unread = self._consumer()
+        except Exception as error:
+            self._failure = error
+            self._loaded.set()
+            return
+        try:
+            while not self._stopping.is_set():
+                messages = consumer.consume(num_messages=1000, timeout=0.2)
+                changed = False
+                for message in messages:
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            unread.discard((message.topic(), message.partition()))
+                        else:
+                            log.warning("global tables: %s", error)
+                        continue
+                    changed |= self._apply(message)
+                if changed:
+                    self.catalogue = self._state.snapshot()
+                if not unread and not self._loaded.is_set():
+                    self._loaded.set()
+        finally:
+            consumer.close()
+
+    def _apply(self, message: Any) -> bool:
+        key = message.key()
+        origin = Origin(
+            topic=message.topic(),
+            partition=message.partition(),
+            offset=message.offset(),
+            key=key.decode(errors="replace") if key is not None else None,
+        )
+        before = self._state.changes
+        dead = self._state.apply(self._topics[origin.topic], origin, message.value())
+        if dead is not None:
+            log.warning("dead letter from %s: %s", origin, dead["reason"])
+            self._dead_letters.send(dead)
+        return self._state.changes != before

@@ -1,0 +1,278 @@
+"""The Valid Offers μ-product: per journey event, the offers valid for this customer right now.
+
+Sources: `customers`, `events`, `interactions` (keyed by customer id, co-partitioned) and the
+global tables `offers`, `validation_rules`, `eligibilities` (see `pipeline.catalogue`).
+Sink: `valid_offers`; bad records go to `dead_letter`.
+
+The three customer-keyed topics are concatenated into one dataframe, so one state store holds
+each customer's state and Quix processes their records in timestamp order: a profile update
+produced before an event is applied before the event is decided, never after.
+
+    parse ─> update state, and decide on events ─┬─> valid_offers
+                                                 └─> dead_letter
+
+Run it with `nbo run valid-offers`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from quixstreams import Application, State, message_context
+from quixstreams.models import Row
+
+from pipeline import customer_state
+from pipeline.catalogue import Catalogue, GlobalTables
+from pipeline.dead_letters import DeadLetterProducer, Origin, dead_letter
+from pipeline.quix import make_application
+from pipeline.rules import EventFacts, RuleEvaluator
+from pipeline.schemas import Customer, Interaction, JourneyEvent, Record
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STAGE = "valid-offers"
+SOURCES: dict[str, type[Record]] = {
+    "customers": Customer,
+    "events": JourneyEvent,
+    "interactions": Interaction,
+}
+_STATE_KEY = "customer"
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A source record, validated, or the dead letter that replaces it."""
+
+    source: str  # logical topic
+    record: Record | None  # None for a tombstone
+    dead: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Output:
+    topic: str  # "valid_offers" or "dead_letter"
+    value: dict[str, Any]
+
+
+def _origin(key: str | None) -> Origin:
+    context = message_context()
+    return Origin(context.topic, context.partition, context.offset, key)
+
+
+def parse(raw: bytes | None, key: str | None, topics: dict[str, str]) -> Parsed:
+    """Validate one raw record from a source topic."""
+    origin = _origin(key)
+    source = topics[origin.topic]
+    if raw is None:
+        return Parsed(source, None)
+    try:
+        record = SOURCES[source].model_validate_json(raw)
+    except ValidationError as error:
+        reason = "; ".join(
+            f"{'.'.join(str(p) for p in issue['loc']) or '(record)'}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        return Parsed(source, None, dead_letter(STAGE, origin, f"invalid {source}: {reason}", raw))
+    record_customer = getattr(record, "customer_id", None)
+    if key != record_customer:
+        reason = f"message key {key!r} differs from customer_id {record_customer!r}"
+        return Parsed(source, None, dead_letter(STAGE, origin, reason, raw))
+    return Parsed(source, record)
+
+
+def _iso(epoch: float | None) -> str | None:
+    return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None
+
+
+def decide(
+    catalogue: Catalogue,
+    evaluator: RuleEvaluator,
+    state: customer_state.State,
+    event: JourneyEvent,
+) -> dict[str, Any]:
+    """The valid_offers record for `event`, given the customer's state after the event."""
+    customer = customer_state.customer_view(state, event.customer_id)
+    facts = EventFacts(
+        customer=customer,
+        event=event.model_dump(),
+        now=event.timestamp,
+        last_seen=state["last_seen"],
+    )
+    excluded = evaluator.exclusions(catalogue.rules, facts)
+    now = event.timestamp.timestamp()
+    candidates = []
+    for offer_id, template in catalogue.templates.items():
+        if offer_id in excluded:
+            continue
+        offer = catalogue.offers[offer_id]
+        shown, unanswered = customer_state.contact_counts(
+            state, offer_id, now, template["contact_window_days"]
+        )
+        candidates.append(
+            {
+                **template,
+                "schema_version": 1,
+                "trigger_at": _iso(customer_state.trigger_time(state, offer["triggers"])),
+                "impressions": shown,
+                "unanswered_impressions": unanswered,
+            }
+        )
+    return {
+        "schema_version": 1,
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "customer_id": event.customer_id,
+        "timestamp": event.timestamp.isoformat(),
+        "channel": event.channel,
+        "event_attributes": event.attributes,
+        "customer": {**customer, "updated_at": _json_time(customer.get("updated_at"))},
+        "candidates": candidates,
+        "excluded": [
+            {
+                "schema_version": 1,
+                "offer_id": v.offer_id,
+                "rule_id": v.rule_id,
+                "rule_version": v.rule_version,
+                "kind": v.kind,
+                "reason": v.reason,
+            }
+            for v in excluded.values()
+        ],
+        "rule_versions": catalogue.rule_versions,
+        "catalogue_version": catalogue.version,
+    }
+
+
+def _json_time(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+class ValidOffersProcessor:
+    """The stateful step: owns the rule evaluator and reads the current catalogue per record."""
+
+    def __init__(self, tables: GlobalTables) -> None:
+        self._tables = tables
+        self._evaluator = RuleEvaluator()
+        self._catalogue_version = -1
+
+    def __call__(
+        self, parsed: Parsed, key: str, _timestamp: int, _headers: Any, state: State
+    ) -> Output | None:
+        if parsed.dead is not None:
+            return Output("dead_letter", parsed.dead)
+        record = parsed.record
+        if record is None:  # tombstone on customers: the customer asked to be forgotten
+            state.delete(_STATE_KEY)
+            return None
+        catalogue = self._tables.catalogue
+        if catalogue.version != self._catalogue_version:
+            self._evaluator.reset()
+            self._catalogue_version = catalogue.version
+        current = state.get(_STATE_KEY) or customer_state.new_state()
+        output = self._apply(catalogue, current, record, key)
+        state.set(_STATE_KEY, current)
+        return output
+
+    def _apply(
+        self, catalogue: Catalogue, current: customer_state.State, record: Record, key: str
+    ) -> Output | None:
+        if isinstance(record, Customer):
+            customer_state.apply_profile(current, record.model_dump(mode="json"))
+            return None
+        if isinstance(record, Interaction):
+            offer = catalogue.offers.get(record.offer_id)
+            if offer is None:
+                reason = f"interaction {record.interaction_id}: unknown offer id {record.offer_id}"
+                raw = record.model_dump_json()
+                return Output("dead_letter", dead_letter(STAGE, _origin(key), reason, raw))
+            customer_state.apply_interaction(
+                current,
+                record.offer_id,
+                offer["category"],
+                record.outcome,
+                record.timestamp.timestamp(),
+            )
+            return None
+        assert isinstance(record, JourneyEvent)
+        customer_state.apply_event(current, record.event_type, record.timestamp.timestamp())
+        return Output("valid_offers", decide(catalogue, self._evaluator, current, record))
+
+
+def processing_error_to_dead_letter(dead_letters: DeadLetterProducer) -> Any:
+    """Quix error callback: an unexpected error dead-letters the record; the stream goes on."""
+
+    def _on_error(error: Exception, row: Row | None, logger: logging.Logger) -> bool:
+        if row is None:
+            return False
+        origin = Origin(row.topic, row.partition, row.offset, _key_text(row.key))
+        reason = f"unexpected {type(error).__name__} in {STAGE}: {error}"
+        logger.error("dead letter from %s: %s", origin, reason)
+        raw = (
+            row.value if isinstance(row.value, bytes | str) else json.dumps(row.value, default=str)
+        )
+        dead_letters.send(dead_letter(STAGE, origin, reason, raw))
+        return True
+
+    return _on_error
+
+
+def _key_text(key: Any) -> str | None:
+    if isinstance(key, bytes):
+        return key.decode(errors="replace")
+    return None if key is None else str(key)
+
+
+def build(settings: Settings, bootstrap: str, tables: GlobalTables) -> Application:
+    """Wire the μ-product: every stage is named here, in order."""
+    dead_letters = DeadLetterProducer(settings, bootstrap)
+    app = make_application(
+        settings,
+        bootstrap,
+        STAGE,
+        on_processing_error=processing_error_to_dead_letter(dead_letters),
+    )
+    topics = {settings.topic_name(name): name for name in SOURCES}
+    sources = [
+        app.topic(name, key_deserializer="str", value_deserializer="bytes") for name in topics
+    ]
+    valid_offers = app.topic(
+        settings.topic_name("valid_offers"), key_serializer="str", value_serializer="json"
+    )
+    dead_letter_topic = app.topic(
+        settings.topic_name("dead_letter"), key_serializer="str", value_serializer="json"
+    )
+
+    sdf = app.dataframe(sources[0])
+    for source in sources[1:]:
+        sdf = sdf.concat(app.dataframe(source))
+    sdf = sdf.apply(lambda raw, key, _ts, _headers: parse(raw, key, topics), metadata=True)
+    sdf = sdf.apply(ValidOffersProcessor(tables), stateful=True, metadata=True)
+    sdf = sdf.filter(lambda output: output is not None)
+    sdf[sdf.apply(lambda o: o.topic == "valid_offers")].apply(lambda o: o.value).to_topic(
+        valid_offers
+    )
+    sdf[sdf.apply(lambda o: o.topic == "dead_letter")].apply(lambda o: o.value).to_topic(
+        dead_letter_topic
+    )
+    return app
+
+
+def run(settings: Settings, bootstrap: str) -> None:
+    """Load the global tables, then process until stopped (SIGTERM or Ctrl-C)."""
+    tables = GlobalTables(settings, bootstrap).start(timeout=settings.broker_start_timeout)
+    log.info(
+        "%s: catalogue loaded (%d offers, %d rules)",
+        STAGE,
+        len(tables.catalogue.offers),
+        len(tables.catalogue.rules),
+    )
+    try:
+        build(settings, bootstrap, tables).run()
+    finally:
+        tables.stop()
