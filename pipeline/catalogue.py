@@ -37,21 +37,6 @@ TABLE_TOPICS = {
     "validation_rules": RuleKind.VALIDATION,
     "eligibilities": RuleKind.ELIGIBILITY,
 }
-_CANDIDATE_FIELDS = (
-    "offer_id",
-    "category",
-    "value",
-    "business_lever",
-    "primary_interest_days",
-    "secondary_interest_days",
-    "negative_impact_days",
-    "secondary_value_ratio",
-    "negative_value_ratio",
-    "channels",
-    "max_impressions",
-    "contact_window_days",
-    "response_window_hours",
-)
 
 
 @dataclass(frozen=True)
@@ -60,14 +45,9 @@ class Catalogue:
 
     version: int
     offers: dict[str, dict[str, Any]]  # offer id -> offer fields (python values, for rules)
-    templates: dict[str, dict[str, Any]]  # offer id -> JSON-ready candidate fields
+    triggers: dict[str, tuple[str, ...]]  # offer id -> event types that open its interest
     rules: tuple[RuleInForce, ...]  # validation rules first, then eligibilities
     rule_versions: dict[str, int]
-
-
-def _template(offer: Offer) -> dict[str, Any]:
-    fields = offer.model_dump(mode="json", include=set(_CANDIDATE_FIELDS))
-    return {name: fields[name] for name in _CANDIDATE_FIELDS}
 
 
 @dataclass
@@ -154,7 +134,7 @@ class TableState:
         return Catalogue(
             version=self.changes,
             offers=offers,
-            templates={oid: _template(offer) for oid, offer in sorted(self.offers.items())},
+            triggers={oid: tuple(offer.triggers) for oid, offer in self.offers.items()},
             rules=tuple(group_offers(compiled, offers.values()) for compiled in ordered),
             rule_versions={c.rule.rule_id: c.rule.version for c in ordered},
         )

@@ -293,19 +293,19 @@ def explain(
 ) -> None:
     """Why was each offer offered or not to CUSTOMER at their latest (or a given) event?"""
     settings = _settings(ctx)
-    topic = settings.topic_name("valid_offers")
     with broker_mod.broker_address(settings, start_embedded=False) as address:
         found = None
-        for record in kafka_io.consume(settings, address, topic):
-            if record.key != customer:
-                continue
+        for record in kafka_io.consume(settings, address, settings.topic_name("valid_offers")):
             value = record.json()
-            if event is None or value.get("event_id") == event:
+            if record.key == customer and (event is None or value.get("event_id") == event):
                 found = value
+        offers = {
+            record.key: record.json()
+            for record in kafka_io.consume(settings, address, settings.topic_name("offers"))
+        }
     if found is None:
-        errors.print(
-            f"no valid_offers record for customer {customer}" + (f" event {event}" if event else "")
-        )
+        at_event = f" at event {event}" if event else ""
+        errors.print(f"no valid_offers record for customer {customer}{at_event}")
         raise typer.Exit(1)
     console.print(
         f"customer [bold]{customer}[/] at event {found['event_id']} ({found['event_type']}, "
@@ -313,10 +313,11 @@ def explain(
     )
     offered = Table("offered", "category", "value", "trigger at", "impressions")
     for candidate in found["candidates"]:
+        offer = offers.get(candidate["offer_id"]) or {}
         offered.add_row(
             candidate["offer_id"],
-            candidate["category"],
-            f"{candidate['value']:.0f}",
+            offer.get("category", "?"),
+            f"{offer.get('value', 0):.0f}",
             candidate["trigger_at"] or "-",
             str(candidate["impressions"]),
         )
@@ -324,7 +325,7 @@ def explain(
     excluded = Table("not offered", "rule", "kind", "why")
     for exclusion in found["excluded"]:
         excluded.add_row(
-            exclusion["offer_id"],
+            ", ".join(exclusion["offer_ids"]),
             f"{exclusion['rule_id']} v{exclusion['rule_version']}",
             exclusion["kind"],
             exclusion["reason"],

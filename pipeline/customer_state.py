@@ -84,14 +84,15 @@ def apply_interaction(state: State, offer_id: str, category: str, outcome: str, 
 
 def contact_counts(state: State, offer_id: str, now: float, window_days: float) -> tuple[int, int]:
     """(impressions in the last `window_days`, impressions since the last response)."""
-    contact = state["contacts"].get(offer_id)
+    contacts = state["contacts"]
+    contact = contacts.get(offer_id) if contacts else None
     if contact is None:
         return 0, 0
     since = now - window_days * _DAY
     return sum(1 for t in contact["shown"] if t >= since), contact["unanswered"]
 
 
-def trigger_time(state: State, triggers: list[str]) -> float | None:
+def trigger_time(state: State, triggers: tuple[str, ...] | list[str]) -> float | None:
     """The latest time any of `triggers` happened to this customer, or None."""
     last_seen = state["last_seen"]
     times = [last_seen[t] for t in triggers if t in last_seen]

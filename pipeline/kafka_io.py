@@ -7,6 +7,7 @@ load or a `tail` needs no consumer group and no state.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -134,3 +135,33 @@ def consume(
             yield _to_record(message)
     finally:
         consumer.close()
+
+
+def read_at_least(
+    settings: Settings, bootstrap: str, topic: str, count: int, timeout: float
+) -> list[KafkaRecord]:
+    """Read `topic` from the beginning until `count` records arrived; raise after `timeout`.
+
+    For tools and tests that wait on a stream's output: a bounded wait on a condition.
+    """
+    deadline = time.monotonic() + timeout
+    records: list[KafkaRecord] = []
+    consumer = Consumer(
+        {**settings.kafka_config(bootstrap), "group.id": "nbo-reader", "enable.auto.commit": False}
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = metadata.topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        while len(records) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"{topic}: {len(records)} of {count} records within {timeout:.0f} s"
+                )
+            for message in consumer.consume(num_messages=1000, timeout=min(remaining, 0.5)):
+                if message.error() is None:
+                    records.append(_to_record(message))
+    finally:
+        consumer.close()
+    return records

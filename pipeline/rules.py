@@ -1,8 +1,9 @@
 """Business rules as data: CEL conditions compiled once, evaluated cheaply for every event.
 
 A rule is a CEL expression over four names: `offer`, `customer`, `event` and `now` (the event's
-time), plus the function `days_since_last("event_type")` (days since the customer's last event of
-that type, `NEVER_DAYS` if none). It must evaluate to true for an offer to stay valid.
+time, to the minute: precise enough for validity dates and day counts, and it lets a minute's
+events share results), plus the function `days_since_last("event_type")` (days since the
+customer's last event of that type, `NEVER_DAYS` if none). It must be true for an offer to stay.
 
 Why the evaluation is shaped the way it is: a compiled CEL program runs in under a microsecond
 against an unchanged `cel.Context`, but every change of a variable costs about 4 µs to convert
@@ -149,14 +150,12 @@ class CompiledRule:
     rule: Rule
     program: cel.Program
     reads: Reads
+    uid: tuple[str, int] = field(init=False)
+    label: str = field(init=False)
 
-    @property
-    def uid(self) -> tuple[str, int]:
-        return (self.rule.rule_id, self.rule.version)
-
-    @property
-    def label(self) -> str:
-        return f"rule {self.rule.rule_id} v{self.rule.version}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "uid", (self.rule.rule_id, self.rule.version))
+        object.__setattr__(self, "label", f"rule {self.rule.rule_id} v{self.rule.version}")
 
     def applies_to(self, offer: Mapping[str, Any]) -> bool:
         rule = self.rule
@@ -215,10 +214,29 @@ def freeze(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """Why an offer was excluded: the first rule, in evaluation order, that said no."""
+
+    offer_id: str
+    rule_id: str
+    rule_version: int
+    kind: str
+    reason: str
+
+
+def _only(values: Mapping[str, Any], fields: tuple[str, ...]) -> Mapping[str, Any]:
+    """The fields a rule reads: CEL converts every value it is given, so give it no more."""
+    if fields == ("*",):
+        return values
+    return {name: values[name] for name in fields if name in values}
+
+
+@dataclass(frozen=True)
 class OfferGroup:
     key: tuple[Any, ...]
     representative: Mapping[str, Any]
     offer_ids: tuple[str, ...]
+    excluded: tuple[Verdict, ...]  # the verdicts when the condition is false, built once
 
 
 @dataclass(frozen=True)
@@ -237,22 +255,48 @@ def group_offers(compiled: CompiledRule, offers: Iterable[Mapping[str, Any]]) ->
         if fields == ("*",):
             key: tuple[Any, ...] = (offer["offer_id"],)
         else:
-            key = tuple(freeze(offer[name]) for name in fields)
-        groups.setdefault(key, (offer, []))[1].append(offer["offer_id"])
+            key = tuple(freeze(offer.get(name)) for name in fields)
+        groups.setdefault(key, (_only(offer, fields), []))[1].append(offer["offer_id"])
+    rule = compiled.rule
+    reason = f"condition false: {rule.condition}"
     return RuleInForce(
         compiled,
-        tuple(OfferGroup(key, rep, tuple(ids)) for key, (rep, ids) in groups.items()),
+        tuple(
+            OfferGroup(
+                key,
+                representative,
+                tuple(ids),
+                tuple(Verdict(oid, rule.rule_id, rule.version, rule.kind, reason) for oid in ids),
+            )
+            for key, (representative, ids) in groups.items()
+        ),
     )
 
 
 @dataclass(frozen=True)
 class EventFacts:
-    """The per-event inputs of rules: customer view, event, time, and last-seen times."""
+    """The per-event inputs of rules: customer view, event, time, and last-seen times.
+
+    `now` is truncated to the minute on construction (see the module docstring).
+    """
 
     customer: Mapping[str, Any]
     event: Mapping[str, Any]
     now: datetime
     last_seen: Mapping[str, float]  # event type -> epoch seconds
+    _frozen: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "now", self.now.replace(second=0, microsecond=0))
+
+    def frozen(self, variable: str, name: str) -> Any:
+        """The hashable value of `variable.name`, frozen once per event."""
+        try:
+            return self._frozen[variable, name]
+        except KeyError:
+            values = self.customer if variable == "customer" else self.event
+            value = self._frozen[variable, name] = freeze(values.get(name))
+            return value
 
     def days_since(self, event_type: str) -> float:
         seen = self.last_seen.get(event_type)
@@ -261,44 +305,33 @@ class EventFacts:
         return (self.now.timestamp() - seen) / _SECONDS_PER_DAY
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """Why an offer was excluded: the first rule, in evaluation order, that said no."""
-
-    offer_id: str
-    rule_id: str
-    rule_version: int
-    kind: str
-    reason: str
-
-
 @dataclass
 class RuleEvaluator:
     """Evaluates the rules in force for one event, memoising on what each rule reads.
 
-    One evaluator per processing thread; its memo is emptied when the catalogue changes.
+    The memo maps (rule, event key) to the rule's verdicts over all its offer groups, so a
+    repeated situation costs one look-up per rule. One evaluator per processing thread; empty
+    its memo (`reset`) when the catalogue changes.
     """
 
-    memo: dict[tuple[Any, ...], str | None] = field(default_factory=dict)
+    memo: dict[tuple[Any, ...], dict[str, Verdict]] = field(default_factory=dict)
     runs: int = 0
     errors: int = 0
 
     def reset(self) -> None:
         self.memo.clear()
 
-    def _event_key(self, reads: Reads, facts: EventFacts) -> tuple[Any, ...]:
-        customer, event = facts.customer, facts.event
+    @staticmethod
+    def _event_key(reads: Reads, facts: EventFacts) -> tuple[Any, ...]:
         parts: list[Any] = []
-        parts.extend(
-            freeze(customer)
-            if reads.customer == ("*",)
-            else tuple(freeze(customer.get(name)) for name in reads.customer)
-        )
-        parts.extend(
-            freeze(event)
-            if reads.event == ("*",)
-            else tuple(freeze(event.get(name)) for name in reads.event)
-        )
+        if reads.customer == ("*",):
+            parts.append(freeze(facts.customer))
+        else:
+            parts.extend(facts.frozen("customer", name) for name in reads.customer)
+        if reads.event == ("*",):
+            parts.append(freeze(facts.event))
+        else:
+            parts.extend(facts.frozen("event", name) for name in reads.event)
         if reads.now:
             parts.append(facts.now)
         if reads.days_since == ("*",):
@@ -308,45 +341,49 @@ class RuleEvaluator:
             parts.extend(facts.days_since(name) for name in reads.days_since)
         return tuple(parts)
 
-    def _failure(self, rule: RuleInForce, group: OfferGroup, facts: EventFacts) -> str | None:
-        """None if the rule holds for the group, else the reason it does not."""
-        self.runs += 1
-        bindings = {
-            "offer": group.representative,
-            "customer": facts.customer,
-            "event": facts.event,
-            "now": facts.now,
-        }
-        try:
-            holds = rule.compiled.evaluate(bindings, facts.days_since)
-        except RuleError as error:
-            self.errors += 1
-            return f"could not be evaluated, so excluded: {error}"
-        return None if holds else f"condition false: {rule.compiled.rule.condition}"
+    def _verdicts(self, rule: RuleInForce, facts: EventFacts) -> dict[str, Verdict]:
+        """Run the rule on every group it applies to; the verdicts of the offers it excludes."""
+        compiled = rule.compiled
+        reads = compiled.reads
+        customer = _only(facts.customer, reads.customer)
+        event = _only(facts.event, reads.event)
+        verdicts: list[Verdict] = []
+        for group in rule.groups:
+            self.runs += 1
+            bindings = {"offer": group.representative, "customer": customer, "event": event}
+            if reads.now:
+                bindings["now"] = facts.now
+            try:
+                if not compiled.evaluate(bindings, facts.days_since):
+                    verdicts.extend(group.excluded)
+            except RuleError as error:
+                self.errors += 1
+                rule_ = compiled.rule
+                reason = f"could not be evaluated, so excluded: {error}"
+                verdicts.extend(
+                    Verdict(oid, rule_.rule_id, rule_.version, rule_.kind, reason)
+                    for oid in group.offer_ids
+                )
+        return {verdict.offer_id: verdict for verdict in verdicts}
 
     def exclusions(self, rules: Iterable[RuleInForce], facts: EventFacts) -> dict[str, Verdict]:
         """offer id -> the verdict of the first rule that excludes it."""
         if len(self.memo) > _MEMO_LIMIT:
             self.memo.clear()
-        excluded: dict[str, Verdict] = {}
+        per_rule: list[dict[str, Verdict]] = []
+        keys: dict[Reads, tuple[Any, ...]] = {}  # rules reading the same fields share a key
         for rule in rules:
-            compiled = rule.compiled
-            event_key = self._event_key(compiled.reads, facts)
-            for group in rule.groups:
-                memo_key = (compiled.uid, group.key, event_key)
-                try:
-                    failure = self.memo[memo_key]
-                except KeyError:
-                    failure = self.memo[memo_key] = self._failure(rule, group, facts)
-                if failure is None:
-                    continue
-                for offer_id in group.offer_ids:
-                    if offer_id not in excluded:
-                        excluded[offer_id] = Verdict(
-                            offer_id,
-                            compiled.rule.rule_id,
-                            compiled.rule.version,
-                            compiled.rule.kind,
-                            failure,
-                        )
+            reads = rule.compiled.reads
+            event_key = keys.get(reads)
+            if event_key is None:
+                event_key = keys[reads] = self._event_key(reads, facts)
+            memo_key = (rule.compiled.uid, event_key)
+            verdicts = self.memo.get(memo_key)
+            if verdicts is None:
+                verdicts = self.memo[memo_key] = self._verdicts(rule, facts)
+            if verdicts:
+                per_rule.append(verdicts)
+        excluded: dict[str, Verdict] = {}
+        for verdicts in reversed(per_rule):  # earlier rules overwrite later ones: first one wins
+            excluded.update(verdicts)
         return excluded

@@ -204,32 +204,26 @@ class Output(BaseModel):
 
 
 class CandidateOffer(Output):
-    """An offer valid for a customer at an event, with what the ranker needs to weigh it."""
+    """An offer valid for a customer at an event, with this customer's facts about it.
+
+    The offer's own fields (value, time-value profile, limits) are on the `offers` table,
+    which the ranker reads too; `catalogue_version` on the record says which state of it applied.
+    """
 
     offer_id: str
-    category: Category
-    value: float
-    business_lever: float
-    primary_interest_days: float
-    secondary_interest_days: float
-    negative_impact_days: float
-    secondary_value_ratio: float
-    negative_value_ratio: float
-    channels: list[Channel]
     trigger_at: datetime | None = Field(description="latest trigger event of this offer")
     impressions: int = Field(description="impressions to this customer in the contact window")
     unanswered_impressions: int = Field(description="impressions since the last response")
-    max_impressions: int | None
-    contact_window_days: float
-    response_window_hours: float
 
 
 class Exclusion(Output):
-    offer_id: str
+    """The offers one rule excluded at this event (each offer under the first rule only)."""
+
     rule_id: str
     rule_version: int
     kind: RuleKind
     reason: str
+    offer_ids: list[str]
 
 
 class ValidOffers(Output):

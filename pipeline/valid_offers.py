@@ -8,8 +8,9 @@ The three customer-keyed topics are concatenated into one dataframe, so one stat
 each customer's state and Quix processes their records in timestamp order: a profile update
 produced before an event is applied before the event is decided, never after.
 
-    parse ─> update state, and decide on events ─┬─> valid_offers
-                                                 └─> dead_letter
+    parse ─> update state, and decide on events ─> valid_offers
+                 └─ bad records ─> dead_letter (sent directly: a dataframe branch would
+                                   deep-copy every 20 KB output to serve a rare record)
 
 Run it with `nbo run valid-offers`.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +32,7 @@ from pipeline import customer_state
 from pipeline.catalogue import Catalogue, GlobalTables
 from pipeline.dead_letters import DeadLetterProducer, Origin, dead_letter
 from pipeline.quix import make_application
-from pipeline.rules import EventFacts, RuleEvaluator
+from pipeline.rules import EventFacts, RuleEvaluator, Verdict
 from pipeline.schemas import Customer, Interaction, JourneyEvent, Record
 from pipeline.settings import Settings
 
@@ -52,12 +54,6 @@ class Parsed:
     source: str  # logical topic
     record: Record | None  # None for a tombstone
     dead: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Output:
-    topic: str  # "valid_offers" or "dead_letter"
-    value: dict[str, Any]
 
 
 def _origin(key: str | None) -> Origin:
@@ -106,19 +102,21 @@ def decide(
     )
     excluded = evaluator.exclusions(catalogue.rules, facts)
     now = event.timestamp.timestamp()
+    trigger_times: dict[tuple[str, ...], str | None] = {}  # offers of a kind share triggers
     candidates = []
-    for offer_id, template in catalogue.templates.items():
+    for offer_id, offer in catalogue.offers.items():
         if offer_id in excluded:
             continue
-        offer = catalogue.offers[offer_id]
+        triggers = catalogue.triggers[offer_id]
+        if triggers not in trigger_times:
+            trigger_times[triggers] = _iso(customer_state.trigger_time(state, triggers))
         shown, unanswered = customer_state.contact_counts(
-            state, offer_id, now, template["contact_window_days"]
+            state, offer_id, now, offer["contact_window_days"]
         )
         candidates.append(
             {
-                **template,
-                "schema_version": 1,
-                "trigger_at": _iso(customer_state.trigger_time(state, offer["triggers"])),
+                "offer_id": offer_id,
+                "trigger_at": trigger_times[triggers],
                 "impressions": shown,
                 "unanswered_impressions": unanswered,
             }
@@ -133,20 +131,27 @@ def decide(
         "event_attributes": event.attributes,
         "customer": {**customer, "updated_at": _json_time(customer.get("updated_at"))},
         "candidates": candidates,
-        "excluded": [
-            {
-                "schema_version": 1,
-                "offer_id": v.offer_id,
-                "rule_id": v.rule_id,
-                "rule_version": v.rule_version,
-                "kind": v.kind,
-                "reason": v.reason,
-            }
-            for v in excluded.values()
-        ],
+        "excluded": _by_rule(excluded.values()),
         "rule_versions": catalogue.rule_versions,
         "catalogue_version": catalogue.version,
     }
+
+
+def _by_rule(verdicts: Iterable[Verdict]) -> list[dict[str, Any]]:
+    """Exclusions grouped per rule, so each rule's reason is written once."""
+    grouped: dict[tuple[str, str], dict[str, Any]] = {}
+    for verdict in verdicts:
+        group = grouped.get((verdict.rule_id, verdict.reason))
+        if group is None:
+            group = grouped[verdict.rule_id, verdict.reason] = {
+                "rule_id": verdict.rule_id,
+                "rule_version": verdict.rule_version,
+                "kind": verdict.kind,
+                "reason": verdict.reason,
+                "offer_ids": [],
+            }
+        group["offer_ids"].append(verdict.offer_id)
+    return list(grouped.values())
 
 
 def _json_time(value: Any) -> Any:
@@ -156,16 +161,19 @@ def _json_time(value: Any) -> Any:
 class ValidOffersProcessor:
     """The stateful step: owns the rule evaluator and reads the current catalogue per record."""
 
-    def __init__(self, tables: GlobalTables) -> None:
+    def __init__(self, tables: GlobalTables, dead_letters: DeadLetterProducer) -> None:
         self._tables = tables
+        self._dead_letters = dead_letters
         self._evaluator = RuleEvaluator()
         self._catalogue_version = -1
 
     def __call__(
         self, parsed: Parsed, key: str, _timestamp: int, _headers: Any, state: State
-    ) -> Output | None:
+    ) -> dict[str, Any] | None:
+        """The valid_offers record for an event; None for other records."""
         if parsed.dead is not None:
-            return Output("dead_letter", parsed.dead)
+            self._dead_letters.send(parsed.dead)
+            return None
         record = parsed.record
         if record is None:  # tombstone on customers: the customer asked to be forgotten
             state.delete(_STATE_KEY)
@@ -181,7 +189,7 @@ class ValidOffersProcessor:
 
     def _apply(
         self, catalogue: Catalogue, current: customer_state.State, record: Record, key: str
-    ) -> Output | None:
+    ) -> dict[str, Any] | None:
         if isinstance(record, Customer):
             customer_state.apply_profile(current, record.model_dump(mode="json"))
             return None
@@ -190,7 +198,8 @@ class ValidOffersProcessor:
             if offer is None:
                 reason = f"interaction {record.interaction_id}: unknown offer id {record.offer_id}"
                 raw = record.model_dump_json()
-                return Output("dead_letter", dead_letter(STAGE, _origin(key), reason, raw))
+                self._dead_letters.send(dead_letter(STAGE, _origin(key), reason, raw))
+                return None
             customer_state.apply_interaction(
                 current,
                 record.offer_id,
@@ -201,7 +210,7 @@ class ValidOffersProcessor:
             return None
         assert isinstance(record, JourneyEvent)
         customer_state.apply_event(current, record.event_type, record.timestamp.timestamp())
-        return Output("valid_offers", decide(catalogue, self._evaluator, current, record))
+        return decide(catalogue, self._evaluator, current, record)
 
 
 def processing_error_to_dead_letter(dead_letters: DeadLetterProducer) -> Any:
@@ -244,22 +253,14 @@ def build(settings: Settings, bootstrap: str, tables: GlobalTables) -> Applicati
     valid_offers = app.topic(
         settings.topic_name("valid_offers"), key_serializer="str", value_serializer="json"
     )
-    dead_letter_topic = app.topic(
-        settings.topic_name("dead_letter"), key_serializer="str", value_serializer="json"
-    )
 
     sdf = app.dataframe(sources[0])
     for source in sources[1:]:
         sdf = sdf.concat(app.dataframe(source))
     sdf = sdf.apply(lambda raw, key, _ts, _headers: parse(raw, key, topics), metadata=True)
-    sdf = sdf.apply(ValidOffersProcessor(tables), stateful=True, metadata=True)
+    sdf = sdf.apply(ValidOffersProcessor(tables, dead_letters), stateful=True, metadata=True)
     sdf = sdf.filter(lambda output: output is not None)
-    sdf[sdf.apply(lambda o: o.topic == "valid_offers")].apply(lambda o: o.value).to_topic(
-        valid_offers
-    )
-    sdf[sdf.apply(lambda o: o.topic == "dead_letter")].apply(lambda o: o.value).to_topic(
-        dead_letter_topic
-    )
+    sdf.to_topic(valid_offers)
     return app
 
 

@@ -1,0 +1,38 @@
+"""Helpers for tests that run μ-products as real processes against the session broker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from pipeline import processes
+from pipeline.kafka_io import KafkaRecord, produce, read_at_least
+from pipeline.settings import Settings
+
+
+@contextmanager
+def running(settings: Settings, *command: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `nbo COMMAND` as its own process for the duration of the block."""
+    log = settings.state_dir.parent / f"{'-'.join(command)}.log"
+    with processes.running(settings, ["pipeline", *command], log) as process:
+        yield process
+
+
+def send(settings: Settings, logical_topic: str, records: Sequence[tuple[str, Any]]) -> None:
+    """Produce `(key, value)` pairs; a value that is not bytes is sent as JSON."""
+    items = [
+        (key, value if isinstance(value, bytes) else json.dumps(value).encode())
+        for key, value in records
+    ]
+    produce(settings, settings.broker_address or "", settings.topic_name(logical_topic), items)
+
+
+def outputs(settings: Settings, logical_topic: str, count: int, timeout: float = 60) -> list[Any]:
+    """The first `count` JSON values on `logical_topic`, waiting for them up to `timeout`."""
+    records: list[KafkaRecord] = read_at_least(
+        settings, settings.broker_address or "", settings.topic_name(logical_topic), count, timeout
+    )
+    return [record.json() for record in records]
