@@ -150,10 +150,12 @@ def _brief(error: ValidationError) -> str:
 class GlobalTables:
     """Reads the table topics in a background thread and publishes `Catalogue` snapshots."""
 
-    def __init__(self, settings: Settings, bootstrap: str) -> None:
+    def __init__(
+        self, settings: Settings, bootstrap: str, tables: tuple[str, ...] = tuple(TABLE_TOPICS)
+    ) -> None:
         self._settings = settings
         self._bootstrap = bootstrap
-        self._topics = {settings.topic_name(name): name for name in TABLE_TOPICS}
+        self._topics = {settings.topic_name(name): name for name in tables}
         self._state = TableState()
         self._dead_letters = DeadLetterProducer(settings, bootstrap)
         self._loaded = threading.Event()

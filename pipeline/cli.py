@@ -283,6 +283,18 @@ def run_valid_offers(ctx: typer.Context) -> None:
         valid_offers.run(settings, address)
 
 
+@run_app.command("ranker")
+def run_ranker(ctx: typer.Context) -> None:
+    """The Next Best Offer μ-product: valid offers in, ranked decisions out; learns online."""
+    from pipeline import next_best_offer
+
+    settings = _settings(ctx)
+    _configure_logging()
+    broker_mod.stop_on_sigterm()
+    with broker_mod.broker_address(settings, start_embedded=False) as address:
+        next_best_offer.run(settings, address)
+
+
 @app.command("explain")
 def explain(
     ctx: typer.Context,

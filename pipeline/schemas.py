@@ -264,6 +264,7 @@ class Decision(Output):
     offers: list[RankedOffer]
     model_version: str
     policy: str
+    feature_set: str
     rule_versions: dict[str, int]
     explanation: str
 

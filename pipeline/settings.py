@@ -50,6 +50,19 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(default=6000, ge=1000)
     broker_start_timeout: float = Field(default=20.0, gt=0)
 
+    # The Next Best Offer μ-product
+    ranker_model: Literal["logistic", "hoeffding_tree", "adaptive_forest", "naive_bayes"] = (
+        "logistic"
+    )
+    exploration: Literal["greedy", "epsilon-greedy", "thompson"] = "epsilon-greedy"
+    epsilon: float = Field(default=0.1, ge=0, le=1)
+    top_k: int = Field(default=3, ge=1, description="offers per decision")
+    channel_daily_limit: int = Field(default=5, ge=1, description="impressions per channel/day")
+    default_max_impressions: int = Field(default=3, ge=1)
+    fatigue_share: float = Field(default=0.25, ge=0, le=1)
+    model_checkpoint_interval: float = Field(default=10.0, gt=0, description="seconds")
+    seed: int = 0
+
     def topic_name(self, logical: str) -> str:
         """The real topic name for a logical one (`offers` → `nbo.offers`)."""
         return f"{self.topic_prefix}.{logical}" if self.topic_prefix else logical

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from quixstreams import Application, State, message_context
 from quixstreams.models import Row
 
@@ -33,13 +33,13 @@ from pipeline.catalogue import Catalogue, GlobalTables
 from pipeline.dead_letters import DeadLetterProducer, Origin, dead_letter
 from pipeline.quix import make_application
 from pipeline.rules import EventFacts, RuleEvaluator, Verdict
-from pipeline.schemas import Customer, Interaction, JourneyEvent, Record
+from pipeline.schemas import Customer, Interaction, JourneyEvent
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
 STAGE = "valid-offers"
-SOURCES: dict[str, type[Record]] = {
+SOURCES: dict[str, type[BaseModel]] = {
     "customers": Customer,
     "events": JourneyEvent,
     "interactions": Interaction,
@@ -52,7 +52,7 @@ class Parsed:
     """A source record, validated, or the dead letter that replaces it."""
 
     source: str  # logical topic
-    record: Record | None  # None for a tombstone
+    record: BaseModel | None  # None for a tombstone
     dead: dict[str, Any] | None = None
 
 
@@ -61,24 +61,30 @@ def _origin(key: str | None) -> Origin:
     return Origin(context.topic, context.partition, context.offset, key)
 
 
-def parse(raw: bytes | None, key: str | None, topics: dict[str, str]) -> Parsed:
-    """Validate one raw record from a source topic."""
+def parse(
+    raw: bytes | None,
+    key: str | None,
+    topics: dict[str, str],
+    schemas: dict[str, type[BaseModel]],
+    stage: str = STAGE,
+) -> Parsed:
+    """Validate one raw record from a source topic (`topics`: real name -> logical name)."""
     origin = _origin(key)
     source = topics[origin.topic]
     if raw is None:
         return Parsed(source, None)
     try:
-        record = SOURCES[source].model_validate_json(raw)
+        record = schemas[source].model_validate_json(raw)
     except ValidationError as error:
         reason = "; ".join(
             f"{'.'.join(str(p) for p in issue['loc']) or '(record)'}: {issue['msg']}"
             for issue in error.errors()
         )
-        return Parsed(source, None, dead_letter(STAGE, origin, f"invalid {source}: {reason}", raw))
+        return Parsed(source, None, dead_letter(stage, origin, f"invalid {source}: {reason}", raw))
     record_customer = getattr(record, "customer_id", None)
     if key != record_customer:
         reason = f"message key {key!r} differs from customer_id {record_customer!r}"
-        return Parsed(source, None, dead_letter(STAGE, origin, reason, raw))
+        return Parsed(source, None, dead_letter(stage, origin, reason, raw))
     return Parsed(source, record)
 
 
@@ -188,7 +194,7 @@ class ValidOffersProcessor:
         return output
 
     def _apply(
-        self, catalogue: Catalogue, current: customer_state.State, record: Record, key: str
+        self, catalogue: Catalogue, current: customer_state.State, record: BaseModel, key: str
     ) -> dict[str, Any] | None:
         if isinstance(record, Customer):
             customer_state.apply_profile(current, record.model_dump(mode="json"))
@@ -213,7 +219,7 @@ class ValidOffersProcessor:
         return decide(catalogue, self._evaluator, current, record)
 
 
-def processing_error_to_dead_letter(dead_letters: DeadLetterProducer) -> Any:
+def processing_error_to_dead_letter(dead_letters: DeadLetterProducer, stage: str = STAGE) -> Any:
     """Quix error callback: an unexpected error dead-letters the record; the stream goes on."""
 
     def _on_error(error: Exception, row: Row | None, logger: logging.Logger) -> bool:
@@ -257,7 +263,7 @@ def build(settings: Settings, bootstrap: str, tables: GlobalTables) -> Applicati
     sdf = app.dataframe(sources[0])
     for source in sources[1:]:
         sdf = sdf.concat(app.dataframe(source))
-    sdf = sdf.apply(lambda raw, key, _ts, _headers: parse(raw, key, topics), metadata=True)
+    sdf = sdf.apply(lambda raw, key, _ts, _headers: parse(raw, key, topics, SOURCES), metadata=True)
     sdf = sdf.apply(ValidOffersProcessor(tables, dead_letters), stateful=True, metadata=True)
     sdf = sdf.filter(lambda output: output is not None)
     sdf.to_topic(valid_offers)

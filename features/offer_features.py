@@ -1,0 +1,94 @@
+"""Features of one candidate offer for one customer at one moment.
+
+Pure functions: they take the customer view, the offer and the decision context and return a
+new `dict[str, float]`; they never change their inputs.
+
+>>> context = DecisionContext(hour=9, weekday=0, channel="web", event_type="travel_booking")
+>>> customer = {"segment": "mass", "age": 34, "products_held": ["card"]}
+>>> offer = {"category": "insurance"}
+>>> x = candidate_features(customer, offer, context, days_since_trigger=0.5, phase="primary",
+...                        impressions=1, unanswered=1)
+>>> x["segment=mass×category=insurance"], x["event=travel_booking×category=insurance"]
+(1.0, 1.0)
+>>> "holds_category" in x
+False
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+FEATURE_SET = "v1: bias, segment, age band, category, phase, channel, hour, weekday, crosses"
+
+
+@dataclass(frozen=True)
+class DecisionContext:
+    hour: int
+    weekday: int
+    channel: str
+    event_type: str
+
+    @classmethod
+    def at(cls, moment: datetime, channel: str, event_type: str) -> DecisionContext:
+        return cls(
+            hour=moment.hour, weekday=moment.weekday(), channel=channel, event_type=event_type
+        )
+
+
+def age_band(age: float) -> str:
+    """The customer's age band.
+
+    >>> age_band(17), age_band(30), age_band(70)
+    ('<25', '25-39', '65+')
+    """
+    for upper, label in ((25, "<25"), (40, "25-39"), (55, "40-54"), (65, "55-64")):
+        if age < upper:
+            return label
+    return "65+"
+
+
+def customer_features(customer: dict[str, Any]) -> dict[str, float]:
+    """The customer's part, the same for every candidate of a decision."""
+    return {
+        f"segment={customer.get('segment', 'unknown')}": 1.0,
+        f"age={age_band(float(customer.get('age') or 0))}": 1.0,
+    }
+
+
+def candidate_features(
+    customer: dict[str, Any],
+    offer: dict[str, Any],
+    context: DecisionContext,
+    *,
+    days_since_trigger: float | None,
+    phase: str,
+    impressions: int,
+    unanswered: int,
+) -> dict[str, float]:
+    """All features of one candidate: customer, offer, context and their crosses."""
+    category = offer["category"]
+    segment = customer.get("segment", "unknown")
+    features = {
+        "bias": 1.0,
+        **customer_features(customer),
+        f"category={category}": 1.0,
+        f"segment={segment}×category={category}": 1.0,
+        f"age={age_band(float(customer.get('age') or 0))}×category={category}": 1.0,
+        f"phase={phase}": 1.0,
+        f"phase={phase}×category={category}": 1.0,
+        f"channel={context.channel}×category={category}": 1.0,
+        f"event={context.event_type}×category={category}": 1.0,
+        "hour_sin": math.sin(2 * math.pi * context.hour / 24),
+        "hour_cos": math.cos(2 * math.pi * context.hour / 24),
+        "weekend": 1.0 if context.weekday >= 5 else 0.0,
+        "impressions": float(min(impressions, 10)) / 10,
+        "unanswered": float(min(unanswered, 10)) / 10,
+    }
+    if days_since_trigger is not None:
+        features["log_days_since_trigger"] = math.log1p(max(0.0, days_since_trigger)) / 5
+    if category in customer.get("products_held", ()):
+        features["holds_category"] = 1.0
+    return features

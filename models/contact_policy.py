@@ -1,0 +1,40 @@
+"""Contact policy: how often an offer, and how many offers, a customer may be shown.
+
+- at most `max_impressions` impressions of an offer per customer within the offer's contact
+  window (the offer's own `max_impressions`, else the category's, else the default);
+- at most `channel_daily_limit` impressions per channel per customer per day.
+
+>>> policy = ContactPolicy(default_max_impressions=3, category_max_impressions={"loan": 1})
+>>> policy.offer_allowed({"category": "loan", "max_impressions": None}, impressions=1)
+False
+>>> policy.offer_allowed({"category": "card", "max_impressions": None}, impressions=2)
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DAY_SECONDS = 86400.0
+
+
+@dataclass(frozen=True)
+class ContactPolicy:
+    default_max_impressions: int = 3
+    category_max_impressions: dict[str, int] = field(default_factory=dict)
+    channel_daily_limit: int = 5
+    fatigue_share: float = 0.25
+
+    def max_impressions(self, offer: dict[str, Any]) -> int:
+        own = offer.get("max_impressions")
+        if own is not None:
+            return int(own)
+        return self.category_max_impressions.get(offer["category"], self.default_max_impressions)
+
+    def offer_allowed(self, offer: dict[str, Any], impressions: int) -> bool:
+        return impressions < self.max_impressions(offer)
+
+    def channel_allowed(self, shown_at: list[float], now: float) -> bool:
+        """`shown_at`: times of this customer's impressions on the channel."""
+        return sum(1 for t in shown_at if now - t < DAY_SECONDS) < self.channel_daily_limit

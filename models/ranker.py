@@ -1,0 +1,106 @@
+"""The online ranker: P(accept) from any River classifier, priority from time value and levers.
+
+Behaves like a River estimator: `learn_one(x, y)`, `predict_one(x)` (P(accept)) and `rank`.
+Hyper-parameters are `__init__` arguments stored under the same names; learned state is
+`_`-prefixed.
+
+>>> ranker = OnlineRanker(model="logistic", seed=1)
+>>> for _ in range(50):
+...     ranker.learn_one({"bias": 1.0, "category=card": 1.0}, True)
+...     ranker.learn_one({"bias": 1.0, "category=loan": 1.0}, False)
+>>> ranker.predict_one({"bias": 1.0, "category=card": 1.0}) > 0.5
+True
+>>> ranker.version
+'logistic-100'
+>>> [c.key for c in ranker.rank([
+...     Candidate("loan", {"bias": 1.0, "category=loan": 1.0}, value_now=100.0),
+...     Candidate("card", {"bias": 1.0, "category=card": 1.0}, value_now=100.0),
+... ])]
+['card', 'loan']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from river import forest, linear_model, naive_bayes, optim, tree
+
+MODELS = ("logistic", "hoeffding_tree", "adaptive_forest", "naive_bayes")
+
+
+def make_classifier(name: str, seed: int) -> Any:
+    """A fresh River binary classifier by name (see `MODELS`)."""
+    if name == "logistic":
+        return linear_model.LogisticRegression(optimizer=optim.SGD(0.05), l2=1e-5)
+    if name == "hoeffding_tree":
+        return tree.HoeffdingTreeClassifier(grace_period=50)
+    if name == "adaptive_forest":
+        return forest.ARFClassifier(n_models=10, seed=seed)
+    if name == "naive_bayes":
+        return naive_bayes.BernoulliNB()  # type: ignore[no-untyped-call]
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+
+
+@dataclass
+class Candidate:
+    """One offer to rank: its features, value now and business lever."""
+
+    key: str
+    features: dict[str, float]
+    value_now: float
+    lever: float = 1.0
+    p_accept: float = field(default=0.0, init=False)
+    score: float = field(default=0.0, init=False)
+
+
+class OnlineRanker:
+    """Ranks candidates by priority = P(accept) × value now × business lever."""
+
+    def __init__(self, model: str = "logistic", seed: int = 0) -> None:
+        self.model = model
+        self.seed = seed
+        self._classifier = make_classifier(model, seed)
+        self._n_learned = 0
+        self._n_positive = 0
+
+    @property
+    def version(self) -> str:
+        """Changes with every label learned: a decision records the version that made it."""
+        return f"{self.model}-{self._n_learned}"
+
+    @property
+    def n_learned(self) -> int:
+        return self._n_learned
+
+    def learn_one(self, x: dict[str, float], y: bool) -> None:
+        self._classifier.learn_one(x, y)
+        self._n_learned += 1
+        self._n_positive += int(y)
+
+    def predict_one(self, x: dict[str, float]) -> float:
+        """P(accept) for a shown offer with features `x`."""
+        proba = self._classifier.predict_proba_one(x)
+        if not proba:  # a tree with nothing learned yet
+            return 0.5
+        return float(proba.get(True, 0.0))
+
+    def rank(self, candidates: Iterable[Candidate]) -> list[Candidate]:
+        """Score every candidate and return them best first (ties: higher P × value)."""
+        ranked = []
+        for candidate in candidates:
+            candidate.p_accept = self.predict_one(candidate.features)
+            candidate.score = candidate.p_accept * candidate.value_now * candidate.lever
+            ranked.append(candidate)
+        ranked.sort(key=lambda c: (c.score, c.p_accept * max(c.value_now, 0.0)), reverse=True)
+        return ranked
+
+    def contributions(self, x: dict[str, float], top: int = 3) -> list[tuple[str, float]]:
+        """The features that moved P(accept) most for `x` (linear models only; else [])."""
+        weights = getattr(self._classifier, "weights", None)
+        if weights is None:
+            return []
+        parts = [(name, float(weights.get(name, 0.0)) * value) for name, value in x.items()]
+        parts.sort(key=lambda part: abs(part[1]), reverse=True)
+        return [(name, round(value, 4)) for name, value in parts[:top] if value != 0.0]

@@ -1,0 +1,92 @@
+"""An offer's value as time passes since its trigger: the article's time-value curve.
+
+    value
+      │■■■■■■■■■■■ primary
+      │           ■■■■■■■■■■■■ secondary (secondary_value_ratio × value)
+      │                        ······· irrelevant (0)
+    0 ┼──────────────────────────────────┬──────────── days since trigger
+      │                    negative impact: negative_value_ratio × value ■■■■■■■
+
+Unanswered impressions move an offer towards negative impact (fatigue): each one advances the
+offer's clock by `fatigue_share` of its negative-impact day. An offer with no trigger yet is
+irrelevant (worth nothing now, but not harmful either).
+
+>>> profile = TimeValueProfile(value=100, primary_interest_days=2, secondary_interest_days=5,
+...                            negative_impact_days=10)
+>>> value_now(profile, days_since_trigger=1.0)
+(100.0, 'primary')
+>>> value_now(profile, days_since_trigger=3.0)
+(50.0, 'secondary')
+>>> value_now(profile, days_since_trigger=8.0)
+(0.0, 'irrelevant')
+>>> value_now(profile, days_since_trigger=1.0, unanswered_impressions=4)  # fatigue
+(-50.0, 'negative')
+>>> value_now(profile, days_since_trigger=None)
+(0.0, 'irrelevant')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Phase = Literal["primary", "secondary", "irrelevant", "negative"]
+DEFAULT_FATIGUE_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class TimeValueProfile:
+    value: float
+    primary_interest_days: float
+    secondary_interest_days: float
+    negative_impact_days: float
+    secondary_value_ratio: float = 0.5
+    negative_value_ratio: float = -0.5
+
+    @classmethod
+    def of(cls, offer: dict[str, Any]) -> TimeValueProfile:
+        return cls(
+            value=offer["value"],
+            primary_interest_days=offer["primary_interest_days"],
+            secondary_interest_days=offer["secondary_interest_days"],
+            negative_impact_days=offer["negative_impact_days"],
+            secondary_value_ratio=offer["secondary_value_ratio"],
+            negative_value_ratio=offer["negative_value_ratio"],
+        )
+
+
+def phase_at(profile: TimeValueProfile, days: float | None) -> Phase:
+    if days is None:
+        return "irrelevant"
+    if days >= profile.negative_impact_days:
+        return "negative"
+    if days < profile.primary_interest_days:
+        return "primary"
+    if days < profile.primary_interest_days + profile.secondary_interest_days:
+        return "secondary"
+    return "irrelevant"
+
+
+_RATIO = {"primary": None, "secondary": "secondary_value_ratio", "negative": "negative_value_ratio"}
+
+
+def value_now(
+    profile: TimeValueProfile,
+    days_since_trigger: float | None,
+    unanswered_impressions: int = 0,
+    fatigue_share: float = DEFAULT_FATIGUE_SHARE,
+) -> tuple[float, Phase]:
+    """(value of showing the offer now, its interest phase)."""
+    days = days_since_trigger
+    if days is not None:
+        days = (
+            max(0.0, days) + unanswered_impressions * fatigue_share * profile.negative_impact_days
+        )
+    elif unanswered_impressions * fatigue_share >= 1.0:
+        days = profile.negative_impact_days  # ignored so often that it now annoys
+    phase = phase_at(profile, days)
+    if phase == "irrelevant":
+        return 0.0, phase
+    ratio_field = _RATIO[phase]
+    ratio = 1.0 if ratio_field is None else float(getattr(profile, ratio_field))
+    return float(profile.value) * ratio, phase

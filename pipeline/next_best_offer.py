@@ -1,0 +1,352 @@
+"""The Next Best Offer μ-product: ranks valid offers and learns from the customers' reactions.
+
+Sources: `valid_offers` and `interactions` (both keyed by customer id, read as one stream so a
+customer's responses and decisions are processed in timestamp order) and the `offers` table.
+Sink: `next_best_offers`; bad records go to `dead_letter`.
+
+Per valid_offers record (one triggering event):
+    expire unanswered impressions (negative labels, by event time)
+    → contact policy (per-channel daily limit, per-offer impression limit)
+    → time value now (primary / secondary / irrelevant / negative; negative is never shown)
+    → features → P(accept) → priority = P × value now × lever → exploration policy
+    → decision with the top-k offers, kept in the customer's state for learning
+Per interaction carrying a decision id:
+    impression → remember what was shown and when
+    accept / convert → learn 1; dismiss → learn 0; click → neutral (wait for the outcome)
+using the features stored at decision time: nothing is rebuilt.
+
+Run it with `nbo run ranker`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from quixstreams import Application, State, message_context
+
+from features.offer_features import FEATURE_SET, DecisionContext, candidate_features
+from models.contact_policy import ContactPolicy
+from models.policies import make_policy
+from models.ranker import Candidate, OnlineRanker
+from models.store import Checkpoint, load_checkpoint, save_checkpoint
+from models.time_value import TimeValueProfile, value_now
+from pipeline.catalogue import GlobalTables
+from pipeline.dead_letters import DeadLetterProducer, Origin, dead_letter
+from pipeline.quix import make_application, state_dir
+from pipeline.schemas import Interaction, ValidOffers
+from pipeline.settings import Settings
+from pipeline.valid_offers import Parsed, parse, processing_error_to_dead_letter
+
+log = logging.getLogger(__name__)
+
+STAGE = "ranker"
+SOURCES: dict[str, type[BaseModel]] = {"valid_offers": ValidOffers, "interactions": Interaction}
+_STATE_KEY = "decisions"
+_DAY = 86400.0
+PENDING_PER_CUSTOMER = 20
+CHANNEL_HISTORY = 50
+POSITIVE = frozenset({"accept", "convert"})
+NEGATIVE = frozenset({"dismiss"})
+
+
+def new_ranker_state() -> dict[str, Any]:
+    return {"pending": {}, "channel_shown": {}}
+
+
+@dataclass
+class RankerStats:
+    decisions: int = 0
+    learned: int = 0
+    positives: int = 0
+    expired: int = 0
+    suppressed: int = 0
+
+
+class Ranker:
+    """The stateful step. Owns the model, the policies and the checkpoint of the model."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tables: GlobalTables,
+        dead_letters: DeadLetterProducer,
+        checkpoint_path: Path,
+    ) -> None:
+        self._settings = settings
+        self._tables = tables
+        self._dead_letters = dead_letters
+        self._checkpoint_path = checkpoint_path
+        checkpoint = load_checkpoint(checkpoint_path)
+        if checkpoint is None:
+            checkpoint = Checkpoint(OnlineRanker(settings.ranker_model, settings.seed))
+        self.checkpoint = checkpoint
+        self.policy = make_policy(settings.exploration, settings.seed, settings.epsilon)
+        self.contact = ContactPolicy(
+            default_max_impressions=settings.default_max_impressions,
+            channel_daily_limit=settings.channel_daily_limit,
+            fatigue_share=settings.fatigue_share,
+        )
+        self.stats = RankerStats()
+        self._saved_at = time.monotonic()
+
+    @property
+    def model(self) -> OnlineRanker:
+        return self.checkpoint.ranker
+
+    def __call__(
+        self, parsed: Parsed, key: str, _timestamp: int, _headers: Any, state: State
+    ) -> dict[str, Any] | None:
+        if parsed.dead is not None:
+            self._dead_letters.send(parsed.dead)
+            return None
+        record = parsed.record
+        if record is None:
+            return None
+        current = state.get(_STATE_KEY) or new_ranker_state()
+        if isinstance(record, ValidOffers):
+            output: dict[str, Any] | None = self.decide(current, record)
+        else:
+            assert isinstance(record, Interaction)
+            self.observe(current, record, key)
+            output = None
+        state.set(_STATE_KEY, current)
+        self.maybe_checkpoint()
+        return output
+
+    # -- deciding ------------------------------------------------------------------------
+
+    def decide(self, current: dict[str, Any], valid: ValidOffers) -> dict[str, Any]:
+        now = valid.timestamp.timestamp()
+        self._expire(current, now)
+        decision_id = f"d-{valid.event_id}"
+        shown_on_channel = current["channel_shown"].get(valid.channel, [])
+        if not self.contact.channel_allowed(shown_on_channel, now):
+            self.stats.suppressed += len(valid.candidates)
+            return self._record(valid, decision_id, [], "channel daily limit reached")
+        context = DecisionContext.at(valid.timestamp, valid.channel, valid.event_type)
+        candidates, phases = self._candidates(valid, context, now)
+        ranked = self.model.rank(candidates)
+        order, propensities = self.policy.choose(
+            [c.score for c in ranked], [c.p_accept for c in ranked]
+        )
+        top = order[: self._settings.top_k]
+        chosen = [ranked[i] for i in top]
+        offers = [
+            {
+                "offer_id": c.key,
+                "rank": rank,
+                "score": round(c.score, 6),
+                "p_accept": round(c.p_accept, 6),
+                "value_now": round(c.value_now, 4),
+                "phase": phases[c.key],
+                "propensity": propensities[index],
+            }
+            for rank, (index, c) in enumerate(zip(top, chosen, strict=True), start=1)
+        ]
+        if chosen:
+            current["pending"][decision_id] = {
+                "at": now,
+                "features": {c.key: c.features for c in chosen},
+                "shown": None,
+                "shown_at": None,
+            }
+            self._cap_pending(current)
+        explanation = self._explain(chosen[0], phases) if chosen else "no offer worth showing"
+        return self._record(valid, decision_id, offers, explanation)
+
+    def _candidates(
+        self, valid: ValidOffers, context: DecisionContext, now: float
+    ) -> tuple[list[Candidate], dict[str, str]]:
+        offers = self._tables.catalogue.offers
+        customer = valid.customer
+        candidates, phases = [], {}
+        for candidate in valid.candidates:
+            offer = offers.get(candidate.offer_id)
+            if offer is None or not self.contact.offer_allowed(offer, candidate.impressions):
+                self.stats.suppressed += 1
+                continue
+            days = (
+                (now - candidate.trigger_at.timestamp()) / _DAY
+                if candidate.trigger_at is not None
+                else None
+            )
+            value, phase = value_now(
+                TimeValueProfile.of(offer),
+                days,
+                candidate.unanswered_impressions,
+                self.contact.fatigue_share,
+            )
+            if value < 0:  # past the point of negative impact: showing it would hurt
+                self.stats.suppressed += 1
+                continue
+            features = candidate_features(
+                customer,
+                offer,
+                context,
+                days_since_trigger=days,
+                phase=phase,
+                impressions=candidate.impressions,
+                unanswered=candidate.unanswered_impressions,
+            )
+            candidates.append(
+                Candidate(candidate.offer_id, features, value, float(offer["business_lever"]))
+            )
+            phases[candidate.offer_id] = phase
+        return candidates, phases
+
+    def _explain(self, top: Candidate, phases: dict[str, str]) -> str:
+        reasons = ", ".join(
+            f"{name} {weight:+.2f}" for name, weight in self.model.contributions(top.features)
+        )
+        text = (
+            f"{top.key}: P(accept) {top.p_accept:.3f} × value now {top.value_now:.0f} "
+            f"({phases[top.key]} interest) × lever {top.lever:g}"
+        )
+        return f"{text}; largest contributions: {reasons}" if reasons else text
+
+    def _record(
+        self, valid: ValidOffers, decision_id: str, offers: list[dict[str, Any]], explanation: str
+    ) -> dict[str, Any]:
+        self.stats.decisions += 1
+        return {
+            "schema_version": 1,
+            "decision_id": decision_id,
+            "customer_id": valid.customer_id,
+            "event_id": valid.event_id,
+            "event_type": valid.event_type,
+            "timestamp": valid.timestamp.isoformat(),
+            "channel": valid.channel,
+            "offers": offers,
+            "model_version": self.model.version,
+            "policy": self.policy.name,
+            "feature_set": FEATURE_SET,
+            "rule_versions": valid.rule_versions,
+            "explanation": explanation,
+        }
+
+    # -- learning ------------------------------------------------------------------------
+
+    def observe(self, current: dict[str, Any], interaction: Interaction, key: str) -> None:
+        now = interaction.timestamp.timestamp()
+        self._expire(current, now)
+        pending = current["pending"].get(interaction.decision_id)
+        features = pending["features"].get(interaction.offer_id) if pending else None
+        if pending is None or features is None:
+            what = "decision" if pending is None else f"offer {interaction.offer_id} in decision"
+            reason = (
+                f"interaction {interaction.interaction_id}: {what} {interaction.decision_id} "
+                "is unknown or already resolved"
+            )
+            self._dead_letters.send(
+                dead_letter(STAGE, _origin(key), reason, interaction.model_dump_json())
+            )
+            return
+        if interaction.outcome == "impression":
+            pending["shown"], pending["shown_at"] = interaction.offer_id, now
+            shown = current["channel_shown"].setdefault(interaction.channel, [])
+            shown.append(now)
+            del shown[:-CHANNEL_HISTORY]
+        elif interaction.outcome in POSITIVE or interaction.outcome in NEGATIVE:
+            self._learn(features, interaction.outcome in POSITIVE)
+            del current["pending"][interaction.decision_id]
+        # a click is neutral: the decision stays open for its outcome
+
+    def _learn(self, features: dict[str, float], accepted: bool) -> None:
+        context = message_context()
+        position = f"{context.topic}/{context.partition}"
+        learned = self.checkpoint.learned_offsets
+        if context.offset <= learned.get(position, -1):
+            return  # learned before the restart this checkpoint comes from
+        self.model.learn_one(features, accepted)
+        learned[position] = context.offset
+        self.stats.learned += 1
+        self.stats.positives += int(accepted)
+
+    def _expire(self, current: dict[str, Any], now: float) -> None:
+        """Impressions with no response within the offer's window become negative labels."""
+        offers = self._tables.catalogue.offers
+        for decision_id, pending in list(current["pending"].items()):
+            shown = pending["shown"]
+            if shown is None:
+                if now - pending["at"] > 7 * _DAY:  # never shown: nothing to learn, forget it
+                    del current["pending"][decision_id]
+                continue
+            window_hours = offers.get(shown, {}).get("response_window_hours", 72.0)
+            if now - pending["shown_at"] > window_hours * 3600:
+                self._learn(pending["features"][shown], False)
+                self.stats.expired += 1
+                del current["pending"][decision_id]
+
+    @staticmethod
+    def _cap_pending(current: dict[str, Any]) -> None:
+        pending = current["pending"]
+        while len(pending) > PENDING_PER_CUSTOMER:
+            del pending[min(pending, key=lambda d: pending[d]["at"])]
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def maybe_checkpoint(self) -> None:
+        if time.monotonic() - self._saved_at >= self._settings.model_checkpoint_interval:
+            self.save()
+
+    def save(self) -> None:
+        save_checkpoint(self._checkpoint_path, self.checkpoint)
+        self._saved_at = time.monotonic()
+
+
+def _origin(key: str | None) -> Origin:
+    context = message_context()
+    return Origin(context.topic, context.partition, context.offset, key)
+
+
+def checkpoint_path(settings: Settings, bootstrap: str) -> Path:
+    return state_dir(settings, bootstrap, STAGE) / "model.pkl"
+
+
+def build(settings: Settings, bootstrap: str, tables: GlobalTables) -> tuple[Application, Ranker]:
+    """Wire the μ-product: every stage is named here, in order."""
+    dead_letters = DeadLetterProducer(settings, bootstrap)
+    app = make_application(
+        settings,
+        bootstrap,
+        STAGE,
+        on_processing_error=processing_error_to_dead_letter(dead_letters, STAGE),
+    )
+    topics = {settings.topic_name(name): name for name in SOURCES}
+    sources = [
+        app.topic(name, key_deserializer="str", value_deserializer="bytes") for name in topics
+    ]
+    next_best_offers = app.topic(
+        settings.topic_name("next_best_offers"), key_serializer="str", value_serializer="json"
+    )
+    ranker = Ranker(settings, tables, dead_letters, checkpoint_path(settings, bootstrap))
+
+    sdf = app.dataframe(sources[0]).concat(app.dataframe(sources[1]))
+    sdf = sdf.apply(
+        lambda raw, key, _ts, _headers: parse(raw, key, topics, SOURCES, STAGE), metadata=True
+    )
+    sdf = sdf.apply(ranker, stateful=True, metadata=True)
+    sdf = sdf.filter(lambda output: output is not None)
+    sdf.to_topic(next_best_offers)
+    return app, ranker
+
+
+def run(settings: Settings, bootstrap: str) -> None:
+    """Load the offers table and the last model checkpoint, then decide and learn until stopped."""
+    tables = GlobalTables(settings, bootstrap, tables=("offers",))
+    tables.start(timeout=settings.broker_start_timeout)
+    app, ranker = build(settings, bootstrap, tables)
+    log.info("%s: model %s, policy %s", STAGE, ranker.model.version, ranker.policy.name)
+    try:
+        app.run()
+    finally:
+        ranker.save()
+        log.info(
+            "%s: stopped; model %s checkpointed (%s)", STAGE, ranker.model.version, ranker.stats
+        )
+        tables.stop()
