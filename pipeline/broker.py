@@ -35,6 +35,7 @@ from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 
 _PR_SET_PDEATHSIG = 1
+EMBEDDED_CLUSTER_PREFIX = "nbo-embedded-"
 _LOG_TAIL_LINES = 20
 
 
@@ -102,7 +103,7 @@ class EmbeddedBroker:
                     # A fresh cluster id per start: local stream state is kept per cluster id,
                     # and this broker forgets its topics when it stops.
                     "--cluster-id",
-                    f"nbo-embedded-{uuid.uuid4().hex[:12]}",
+                    f"{EMBEDDED_CLUSTER_PREFIX}{uuid.uuid4().hex[:12]}",
                     "--listener-url",
                     url,
                     "--advertised-listener-url",

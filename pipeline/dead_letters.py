@@ -13,6 +13,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from pipeline.kafka_io import producer_config
 from pipeline.settings import Settings
 
 _VALUE_SHOWN = 2000
@@ -51,7 +52,7 @@ class DeadLetterProducer:
 
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         self.topic = settings.topic_name("dead_letter")
-        self._producer = Producer({**settings.kafka_config(bootstrap), "linger.ms": 20})
+        self._producer = Producer(producer_config(settings, bootstrap))
         self.sent = 0
 
     def send(self, record: dict[str, Any]) -> None:

@@ -38,6 +38,16 @@ class KafkaRecord:
         return json.loads(self.value) if self.value is not None else None
 
 
+def producer_config(settings: Settings, bootstrap: str) -> dict[str, str | int]:
+    """Config for every plain producer of nbo.
+
+    `murmur2_random` is the Java clients' and Quix's partitioner: records keyed by a customer id
+    must land on the same partition number in every topic, whoever produced them, or a
+    customer's events, interactions and decisions meet different state stores.
+    """
+    return {**settings.kafka_config(bootstrap), "partitioner": "murmur2_random", "linger.ms": 5}
+
+
 def produce(
     settings: Settings,
     bootstrap: str,
@@ -46,7 +56,7 @@ def produce(
     on_delivered: Callable[[int], None] | None = None,
 ) -> int:
     """Produce `(key, value)` pairs to `topic`, wait for every delivery, return the count."""
-    producer = Producer({**settings.kafka_config(bootstrap), "linger.ms": 5, "acks": "all"})
+    producer = Producer({**producer_config(settings, bootstrap), "acks": "all"})
     failures: list[str] = []
     delivered = 0
 

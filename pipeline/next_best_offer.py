@@ -151,9 +151,7 @@ class Ranker:
         if chosen:
             current["pending"][decision_id] = {
                 "at": now,
-                "features": {c.key: c.features for c in chosen},
-                "shown": None,
-                "shown_at": None,
+                "offers": {c.key: {"x": c.features, "shown_at": None} for c in chosen},
             }
             self._cap_pending(current)
         explanation = self._explain(chosen[0], phases) if chosen else "no offer worth showing"
@@ -232,12 +230,13 @@ class Ranker:
     # -- learning ------------------------------------------------------------------------
 
     def observe(self, current: dict[str, Any], interaction: Interaction, key: str) -> None:
+        """Each offer of a decision is resolved on its own: a channel may show several."""
         now = interaction.timestamp.timestamp()
         self._expire(current, now)
-        pending = current["pending"].get(interaction.decision_id)
-        features = pending["features"].get(interaction.offer_id) if pending else None
-        if pending is None or features is None:
-            what = "decision" if pending is None else f"offer {interaction.offer_id} in decision"
+        decision = current["pending"].get(interaction.decision_id)
+        offer = decision["offers"].get(interaction.offer_id) if decision else None
+        if decision is None or offer is None:
+            what = "decision" if decision is None else f"offer {interaction.offer_id} of decision"
             reason = (
                 f"interaction {interaction.interaction_id}: {what} {interaction.decision_id} "
                 "is unknown or already resolved"
@@ -247,14 +246,21 @@ class Ranker:
             )
             return
         if interaction.outcome == "impression":
-            pending["shown"], pending["shown_at"] = interaction.offer_id, now
+            offer["shown_at"] = now
             shown = current["channel_shown"].setdefault(interaction.channel, [])
             shown.append(now)
             del shown[:-CHANNEL_HISTORY]
         elif interaction.outcome in POSITIVE or interaction.outcome in NEGATIVE:
-            self._learn(features, interaction.outcome in POSITIVE)
-            del current["pending"][interaction.decision_id]
-        # a click is neutral: the decision stays open for its outcome
+            self._learn(offer["x"], interaction.outcome in POSITIVE)
+            self._resolve(current, interaction.decision_id, interaction.offer_id)
+        # a click is neutral: the offer stays open for its outcome
+
+    @staticmethod
+    def _resolve(current: dict[str, Any], decision_id: str, offer_id: str) -> None:
+        offers = current["pending"][decision_id]["offers"]
+        del offers[offer_id]
+        if not offers:
+            del current["pending"][decision_id]
 
     def _learn(self, features: dict[str, float], accepted: bool) -> None:
         context = message_context()
@@ -268,19 +274,18 @@ class Ranker:
         self.stats.positives += int(accepted)
 
     def _expire(self, current: dict[str, Any], now: float) -> None:
-        """Impressions with no response within the offer's window become negative labels."""
+        """A shown offer with no response within its window becomes a negative label; an
+        offer not shown within its window is forgotten (nothing to learn from it)."""
         offers = self._tables.catalogue.offers
-        for decision_id, pending in list(current["pending"].items()):
-            shown = pending["shown"]
-            if shown is None:
-                if now - pending["at"] > 7 * _DAY:  # never shown: nothing to learn, forget it
-                    del current["pending"][decision_id]
-                continue
-            window_hours = offers.get(shown, {}).get("response_window_hours", 72.0)
-            if now - pending["shown_at"] > window_hours * 3600:
-                self._learn(pending["features"][shown], False)
-                self.stats.expired += 1
-                del current["pending"][decision_id]
+        for decision_id, decision in list(current["pending"].items()):
+            for offer_id, offer in list(decision["offers"].items()):
+                window = offers.get(offer_id, {}).get("response_window_hours", 72.0) * 3600
+                if offer["shown_at"] is not None and now - offer["shown_at"] > window:
+                    self._learn(offer["x"], False)
+                    self.stats.expired += 1
+                    self._resolve(current, decision_id, offer_id)
+                elif offer["shown_at"] is None and now - decision["at"] > window:
+                    self._resolve(current, decision_id, offer_id)
 
     @staticmethod
     def _cap_pending(current: dict[str, Any]) -> None:
@@ -308,9 +313,10 @@ def checkpoint_path(settings: Settings, bootstrap: str) -> Path:
     return state_dir(settings, bootstrap, STAGE) / "model.pkl"
 
 
-def build(settings: Settings, bootstrap: str, tables: GlobalTables) -> tuple[Application, Ranker]:
+def build(
+    settings: Settings, bootstrap: str, tables: GlobalTables, dead_letters: DeadLetterProducer
+) -> tuple[Application, Ranker]:
     """Wire the μ-product: every stage is named here, in order."""
-    dead_letters = DeadLetterProducer(settings, bootstrap)
     app = make_application(
         settings,
         bootstrap,
@@ -340,12 +346,14 @@ def run(settings: Settings, bootstrap: str) -> None:
     """Load the offers table and the last model checkpoint, then decide and learn until stopped."""
     tables = GlobalTables(settings, bootstrap, tables=("offers",))
     tables.start(timeout=settings.broker_start_timeout)
-    app, ranker = build(settings, bootstrap, tables)
+    dead_letters = DeadLetterProducer(settings, bootstrap)
+    app, ranker = build(settings, bootstrap, tables, dead_letters)
     log.info("%s: model %s, policy %s", STAGE, ranker.model.version, ranker.policy.name)
     try:
         app.run()
     finally:
         ranker.save()
+        dead_letters.flush()
         log.info(
             "%s: stopped; model %s checkpointed (%s)", STAGE, ranker.model.version, ranker.stats
         )

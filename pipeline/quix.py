@@ -8,7 +8,7 @@ from typing import Any
 from quixstreams import Application
 from quixstreams.kafka.configuration import ConnectionConfig
 
-from pipeline.broker import wait_until_ready
+from pipeline.broker import EMBEDDED_CLUSTER_PREFIX, wait_until_ready
 from pipeline.settings import Settings
 
 
@@ -16,25 +16,42 @@ def consumer_group(settings: Settings, stage: str) -> str:
     return f"{settings.topic_prefix}.{stage}" if settings.topic_prefix else stage
 
 
-def state_dir(settings: Settings, bootstrap: str, stage: str) -> Path:
+def cluster_id(settings: Settings, bootstrap: str) -> str:
+    return wait_until_ready(settings.kafka_config(bootstrap), settings.broker_start_timeout)
+
+
+def state_dir(settings: Settings, bootstrap: str, stage: str, cluster: str | None = None) -> Path:
     """Local state of `stage`, kept per Kafka cluster.
 
     State restored from a changelog is only valid for the cluster that holds the changelog: an
     embedded broker forgets its topics when it stops (and gets a new cluster id when it starts),
     so its old local state must not be reused.
     """
-    cluster = wait_until_ready(settings.kafka_config(bootstrap), settings.broker_start_timeout)
-    return settings.state_dir / cluster / stage
+    return settings.state_dir / (cluster or cluster_id(settings, bootstrap)) / stage
+
+
+def use_changelog_topics(settings: Settings, cluster: str) -> bool:
+    """Changelogs on a real Kafka; off on the embedded Tansu unless asked for.
+
+    Tansu keeps topics in memory only, so a changelog there cannot outlive the local state it
+    backs up; and Tansu 0.6 answers ListOffsets with the last batch's base offset + 1, which
+    makes Quix's changelog recovery stop a restarted app (InvalidStoreChangelogOffset).
+    """
+    if settings.changelog_topics is not None:
+        return settings.changelog_topics
+    return not cluster.startswith(EMBEDDED_CLUSTER_PREFIX)
 
 
 def make_application(settings: Settings, bootstrap: str, stage: str, **extra: Any) -> Application:
     """A Quix app for `stage` with nbo's broker, security, group, state and timing settings."""
+    cluster = cluster_id(settings, bootstrap)
     return Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(settings.kafka_config(bootstrap)),
         consumer_group=consumer_group(settings, stage),
         auto_offset_reset="earliest",
         commit_interval=settings.commit_interval,
-        state_dir=state_dir(settings, bootstrap, stage),
+        state_dir=state_dir(settings, bootstrap, stage, cluster),
+        use_changelog_topics=use_changelog_topics(settings, cluster),
         consumer_extra_config={"session.timeout.ms": settings.session_timeout_ms},
         loglevel="WARNING",
         **extra,

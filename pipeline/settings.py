@@ -48,12 +48,13 @@ class Settings(BaseSettings):
     commit_interval: float = Field(default=1.0, gt=0, description="seconds between checkpoints")
     # Tansu takes about half the session timeout to let a consumer join; 6 s gives ~3 s starts.
     session_timeout_ms: int = Field(default=6000, ge=1000)
+    changelog_topics: bool | None = Field(
+        default=None, description="back state up to changelog topics; unset: on for real Kafka"
+    )
     broker_start_timeout: float = Field(default=20.0, gt=0)
 
     # The Next Best Offer μ-product
-    ranker_model: Literal["logistic", "hoeffding_tree", "adaptive_forest", "naive_bayes"] = (
-        "logistic"
-    )
+    ranker_model: Literal["logistic", "adaptive_forest", "naive_bayes"] = "logistic"
     exploration: Literal["greedy", "epsilon-greedy", "thompson"] = "epsilon-greedy"
     epsilon: float = Field(default=0.1, ge=0, le=1)
     top_k: int = Field(default=3, ge=1, description="offers per decision")

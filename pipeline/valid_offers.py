@@ -243,9 +243,10 @@ def _key_text(key: Any) -> str | None:
     return None if key is None else str(key)
 
 
-def build(settings: Settings, bootstrap: str, tables: GlobalTables) -> Application:
+def build(
+    settings: Settings, bootstrap: str, tables: GlobalTables, dead_letters: DeadLetterProducer
+) -> Application:
     """Wire the μ-product: every stage is named here, in order."""
-    dead_letters = DeadLetterProducer(settings, bootstrap)
     app = make_application(
         settings,
         bootstrap,
@@ -279,7 +280,9 @@ def run(settings: Settings, bootstrap: str) -> None:
         len(tables.catalogue.offers),
         len(tables.catalogue.rules),
     )
+    dead_letters = DeadLetterProducer(settings, bootstrap)
     try:
-        build(settings, bootstrap, tables).run()
+        build(settings, bootstrap, tables, dead_letters).run()
     finally:
+        dead_letters.flush()
         tables.stop()

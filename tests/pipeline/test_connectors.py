@@ -9,7 +9,7 @@ import pytest
 
 from pipeline import connectors
 from pipeline.errors import LoadError
-from pipeline.kafka_io import consume
+from pipeline.kafka_io import consume, produce
 from pipeline.loaders import parse_file
 from pipeline.schemas import Offer
 from pipeline.settings import Settings
@@ -92,3 +92,22 @@ def test_strict_load_produces_nothing_when_a_row_is_bad(
     with pytest.raises(LoadError, match=r"offers.csv:3: category"):
         connectors.load_file(settings, broker, "offers", path, strict=True)
     assert _on_topic(settings, broker, "offers") == []
+
+
+def test_loaded_records_are_partitioned_like_quix_produces_them(
+    settings: Settings, broker: str
+) -> None:
+    """A customer's records must land on the same partition number whoever produced them."""
+    from quixstreams.kafka import Producer as QuixProducer
+
+    create_topics(settings, broker)
+    keys = [f"C{i:05d}" for i in range(40)]
+    produce(settings, broker, settings.topic_name("events"), [(k, b"{}") for k in keys])
+    with QuixProducer(broker_address=broker) as quix:
+        for key in keys:
+            quix.produce(settings.topic_name("interactions"), key=key.encode(), value=b"{}")
+    ours = {r.key: r.partition for r in consume(settings, broker, settings.topic_name("events"))}
+    quixs = {
+        r.key: r.partition for r in consume(settings, broker, settings.topic_name("interactions"))
+    }
+    assert ours == quixs and len(set(ours.values())) == settings.topic_partitions

@@ -1,0 +1,38 @@
+import copy
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from features.offer_features import DecisionContext, candidate_features
+
+customers = st.fixed_dictionaries(
+    {
+        "segment": st.sampled_from(["student", "mass", "private"]),
+        "age": st.integers(0, 100),
+        "products_held": st.lists(st.sampled_from(["card", "loan", "mortgage"]), max_size=3),
+    }
+)
+offers = st.fixed_dictionaries(
+    {"category": st.sampled_from(["card", "loan", "mortgage"]), "value": st.floats(1, 1000)}
+)
+
+
+@given(customers, offers, st.floats(0, 400) | st.none(), st.integers(0, 20), st.integers(0, 20))
+def test_features_never_mutate_their_inputs(customer, offer, days, impressions, unanswered) -> None:  # type: ignore[no-untyped-def]
+    context = DecisionContext.at(datetime(2026, 11, 7, 22, tzinfo=UTC), "web", "travel_booking")
+    before = copy.deepcopy((customer, offer, context))
+    features = candidate_features(
+        customer,
+        offer,
+        context,
+        days_since_trigger=days,
+        phase="primary",
+        impressions=impressions,
+        unanswered=unanswered,
+    )
+    assert (customer, offer, context) == before
+    assert all(isinstance(v, float) for v in features.values())
+    assert features["weekend"] == 1.0  # 2026-11-07 is a Saturday
+    assert ("holds_category" in features) == (offer["category"] in customer["products_held"])
+    assert ("log_days_since_trigger" in features) == (days is not None)

@@ -1,0 +1,130 @@
+"""The Next Best Offer μ-product on the embedded broker, with Valid Offers in front of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from pipeline.settings import Settings
+from pipeline.topics import create_topics
+from tests.streams import outputs, running, send
+
+START = datetime(2026, 11, 2, 9, tzinfo=UTC)
+OFFERS = {"offer-a": "card", "offer-b": "loan", "offer-c": "savings", "offer-d": "insurance"}
+
+
+def offer(offer_id: str, category: str) -> dict[str, Any]:
+    return {
+        "offer_id": offer_id,
+        "name": offer_id,
+        "category": category,
+        "value": 100.0,
+        "triggers": ["travel_booking"],
+        "primary_interest_days": 5,
+        "secondary_interest_days": 5,
+        "negative_impact_days": 30,
+        "channels": ["web"],
+        "valid_from": "2026-01-01",
+        "valid_to": "2027-01-01",
+        "max_impressions": 50,
+    }
+
+
+def customer(customer_id: str, segment: str) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "age": 40,
+        "segment": segment,
+        "region": "north",
+        "income": 60000.0,
+        "tenure_years": 3.0,
+        "consents": ["web"],
+        "updated_at": "2026-01-01",
+    }
+
+
+def event(event_id: str, customer_id: str, at: datetime) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "customer_id": customer_id,
+        "event_type": "travel_booking",
+        "timestamp": at.isoformat(),
+        "channel": "web",
+    }
+
+
+def interaction(
+    decision_id: str, customer_id: str, offer_id: str, outcome: str, at: datetime
+) -> tuple[str, dict[str, Any]]:
+    return customer_id, {
+        "interaction_id": f"{decision_id}-{offer_id}-{outcome}",
+        "decision_id": decision_id,
+        "customer_id": customer_id,
+        "offer_id": offer_id,
+        "channel": "web",
+        "outcome": outcome,
+        "timestamp": at.isoformat(),
+    }
+
+
+@pytest.fixture
+def loop(make_settings) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
+    settings = make_settings(exploration="greedy", top_k=4, model_checkpoint_interval=0.5)
+    create_topics(settings, settings.broker_address or "")
+    send(settings, "offers", [(oid, offer(oid, category)) for oid, category in OFFERS.items()])
+    with running(settings, "run", "valid-offers"):
+        yield settings
+
+
+def test_ranker_learns_from_accepts_and_resumes_after_restart(loop: Settings) -> None:
+    learners = [f"A{i:02d}" for i in range(30)]
+    send(loop, "customers", [(c, customer(c, "affluent")) for c in [*learners, "NEW1", "NEW2"]])
+    with running(loop, "run", "ranker"):
+        send(loop, "events", [(c, event(f"e-{c}", c, START)) for c in learners])
+        first = outputs(loop, "next_best_offers", len(learners))
+        assert {d["decision_id"] for d in first} == {f"d-e-{c}" for c in learners}
+        p_before = {o["offer_id"]: o["p_accept"] for o in first[0]["offers"]}
+        assert len(p_before) == 4 and first[0]["model_version"] == "logistic-0"
+        for decision in first:  # the channel shows a and b; a is accepted, b is dismissed
+            c, d, at = (
+                decision["customer_id"],
+                decision["decision_id"],
+                START + timedelta(minutes=5),
+            )
+            send(
+                loop,
+                "interactions",
+                [
+                    interaction(d, c, "offer-a", "impression", at),
+                    interaction(d, c, "offer-a", "accept", at),
+                    interaction(d, c, "offer-b", "impression", at),
+                    interaction(d, c, "offer-b", "dismiss", at),
+                ],
+            )
+        learned = f"logistic-{2 * len(learners)}"
+        seen = len(learners)
+        for probe in range(40):  # bounded: the other partition's interactions may still be queued
+            at = START + timedelta(hours=1, minutes=probe)
+            send(loop, "events", [("NEW1", event(f"e-NEW1-{probe}", "NEW1", at))])
+            seen += 1
+            after = outputs(loop, "next_best_offers", seen)[-1]
+            if after["model_version"] == learned:
+                break
+        assert after["model_version"] == learned
+        ranked = [o["offer_id"] for o in after["offers"]]
+        assert ranked[0] == "offer-a" and ranked[-1] == "offer-b"
+        p_after = {o["offer_id"]: o["p_accept"] for o in after["offers"]}
+        assert p_after["offer-a"] > p_before["offer-a"] + 0.2
+        assert p_after["offer-b"] < p_before["offer-b"]
+        assert after["offers"][0]["propensity"] == 1.0
+        assert "offer-a" in after["explanation"] and "primary interest" in after["explanation"]
+
+    with running(loop, "run", "ranker"):  # restarted: the model comes from its checkpoint
+        send(loop, "events", [("NEW2", event("e-NEW2", "NEW2", START + timedelta(hours=2)))])
+        resumed = outputs(loop, "next_best_offers", seen + 1)[-1]
+    assert resumed["event_id"] == "e-NEW2"
+    assert resumed["model_version"] == f"logistic-{2 * len(learners)}"
+    assert resumed["offers"][0]["offer_id"] == "offer-a"
