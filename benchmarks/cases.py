@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from benchmarks import workload
 from pipeline import connectors, processes, topics
-from pipeline.kafka_io import consume, produce
+from pipeline.kafka_io import consume, produce, producer_config
 from pipeline.settings import Settings
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
@@ -115,4 +117,99 @@ def valid_offers_vs_passthrough(
     }
 
 
-ALL = [("file load", load_events), ("valid offers", valid_offers_vs_passthrough)]
+def ranker_decisions(settings: Settings, bootstrap: str, count: int = 30_000) -> dict[str, Any]:
+    """Decisions/s of one ranker process, 20 candidate offers per event."""
+    topics.create_topics(settings, bootstrap)
+    produce(settings, bootstrap, settings.topic_name("offers"), workload.offers(100))
+    produce(settings, bootstrap, settings.topic_name("valid_offers"), workload.valid_offers(count))
+    rate = _stream(settings, bootstrap, ["pipeline", "run", "ranker"], "next_best_offers", count)
+    return {
+        "decisions": count,
+        "candidates per decision": 20,
+        "decisions/s": rate,
+        "goal decisions/s": 5000.0,
+    }
+
+
+def _paced(
+    settings: Settings, bootstrap: str, events: list[tuple[str, bytes]], rate: float
+) -> None:
+    """Produce `events` at `rate` per second (a load generator keeps to a schedule)."""
+    producer = Producer(producer_config(settings, bootstrap))
+    topic = settings.topic_name("events")
+    started = time.perf_counter()
+    for index, (key, value) in enumerate(events):
+        due = started + index / rate
+        while (ahead := due - time.perf_counter()) > 0:
+            producer.poll(min(ahead, 0.01))
+        producer.produce(topic, key=key.encode(), value=value)
+        producer.poll(0)
+    producer.flush(30)
+
+
+def _latencies(settings: Settings, bootstrap: str, count: int, timeout: float) -> list[float]:
+    """Milliseconds from each event's produce time (carried on as the record timestamp) to
+    the moment its decision was read."""
+    topic = settings.topic_name("next_best_offers")
+    consumer = Consumer(
+        {
+            **settings.kafka_config(bootstrap),
+            "group.id": "nbo-bench-latency",
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    latencies: list[float] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(latencies) < count and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=1000, timeout=0.002):
+                if message.error() is None:
+                    latencies.append(time.time() * 1000 - message.timestamp()[1])
+    finally:
+        consumer.close()
+    if len(latencies) < count:
+        raise RuntimeError(f"{topic}: {len(latencies)} of {count} decisions within {timeout} s")
+    return latencies
+
+
+def loop_latency(
+    settings: Settings, bootstrap: str, rate: float = 1000.0, seconds: int = 20
+) -> dict[str, Any]:
+    """Event-to-decision latency through both μ-products at a steady `rate` of events/s."""
+    count = int(rate * seconds)
+    warm_up = workload.events(200, seed=99)
+    events = workload.events(count)
+    topics.create_topics(settings, bootstrap)
+    produce(settings, bootstrap, settings.topic_name("offers"), workload.offers(100))
+    for topic, rules in workload.rules().items():
+        produce(settings, bootstrap, settings.topic_name(topic), rules)
+    produce(settings, bootstrap, settings.topic_name("customers"), workload.customers())
+    fast = settings.model_copy(update={"commit_interval": 1.0})
+    with (
+        processes.running(fast, ["pipeline", "run", "valid-offers"], LOGS / "lat-vo.log"),
+        processes.running(fast, ["pipeline", "run", "ranker"], LOGS / "lat-ranker.log"),
+    ):
+        produce(settings, bootstrap, settings.topic_name("events"), warm_up)
+        _latencies(settings, bootstrap, len(warm_up), timeout=120)  # both apps joined and warm
+        with ThreadPoolExecutor(1) as pool:
+            measuring = pool.submit(_latencies, settings, bootstrap, len(warm_up) + count, 120)
+            _paced(settings, bootstrap, events, rate)
+            latencies = sorted(measuring.result()[len(warm_up) :])
+    return {
+        "events/s offered": rate,
+        "decisions": len(latencies),
+        "latency p50 ms": statistics.median(latencies),
+        "latency p90 ms": latencies[int(len(latencies) * 0.90) - 1],
+        "latency p99 ms": latencies[int(len(latencies) * 0.99) - 1],
+        "goal p99 ms": 50.0,
+    }
+
+
+ALL = [
+    ("file load", load_events),
+    ("valid offers", valid_offers_vs_passthrough),
+    ("ranker", ranker_decisions),
+    ("full loop latency", loop_latency),
+]

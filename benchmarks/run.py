@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,13 +26,18 @@ RESULTS = Path(__file__).parent / "results"
 BENCHMARKS: list[tuple[str, Callable[[Settings, str], dict[str, Any]]]] = cases.ALL
 
 
-def main() -> None:
+def main(only: list[str]) -> None:
     console = Console()
     results: dict[str, dict[str, Any]] = {}
+    chosen = [(n, b) for n, b in BENCHMARKS if not only or any(word in n for word in only)]
     with EmbeddedBroker() as broker:
         assert broker.address is not None
-        for index, (name, bench) in enumerate(BENCHMARKS):
-            settings = Settings(broker_address=broker.address, topic_prefix=f"bench{index}")
+        for index, (name, bench) in enumerate(chosen):
+            settings = Settings(
+                broker_address=broker.address,
+                topic_prefix=f"bench{index}",
+                state_dir=Path(tempfile.mkdtemp(prefix="nbo-bench-state-")),
+            )
             console.print(f"[dim]running {name}…[/]")
             results[name] = bench(settings, broker.address)
     table = Table("benchmark", "figure", "value")
@@ -48,4 +55,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -91,3 +91,40 @@ def events(count: int, seed: int = 11) -> list[tuple[str, bytes]]:
         )
         out.append((customer_id, event.model_dump_json().encode()))
     return out
+
+
+def valid_offers(count: int, candidates: int = 20, seed: int = 5) -> list[tuple[str, bytes]]:
+    """`count` valid_offers records with `candidates` offers each, as Valid Offers emits them."""
+    rng = random.Random(seed)
+    offer_ids = [key for key, _ in offers(100)]
+    customer_views = {key: json.loads(raw) for key, raw in customers()}
+    keys = list(customer_views)
+    base = [e for _, e in connectors.parse_source("events", SAMPLE / "events.jsonl").records]
+    start = base[0].timestamp  # type: ignore[attr-defined]
+    out = []
+    for index in range(count):
+        key = rng.choice(keys)
+        at = start + timedelta(seconds=index)
+        record = {
+            "schema_version": 1,
+            "event_id": f"V{index:08d}",
+            "event_type": rng.choice(base).event_type,  # type: ignore[attr-defined]
+            "customer_id": key,
+            "timestamp": at.isoformat(),
+            "channel": "mobile_app",
+            "customer": {**customer_views[key], "known": True},
+            "candidates": [
+                {
+                    "offer_id": offer_id,
+                    "trigger_at": (at - timedelta(hours=rng.uniform(0, 200))).isoformat(),
+                    "impressions": 0,
+                    "unanswered_impressions": 0,
+                }
+                for offer_id in rng.sample(offer_ids, candidates)
+            ],
+            "excluded": [],
+            "rule_versions": {},
+            "catalogue_version": 1,
+        }
+        out.append((key, json.dumps(record).encode()))
+    return out

@@ -52,7 +52,13 @@ def make_application(settings: Settings, bootstrap: str, stage: str, **extra: An
         commit_interval=settings.commit_interval,
         state_dir=state_dir(settings, bootstrap, stage, cluster),
         use_changelog_topics=use_changelog_topics(settings, cluster),
-        consumer_extra_config={"session.timeout.ms": settings.session_timeout_ms},
+        consumer_extra_config={
+            "session.timeout.ms": settings.session_timeout_ms,
+            "fetch.wait.max.ms": settings.fetch_wait_max_ms,
+        },
+        # Apps that read several topics as one stream fill Quix's time-aligned buffer with a
+        # batch consume, which waits for the whole batch or this timeout: keep it short.
+        consumer_poll_timeout=settings.consumer_poll_timeout,
         loglevel="WARNING",
         **extra,
     )

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     commit_interval: float = Field(default=1.0, gt=0, description="seconds between checkpoints")
     # Tansu takes about half the session timeout to let a consumer join; 6 s gives ~3 s starts.
     session_timeout_ms: int = Field(default=6000, ge=1000)
+    consumer_poll_timeout: float = Field(
+        default=0.005, gt=0, description="seconds a poll waits; bounds the latency it adds"
+    )
+    # Tansu does not answer a waiting fetch when data arrives, so a consumer waits this long
+    # on every hop; 10 ms costs a real Kafka only some more fetch requests.
+    fetch_wait_max_ms: int = Field(default=10, ge=0)
     changelog_topics: bool | None = Field(
         default=None, description="back state up to changelog topics; unset: on for real Kafka"
     )
