@@ -35,10 +35,10 @@ MODELS = ("logistic", "adaptive_forest", "naive_bayes")
 _NEEDS_DENSE = frozenset({"adaptive_forest"})
 
 
-def make_classifier(name: str, seed: int) -> Any:
+def make_classifier(name: str, seed: int, learning_rate: float = 0.15) -> Any:
     """A fresh River binary classifier by name (see `MODELS`)."""
     if name == "logistic":
-        return linear_model.LogisticRegression(optimizer=optim.SGD(0.05), l2=1e-5)
+        return linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate), l2=1e-5)
     if name == "adaptive_forest":
         return forest.ARFClassifier(n_models=10, seed=seed)
     if name == "naive_bayes":
@@ -61,10 +61,11 @@ class Candidate:
 class OnlineRanker:
     """Ranks candidates by priority = P(accept) × value now × business lever."""
 
-    def __init__(self, model: str = "logistic", seed: int = 0) -> None:
+    def __init__(self, model: str = "logistic", learning_rate: float = 0.15, seed: int = 0) -> None:
         self.model = model
+        self.learning_rate = learning_rate
         self.seed = seed
-        self._classifier = make_classifier(model, seed)
+        self._classifier = make_classifier(model, seed, learning_rate)
         self._n_learned = 0
         self._n_positive = 0
         self._feature_names: dict[str, float] = {}  # all zeros; for models that need dense x

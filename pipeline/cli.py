@@ -41,7 +41,6 @@ app.add_typer(run_app, name="run")
 
 console = Console()
 errors = Console(stderr=True)
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
 _REJECTS_SHOWN = 20
 
 
@@ -229,38 +228,73 @@ def tail(
             _print_record(record)
 
 
-def _sample_loads() -> list[tuple[str, Path]]:
-    return [
-        ("offers", SAMPLE_DIR / "offers.csv"),
-        ("customers", SAMPLE_DIR / "customers.csv"),
-        ("rules", SAMPLE_DIR / "rules.yaml"),
-        ("events", SAMPLE_DIR / "events.jsonl"),
+def _progress_table(report: Any) -> Table:
+    figures = report.figures()
+    table = Table("closed loop", "now", title="nbo demo", title_style="bold")
+    window = report.scoreboard.window
+    rows = [
+        ("events", f"{figures['events']:,}  ({figures['events/s']:.0f}/s)"),
+        ("decisions", f"{figures['decisions']:,}"),
+        ("acceptance, learned policy", f"{figures[f'acceptance (last {window})']:.1%}"),
+        ("acceptance, random valid offer", f"{figures[f'random acceptance (last {window})']:.1%}"),
+        ("acceptance, oracle", f"{figures[f'oracle acceptance (last {window})']:.1%}"),
+        (
+            "expected value / decision",
+            f"{figures[f'expected value (last {window})']:.1f} "
+            f"(random {figures[f'random expected value (last {window})']:.1f}, "
+            f"oracle {figures[f'oracle expected value (last {window})']:.1f})",
+        ),
+        (
+            "regret (value lost to oracle)",
+            f"{figures['regret (expected value lost to the oracle)']:,.0f}",
+        ),
+        ("model version", figures["model version"]),
+        ("dead letters", str(figures["dead letters"])),
     ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
 
 
 @app.command("demo")
-def demo(ctx: typer.Context) -> None:
-    """Start a broker, create the topics, load the sample data and show each topic."""
+def demo(
+    ctx: typer.Context,
+    events: Annotated[int | None, typer.Option(help="stop after N events")] = None,
+    seconds: Annotated[float, typer.Option(help="stop after this many seconds")] = 120.0,
+    customers: Annotated[int, typer.Option(help="simulated customers")] = 2000,
+    seed: Annotated[int, typer.Option(help="seed of the simulated world")] = 7,
+    report: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+) -> None:
+    """The whole closed loop: broker, both μ-products and simulated customers and channels."""
+    from rich.live import Live
+
+    from pipeline.demo import DemoConfig, run_demo
+
     settings = _settings(ctx)
     broker_mod.stop_on_sigterm()
-    with broker_mod.broker_address(settings, start_embedded=True) as address:
-        console.print(f"[bold green]broker[/] {address}")
-        created = topics.create_topics(settings, address)
-        console.print(f"[bold green]topics[/] {len(created)} ready")
-        for source, path in _sample_loads():
-            report = connectors.load_file(settings, address, source, path)
-            console.print(f"[bold green]loaded[/] {path.name}: {report.loaded} records")
-        table = Table("topic", "records", "first key", "first record")
-        for spec in topics.TOPICS:
-            records = list(kafka_io.consume(settings, address, settings.topic_name(spec.logical)))
-            first = records[0] if records else None
-            table.add_row(
-                spec.logical,
-                str(len(records)),
-                first.key if first else "",
-                json.dumps(first.json())[:70] + "…" if first else "",
-            )
-        console.print(table)
+    config = DemoConfig(events=events, seconds=seconds if events is None else 10**9,
+                        customers=customers, seed=seed)  # fmt: skip
+    console.print("[bold]nbo demo[/]: starting the broker, both μ-products and the simulation…")
+    if console.is_terminal and report is None:
+        with Live(Table("closed loop", "now"), console=console, refresh_per_second=4) as live:
+            outcome = run_demo(settings, config, lambda r: live.update(_progress_table(r)))
+    else:
+        printed = [0]
+
+        def every_5000_events(progress: Any) -> None:
+            if progress.events - printed[0] >= 5000:
+                printed[0] = progress.events
+                console.print(_progress_table(progress))
+
+        outcome = run_demo(settings, config, every_5000_events)
+    figures = outcome.figures()
+    summary = Table("figure", "value", title="summary")
+    for name, value in figures.items():
+        summary.add_row(name, f"{value:.3f}" if isinstance(value, float) else str(value))
+    console.print(summary)
+    if report is not None:
+        report.write_text(json.dumps(figures, indent=2, default=str))
+        console.print(f"figures written to {report}")
 
 
 def _configure_logging() -> None:

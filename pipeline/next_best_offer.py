@@ -83,7 +83,9 @@ class Ranker:
         self._checkpoint_path = checkpoint_path
         checkpoint = load_checkpoint(checkpoint_path)
         if checkpoint is None:
-            checkpoint = Checkpoint(OnlineRanker(settings.ranker_model, settings.seed))
+            checkpoint = Checkpoint(
+                OnlineRanker(settings.ranker_model, settings.learning_rate, settings.seed)
+            )
         self.checkpoint = checkpoint
         self.policy = make_policy(settings.exploration, settings.seed, settings.epsilon)
         self.contact = ContactPolicy(

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
 
     # The Next Best Offer μ-product
     ranker_model: Literal["logistic", "adaptive_forest", "naive_bayes"] = "logistic"
+    learning_rate: float = Field(default=0.15, gt=0, description="SGD step of the linear model")
     exploration: Literal["greedy", "epsilon-greedy", "thompson"] = "epsilon-greedy"
     epsilon: float = Field(default=0.1, ge=0, le=1)
     top_k: int = Field(default=3, ge=1, description="offers per decision")

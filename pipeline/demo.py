@@ -1,0 +1,254 @@
+"""`nbo demo`: the whole closed loop on one machine, as it would run in production.
+
+Starts (or uses) a broker, creates the topics, loads the sample offers and rules, puts the
+simulated customers on `customers`, and runs Valid Offers and the ranker as their own
+processes. Then, batch after batch: journey events go on `events`, the decisions come back on
+`next_best_offers`, the simulated channel shows each first offer and answers on
+`interactions`, and the ranker learns from those answers while the loop goes on.
+
+It stops after a number of events or seconds, stops every process it started and reports.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from pipeline import broker as broker_mod
+from pipeline import connectors, processes, topics
+from pipeline.errors import NboError
+from pipeline.kafka_io import produce
+from pipeline.settings import Settings
+from pipeline.simulation import Channel, Scoreboard, World
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+APPS = {
+    "valid-offers": ["pipeline", "run", "valid-offers"],
+    "ranker": ["pipeline", "run", "ranker"],
+}
+FIRST_BATCH_TIMEOUT = 120.0  # includes both apps starting and joining their groups
+BATCH_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    events: int | None = None  # stop after this many events, or
+    seconds: float = 120.0  # after this long (whichever comes first)
+    batch: int = 250
+    customers: int = 2000
+    seed: int = 7
+
+
+@dataclass
+class DemoReport:
+    events: int = 0
+    decisions: int = 0
+    interactions: int = 0
+    dead_letters: int = 0
+    first_model_version: str = ""
+    model_version: str = ""
+    seconds: float = 0.0
+    scoreboard: Scoreboard = field(default_factory=Scoreboard)
+    exit_codes: dict[str, int] = field(default_factory=dict)
+    logs: str = ""
+
+    def figures(self) -> dict[str, Any]:
+        board = self.scoreboard
+        return {
+            "events": self.events,
+            "decisions": self.decisions,
+            "decisions with an offer shown": board.shown,
+            "interactions": self.interactions,
+            "accepted": board.accepted,
+            "acceptance (all)": board.accepted / board.shown if board.shown else 0.0,
+            **{f"{name} (last {board.window})": value for name, value in board.recent().items()},
+            "regret (expected value lost to the oracle)": board.regret,
+            "dead letters": self.dead_letters,
+            "first model version": self.first_model_version,
+            "model version": self.model_version,
+            "events/s": self.events / self.seconds if self.seconds else 0.0,
+            "seconds": self.seconds,
+            "process exit codes": self.exit_codes,
+            "process logs": self.logs,
+        }
+
+
+class _Outputs:
+    """Reads valid_offers, next_best_offers and dead_letter from the start, without a group."""
+
+    def __init__(self, settings: Settings, bootstrap: str) -> None:
+        self._names = {
+            settings.topic_name(t): t for t in ("valid_offers", "next_best_offers", "dead_letter")
+        }
+        self._consumer = Consumer(
+            {
+                **settings.kafka_config(bootstrap),
+                "group.id": "nbo-demo",
+                "fetch.wait.max.ms": settings.fetch_wait_max_ms,
+            }
+        )
+        metadata = self._consumer.list_topics(timeout=10)
+        self._consumer.assign(
+            [
+                TopicPartition(name, p, OFFSET_BEGINNING)
+                for name in self._names
+                for p in metadata.topics[name].partitions
+            ]
+        )
+        self.valid: dict[str, dict[str, Any]] = {}
+        self.decisions: dict[str, dict[str, Any]] = {}
+        self.dead_letters = 0
+
+    def read(self, timeout: float = 0.05) -> None:
+        for message in self._consumer.consume(num_messages=5000, timeout=timeout):
+            if message.error() is not None:
+                continue
+            topic = self._names[message.topic() or ""]
+            if topic == "dead_letter":
+                self.dead_letters += 1
+                continue
+            value = json.loads(message.value() or b"null")
+            (self.valid if topic == "valid_offers" else self.decisions)[value["event_id"]] = value
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def _check_alive(running: dict[str, Any], logs: Path) -> None:
+    for name, process in running.items():
+        if process.poll() is not None:
+            tail = "\n".join((logs / f"{name}.log").read_text(errors="replace").splitlines()[-15:])
+            raise NboError(f"demo: {name} exited with code {process.returncode}:\n{tail}")
+
+
+def _await_batch(
+    outputs: _Outputs, event_ids: list[str], running: dict[str, Any], logs: Path, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    missing = list(event_ids)
+    while missing:
+        if time.monotonic() > deadline:
+            raise NboError(
+                f"demo: {len(missing)} of {len(event_ids)} events not decided in {timeout:.0f} s "
+                f"(logs in {logs})"
+            )
+        _check_alive(running, logs)
+        outputs.read()
+        missing = [e for e in missing if e not in outputs.decisions or e not in outputs.valid]
+
+
+def run_demo(
+    settings: Settings,
+    config: DemoConfig,
+    on_progress: Callable[[DemoReport], None] | None = None,
+) -> DemoReport:
+    """Run the closed loop; return its report. Every process started here is stopped."""
+    report = DemoReport()
+    logs = Path(tempfile.mkdtemp(prefix="nbo-demo-logs-"))
+    report.logs = str(logs)
+    with broker_mod.broker_address(settings, start_embedded=True) as bootstrap:
+        loop_settings = settings.model_copy(update={"broker_address": bootstrap})
+        topics.create_topics(loop_settings, bootstrap)
+        for source, name in (("offers", "offers.csv"), ("rules", "rules.yaml")):
+            connectors.load_file(loop_settings, bootstrap, source, SAMPLE / name)
+        offers = {
+            o.offer_id: o.model_dump()
+            for _, o in connectors.parse_source("offers", SAMPLE / "offers.csv").records
+        }  # type: ignore[attr-defined]
+        world = World(customers=config.customers, seed=config.seed)
+        produce(
+            loop_settings,
+            bootstrap,
+            loop_settings.topic_name("customers"),
+            [(c["customer_id"], json.dumps(c).encode()) for c in world.customer_records()],
+        )
+        channel = Channel(world, offers, seed=config.seed + 1)
+        running = {
+            name: processes.spawn(loop_settings, args, logs / f"{name}.log")
+            for name, args in APPS.items()
+        }
+        outputs = _Outputs(loop_settings, bootstrap)
+        started = time.monotonic()
+        try:
+            _loop(
+                loop_settings,
+                bootstrap,
+                config,
+                world,
+                channel,
+                outputs,
+                running,
+                logs,
+                report,
+                started,
+                on_progress,
+            )
+        finally:
+            outputs.close()
+            report.exit_codes = {name: processes.stop(process) for name, process in running.items()}
+    return report
+
+
+def _loop(
+    settings: Settings,
+    bootstrap: str,
+    config: DemoConfig,
+    world: World,
+    channel: Channel,
+    outputs: _Outputs,
+    running: dict[str, Any],
+    logs: Path,
+    report: DemoReport,
+    started: float,
+    on_progress: Callable[[DemoReport], None] | None,
+) -> None:
+    events_topic = settings.topic_name("events")
+    interactions_topic = settings.topic_name("interactions")
+    while True:
+        elapsed = time.monotonic() - started
+        if (
+            config.events is not None and report.events >= config.events
+        ) or elapsed >= config.seconds:
+            break
+        size = (
+            config.batch
+            if config.events is None
+            else min(config.batch, config.events - report.events)
+        )
+        batch = world.events(size)
+        produce(
+            settings,
+            bootstrap,
+            events_topic,
+            [(e["customer_id"], json.dumps(e).encode()) for e in batch],
+        )
+        timeout = FIRST_BATCH_TIMEOUT if report.events == 0 else BATCH_TIMEOUT
+        _await_batch(outputs, [e["event_id"] for e in batch], running, logs, timeout)
+        answers = []
+        for event in batch:
+            decision = outputs.decisions.pop(event["event_id"])
+            outcome = channel.respond(outputs.valid.pop(event["event_id"]), decision)
+            report.scoreboard.add(outcome)
+            answers.extend(outcome.interactions)
+            report.first_model_version = report.first_model_version or decision["model_version"]
+            report.model_version = decision["model_version"]
+        produce(
+            settings,
+            bootstrap,
+            interactions_topic,
+            [(i["customer_id"], json.dumps(i).encode()) for i in answers],
+        )
+        report.events += len(batch)
+        report.decisions += len(batch)
+        report.interactions += len(answers)
+        report.dead_letters = outputs.dead_letters
+        report.seconds = time.monotonic() - started
+        if on_progress:
+            on_progress(report)

@@ -1,0 +1,333 @@
+"""A simulated bank's customers and channels, for the closed-loop demo and its tests.
+
+The `World` is a seeded population with *hidden* preferences: a base acceptance probability per
+segment and offer category, a personal taste per customer and category, and how interest moves
+with time since a trigger and with unanswered impressions. Journey events come from it (trigger
+events that open interest in related categories, and background noise).
+
+The `Channel` shows the first offer of each decision and draws the customer's response from
+the true probability. Because it knows that probability for every valid candidate, it also
+reports, per decision, what the best possible choice (the oracle) and a uniformly random valid
+offer (the baseline) would have given. The oracle pursues the ranker's own objective, the
+expected value P(accept) × value now × lever, with the true P(accept); acceptance and expected
+value are reported for all three.
+
+>>> world = World(customers=50, seed=1)
+>>> len(world.customer_records())
+50
+>>> world.events(3)[0]["event_id"]
+'S00000000'
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from models.time_value import TimeValueProfile, value_now
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+SECONDS_PER_EVENT = 30.0  # simulated time between two events of the population
+
+# P(accept) of an offer shown in its primary interest period, by segment and category
+BASE_ACCEPTANCE: dict[str, dict[str, float]] = {
+    "student": {
+        "card": 0.30,
+        "loan": 0.12,
+        "savings": 0.05,
+        "insurance": 0.08,
+        "investment": 0.01,
+        "mortgage": 0.01,
+    },
+    "mass": {
+        "card": 0.10,
+        "loan": 0.18,
+        "mortgage": 0.08,
+        "savings": 0.12,
+        "insurance": 0.14,
+        "investment": 0.03,
+    },
+    "affluent": {
+        "investment": 0.25,
+        "mortgage": 0.18,
+        "savings": 0.10,
+        "card": 0.06,
+        "insurance": 0.10,
+        "loan": 0.04,
+    },
+    "private": {
+        "investment": 0.35,
+        "insurance": 0.15,
+        "mortgage": 0.10,
+        "savings": 0.06,
+        "card": 0.04,
+        "loan": 0.02,
+    },
+    "small_business": {
+        "loan": 0.28,
+        "card": 0.15,
+        "insurance": 0.10,
+        "savings": 0.06,
+        "investment": 0.05,
+        "mortgage": 0.04,
+    },
+}
+PHASE_FACTOR = {"primary": 1.0, "secondary": 0.5, "irrelevant": 0.12, "negative": 0.03}
+FATIGUE = 0.7  # each unanswered impression multiplies the probability by this
+TRIGGERS: dict[str, tuple[str, ...]] = {
+    "mortgage": ("mortgage_calculator_view", "property_search"),
+    "loan": ("loan_calculator_view", "car_configurator_view", "checkout_declined"),
+    "card": ("travel_booking", "card_declined", "salary_increase"),
+    "savings": ("large_deposit", "salary_increase", "deposit_maturing"),
+    "investment": ("large_deposit", "deposit_maturing", "contract_ending"),
+    "insurance": ("travel_booking", "property_search", "car_configurator_view"),
+}
+BACKGROUND = ("app_login", "page_view", "branch_visit", "address_change")
+SEGMENT_MIX = (
+    "student",
+    "mass",
+    "mass",
+    "mass",
+    "affluent",
+    "affluent",
+    "private",
+    "small_business",
+)
+INCOME = {
+    "student": 9000,
+    "mass": 35000,
+    "affluent": 80000,
+    "private": 220000,
+    "small_business": 65000,
+}
+EVENT_CHANNELS = ("mobile_app", "mobile_app", "web", "web", "email", "branch")
+
+
+@dataclass
+class SimCustomer:
+    customer_id: str
+    segment: str
+    age: int
+    taste: dict[str, float]  # personal multiplier per category, hidden
+
+
+class World:
+    """The simulated population. Seeded: the same seed gives the same customers and events."""
+
+    def __init__(self, customers: int = 2000, seed: int = 7) -> None:
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self.customers = [self._customer(index) for index in range(customers)]
+        self._by_id = {c.customer_id: c for c in self.customers}
+        self._clock = START
+        self._count = 0
+
+    def _customer(self, index: int) -> SimCustomer:
+        rng = self._rng
+        segment = rng.choice(SEGMENT_MIX)
+        age = rng.randint(18, 26) if segment == "student" else rng.randint(25, 64)
+        taste = {category: math.exp(rng.gauss(0.0, 0.3)) for category in TRIGGERS}
+        return SimCustomer(f"S{index:05d}", segment, age, taste)
+
+    def customer_records(self) -> list[dict[str, Any]]:
+        """CRM profiles for the `customers` topic (no hidden preference in them)."""
+        rng = random.Random(self.seed + 1)
+        return [
+            {
+                "customer_id": c.customer_id,
+                "age": c.age,
+                "segment": c.segment,
+                "region": rng.choice(["capital", "north", "south", "east", "west"]),
+                "income": float(INCOME[c.segment] * rng.uniform(0.8, 1.3)),
+                "tenure_years": round(rng.uniform(0.5, 20), 1),
+                "products_held": [],
+                "consents": ["mobile_app", "web", "email", "branch"],
+                "updated_at": (START - timedelta(days=30)).isoformat(),
+            }
+            for c in self.customers
+        ]
+
+    def _event_type(self, customer: SimCustomer) -> str:
+        if self._rng.random() < 0.35:
+            return self._rng.choice(BACKGROUND)
+        # customers look at what they care about: triggers follow hidden preference
+        weights = {
+            category: BASE_ACCEPTANCE[customer.segment][category] * customer.taste[category]
+            for category in TRIGGERS
+        }
+        category = self._rng.choices(list(weights), weights=list(weights.values()))[0]
+        return self._rng.choice(TRIGGERS[category])
+
+    def events(self, count: int) -> list[dict[str, Any]]:
+        """The next `count` journey events of the population, in time order."""
+        out = []
+        for _ in range(count):
+            customer = self._rng.choice(self.customers)
+            self._clock += timedelta(seconds=SECONDS_PER_EVENT)
+            out.append(
+                {
+                    "event_id": f"S{self._count:08d}",
+                    "customer_id": customer.customer_id,
+                    "event_type": self._event_type(customer),
+                    "timestamp": self._clock.isoformat(),
+                    "channel": self._rng.choice(EVENT_CHANNELS),
+                    "attributes": {},
+                }
+            )
+            self._count += 1
+        return out
+
+    def p_accept(self, customer_id: str, category: str, phase: str, unanswered: int) -> float:
+        """The true probability that this customer accepts this offer now (hidden)."""
+        customer = self._by_id[customer_id]
+        base = BASE_ACCEPTANCE[customer.segment][category] * customer.taste[category]
+        return min(0.95, base * PHASE_FACTOR[phase] * FATIGUE**unanswered)
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The true P(accept) of a candidate and the expected value of showing it."""
+
+    p_accept: float
+    value: float  # p_accept × value now × lever
+
+
+NOTHING = Truth(0.0, 0.0)
+
+
+@dataclass
+class Outcome:
+    """What the channel did for one decision, and what others would have got."""
+
+    interactions: list[dict[str, Any]]
+    shown: bool
+    accepted: bool
+    learned: Truth  # the offer the ranker put first
+    oracle: Truth  # the best choice by expected value, knowing the truth
+    random: Truth  # the mean over the valid offers
+
+
+@dataclass
+class Scoreboard:
+    """Running figures of the loop, overall and over the last `window` shown decisions."""
+
+    window: int = 10_000
+    decisions: int = 0
+    shown: int = 0
+    accepted: int = 0
+    regret: float = 0.0  # expected value the oracle would have added
+    _recent: deque[tuple[float, ...]] = field(default_factory=deque)
+
+    WINDOW_FIGURES = (
+        "acceptance",
+        "expected acceptance",
+        "oracle acceptance",
+        "random acceptance",
+        "expected value",
+        "oracle expected value",
+        "random expected value",
+    )
+
+    def add(self, outcome: Outcome) -> None:
+        self.decisions += 1
+        if not outcome.shown:
+            return
+        self.shown += 1
+        self.accepted += int(outcome.accepted)
+        self.regret += outcome.oracle.value - outcome.learned.value
+        self._recent.append(
+            (
+                float(outcome.accepted),
+                outcome.learned.p_accept,
+                outcome.oracle.p_accept,
+                outcome.random.p_accept,
+                outcome.learned.value,
+                outcome.oracle.value,
+                outcome.random.value,
+            )
+        )
+        if len(self._recent) > self.window:
+            self._recent.popleft()
+
+    def recent(self) -> dict[str, float]:
+        """Acceptance and expected value per decision over the window, for the learned
+        policy (realised and expected), the oracle and the random baseline."""
+        n = len(self._recent) or 1
+        figures = {
+            name: sum(row[i] for row in self._recent) / n
+            for i, name in enumerate(self.WINDOW_FIGURES)
+        }
+        figures["window decisions"] = float(len(self._recent))
+        return figures
+
+
+class Channel:
+    """Shows the first offer of each decision and answers as the simulated customer would."""
+
+    def __init__(self, world: World, offers: dict[str, dict[str, Any]], seed: int = 11) -> None:
+        self._world = world
+        self._offers = offers
+        self._rng = random.Random(seed)
+        self._count = 0
+
+    def _truth(self, customer_id: str, candidate: dict[str, Any], at: datetime) -> Truth:
+        offer = self._offers[candidate["offer_id"]]
+        trigger = candidate.get("trigger_at")
+        days = (at - datetime.fromisoformat(trigger)).total_seconds() / 86400 if trigger else None
+        unanswered = candidate.get("unanswered_impressions", 0)
+        value, phase = value_now(TimeValueProfile.of(offer), days, unanswered)
+        p = self._world.p_accept(customer_id, offer["category"], phase, unanswered)
+        return Truth(p, p * value * offer.get("business_lever", 1.0))
+
+    def _showable(self, candidate: dict[str, Any]) -> bool:
+        """What any policy may show: the contact policy applies to the oracle and baseline too."""
+        limit = self._offers[candidate["offer_id"]].get("max_impressions")
+        return limit is None or candidate.get("impressions", 0) < limit
+
+    def respond(self, valid: dict[str, Any], decision: dict[str, Any]) -> Outcome:
+        at = datetime.fromisoformat(decision["timestamp"])
+        customer_id = decision["customer_id"]
+        truths = {
+            c["offer_id"]: self._truth(customer_id, c, at)
+            for c in valid["candidates"]
+            if self._showable(c)
+        }
+        truths = {oid: t for oid, t in truths.items() if t.value >= 0}  # never shown: negative
+        oracle = max(truths.values(), key=lambda t: t.value, default=NOTHING)
+        n = len(truths) or 1
+        random_choice = Truth(
+            sum(t.p_accept for t in truths.values()) / n, sum(t.value for t in truths.values()) / n
+        )
+        if not decision["offers"]:
+            return Outcome([], False, False, NOTHING, oracle, random_choice)
+        shown = decision["offers"][0]["offer_id"]
+        learned = truths.get(shown, NOTHING)
+        p_shown = learned.p_accept
+        interactions = [self._interaction(decision, shown, "impression", at + timedelta(seconds=1))]
+        draw = self._rng.random()
+        accepted = draw < p_shown
+        later = at + timedelta(minutes=self._rng.uniform(1, 360))
+        if accepted:
+            interactions.append(self._interaction(decision, shown, "accept", later))
+        elif draw < p_shown + (1 - p_shown) * 0.3:
+            interactions.append(self._interaction(decision, shown, "dismiss", later))
+        # otherwise no response: the ranker labels it after the offer's response window
+        return Outcome(interactions, True, accepted, learned, oracle, random_choice)
+
+    def _interaction(
+        self, decision: dict[str, Any], offer_id: str, outcome: str, at: datetime
+    ) -> dict[str, Any]:
+        self._count += 1
+        return {
+            "interaction_id": f"I{self._count:08d}",
+            "decision_id": decision["decision_id"],
+            "customer_id": decision["customer_id"],
+            "offer_id": offer_id,
+            "channel": decision["channel"],
+            "outcome": outcome,
+            "timestamp": at.isoformat(),
+        }

@@ -1,0 +1,89 @@
+"""The closed loop end to end: a short headless demo on the embedded broker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psutil
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.demo import DemoConfig, run_demo
+from pipeline.settings import Settings
+from pipeline.simulation import Channel, World
+
+
+def test_short_headless_demo_decides_every_event_and_learns(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings: Settings = make_settings()
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    report = run_demo(settings, DemoConfig(events=1500, batch=250, customers=300, seed=3))
+    figures = report.figures()
+    assert report.events == 1500 and report.decisions == 1500  # every event decided
+    board = report.scoreboard
+    assert board.shown > 1000
+    assert report.interactions >= board.shown  # every shown decision got an impression at least
+    assert report.first_model_version == "logistic-0"
+    assert int(report.model_version.split("-")[1]) > 100  # it learned, in the loop
+    assert report.exit_codes == {"valid-offers": 0, "ranker": 0}
+    assert {p.pid for p in psutil.Process().children(recursive=True)} <= before  # all stopped
+    assert figures["dead letters"] == 0
+    assert 0 < figures["random acceptance (last 10000)"] < figures["oracle acceptance (last 10000)"]
+
+
+def test_demo_command_writes_a_json_report(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings: Settings = make_settings()
+    env = {
+        "NBO_BROKER_ADDRESS": settings.broker_address or "",
+        "NBO_TOPIC_PREFIX": settings.topic_prefix,
+        "NBO_STATE_DIR": str(settings.state_dir),
+    }
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        app,
+        ["demo", "--events", "500", "--customers", "100", "--report", str(report)],
+        env=env,
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(report.read_text())
+    assert figures["events"] == 500 and figures["decisions"] == 500
+    assert "summary" in result.output
+
+
+def test_simulation_is_seeded_and_the_channel_knows_the_truth() -> None:
+    assert World(customers=20, seed=5).events(30) == World(customers=20, seed=5).events(30)
+    world = World(customers=20, seed=5)
+    customer = world.customers[0].customer_id
+    offers = {
+        "o1": {
+            "category": "card",
+            "value": 100.0,
+            "primary_interest_days": 2.0,
+            "secondary_interest_days": 5.0,
+            "negative_impact_days": 20.0,
+            "secondary_value_ratio": 0.5,
+            "negative_value_ratio": -0.5,
+        }
+    }
+    fresh = {
+        "offer_id": "o1",
+        "trigger_at": "2026-11-01T00:00:00+00:00",
+        "unanswered_impressions": 0,
+    }
+    stale = {**fresh, "trigger_at": "2026-10-01T00:00:00+00:00"}
+    decision = {
+        "decision_id": "d",
+        "customer_id": customer,
+        "channel": "web",
+        "timestamp": "2026-11-01T12:00:00+00:00",
+        "offers": [{"offer_id": "o1"}],
+    }
+    channel = Channel(world, offers, seed=1)
+    now = channel.respond({"candidates": [fresh]}, decision)
+    later = channel.respond({"candidates": [stale]}, decision)
+    assert now.learned.p_accept > later.learned.p_accept  # interest fades after the trigger
+    assert now.oracle == now.learned and now.interactions[0]["outcome"] == "impression"
+    assert world.p_accept(customer, "card", "primary", 2) < world.p_accept(
+        customer, "card", "primary", 0
+    )
