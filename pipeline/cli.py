@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -305,16 +306,21 @@ def _configure_logging() -> None:
     logging.basicConfig(level="INFO", format="%(message)s", handlers=[RichHandler(console=errors)])
 
 
+def _run_stage(ctx: typer.Context, run: Callable[[Settings, str], None]) -> None:
+    """Run a μ-product in the foreground until SIGTERM or Ctrl-C."""
+    settings = _settings(ctx)
+    _configure_logging()
+    broker_mod.stop_on_sigterm()
+    with broker_mod.broker_address(settings, start_embedded=False) as address:
+        run(settings, address)
+
+
 @run_app.command("valid-offers")
 def run_valid_offers(ctx: typer.Context) -> None:
     """The Valid Offers μ-product: events in, valid offers per customer out."""
     from pipeline import valid_offers
 
-    settings = _settings(ctx)
-    _configure_logging()
-    broker_mod.stop_on_sigterm()
-    with broker_mod.broker_address(settings, start_embedded=False) as address:
-        valid_offers.run(settings, address)
+    _run_stage(ctx, valid_offers.run)
 
 
 @run_app.command("ranker")
@@ -322,11 +328,7 @@ def run_ranker(ctx: typer.Context) -> None:
     """The Next Best Offer μ-product: valid offers in, ranked decisions out; learns online."""
     from pipeline import next_best_offer
 
-    settings = _settings(ctx)
-    _configure_logging()
-    broker_mod.stop_on_sigterm()
-    with broker_mod.broker_address(settings, start_embedded=False) as address:
-        next_best_offer.run(settings, address)
+    _run_stage(ctx, next_best_offer.run)
 
 
 @app.command("explain")
