@@ -4,7 +4,7 @@ Pure functions: they take the customer view, the offer and the decision context 
 new `dict[str, float]`; they never change their inputs.
 
 >>> context = DecisionContext(hour=9, weekday=0, channel="web", event_type="travel_booking")
->>> customer = {"segment": "mass", "age": 34, "products_held": ["card"]}
+>>> customer = CustomerPart.of({"segment": "mass", "age": 34, "products_held": ["card"]})
 >>> offer = {"category": "insurance"}
 >>> x = candidate_features(customer, offer, context, days_since_trigger=0.5, phase="primary",
 ...                        impressions=1, unanswered=1)
@@ -50,16 +50,26 @@ def age_band(age: float) -> str:
     return "65+"
 
 
-def customer_features(customer: dict[str, Any]) -> dict[str, float]:
-    """The customer's part, the same for every candidate of a decision."""
-    return {
-        f"segment={customer.get('segment', 'unknown')}": 1.0,
-        f"age={age_band(float(customer.get('age') or 0))}": 1.0,
-    }
+@dataclass(frozen=True)
+class CustomerPart:
+    """The customer's part of the features: the same for every candidate of a decision, so it
+    is computed once per decision."""
+
+    segment: str
+    age_band: str
+    products_held: frozenset[str]
+
+    @classmethod
+    def of(cls, customer: dict[str, Any]) -> CustomerPart:
+        return cls(
+            segment=str(customer.get("segment", "unknown")),
+            age_band=age_band(float(customer.get("age") or 0)),
+            products_held=frozenset(customer.get("products_held", ())),
+        )
 
 
 def candidate_features(
-    customer: dict[str, Any],
+    customer: CustomerPart,
     offer: dict[str, Any],
     context: DecisionContext,
     *,
@@ -70,13 +80,13 @@ def candidate_features(
 ) -> dict[str, float]:
     """All features of one candidate: customer, offer, context and their crosses."""
     category = offer["category"]
-    segment = customer.get("segment", "unknown")
     features = {
         "bias": 1.0,
-        **customer_features(customer),
+        f"segment={customer.segment}": 1.0,
+        f"age={customer.age_band}": 1.0,
         f"category={category}": 1.0,
-        f"segment={segment}×category={category}": 1.0,
-        f"age={age_band(float(customer.get('age') or 0))}×category={category}": 1.0,
+        f"segment={customer.segment}×category={category}": 1.0,
+        f"age={customer.age_band}×category={category}": 1.0,
         f"phase={phase}": 1.0,
         f"phase={phase}×category={category}": 1.0,
         f"channel={context.channel}×category={category}": 1.0,
@@ -89,6 +99,6 @@ def candidate_features(
     }
     if days_since_trigger is not None:
         features["log_days_since_trigger"] = math.log1p(max(0.0, days_since_trigger)) / 5
-    if category in customer.get("products_held", ()):
+    if category in customer.products_held:
         features["holds_category"] = 1.0
     return features

@@ -29,7 +29,12 @@ from typing import Any
 from pydantic import BaseModel
 from quixstreams import Application, State, message_context
 
-from features.offer_features import FEATURE_SET, DecisionContext, candidate_features
+from features.offer_features import (
+    FEATURE_SET,
+    CustomerPart,
+    DecisionContext,
+    candidate_features,
+)
 from models.contact_policy import ContactPolicy
 from models.policies import make_policy
 from models.ranker import Candidate, OnlineRanker
@@ -95,6 +100,7 @@ class Ranker:
         )
         self.stats = RankerStats()
         self._saved_at = time.monotonic()
+        self._profiles: dict[str, tuple[dict[str, Any], TimeValueProfile]] = {}
 
     @property
     def model(self) -> OnlineRanker:
@@ -163,7 +169,7 @@ class Ranker:
         self, valid: ValidOffers, context: DecisionContext, now: float
     ) -> tuple[list[Candidate], dict[str, str]]:
         offers = self._tables.catalogue.offers
-        customer = valid.customer
+        customer = CustomerPart.of(valid.customer)
         candidates, phases = [], {}
         for candidate in valid.candidates:
             offer = offers.get(candidate.offer_id)
@@ -176,7 +182,7 @@ class Ranker:
                 else None
             )
             value, phase = value_now(
-                TimeValueProfile.of(offer),
+                self._profile(candidate.offer_id, offer),
                 days,
                 candidate.unanswered_impressions,
                 self.contact.fatigue_share,
@@ -198,6 +204,13 @@ class Ranker:
             )
             phases[candidate.offer_id] = phase
         return candidates, phases
+
+    def _profile(self, offer_id: str, offer: dict[str, Any]) -> TimeValueProfile:
+        """Built once per offer version: the catalogue replaces an offer's dict when it changes."""
+        cached = self._profiles.get(offer_id)
+        if cached is None or cached[0] is not offer:
+            cached = self._profiles[offer_id] = (offer, TimeValueProfile.of(offer))
+        return cached[1]
 
     def _explain(self, top: Candidate, phases: dict[str, str]) -> str:
         reasons = ", ".join(

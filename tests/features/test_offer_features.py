@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.offer_features import DecisionContext, candidate_features
+from features.offer_features import CustomerPart, DecisionContext, candidate_features
 
 customers = st.fixed_dictionaries(
     {
@@ -23,7 +23,7 @@ def test_features_never_mutate_their_inputs(customer, offer, days, impressions, 
     context = DecisionContext.at(datetime(2026, 11, 7, 22, tzinfo=UTC), "web", "travel_booking")
     before = copy.deepcopy((customer, offer, context))
     features = candidate_features(
-        customer,
+        CustomerPart.of(customer),
         offer,
         context,
         days_since_trigger=days,
