@@ -36,3 +36,9 @@ def outputs(settings: Settings, logical_topic: str, count: int, timeout: float =
         settings, settings.broker_address or "", settings.topic_name(logical_topic), count, timeout
     )
     return [record.json() for record in records]
+
+
+def output_for(settings: Settings, logical_topic: str, count: int, event_id: str) -> Any:
+    """The output for `event_id`, once `count` outputs are on the topic. Records of different
+    partitions arrive in no fixed order, so the last one read is not necessarily the newest."""
+    return next(v for v in outputs(settings, logical_topic, count) if v["event_id"] == event_id)

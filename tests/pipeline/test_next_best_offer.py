@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.settings import Settings
 from pipeline.topics import create_topics
-from tests.streams import outputs, running, send
+from tests.streams import output_for, outputs, running, send
 
 START = datetime(2026, 11, 2, 9, tzinfo=UTC)
 OFFERS = {"offer-a": "card", "offer-b": "loan", "offer-c": "savings", "offer-d": "insurance"}
@@ -110,7 +110,7 @@ def test_ranker_learns_from_accepts_and_resumes_after_restart(loop: Settings) ->
             at = START + timedelta(hours=1, minutes=probe)
             send(loop, "events", [("NEW1", event(f"e-NEW1-{probe}", "NEW1", at))])
             seen += 1
-            after = outputs(loop, "next_best_offers", seen)[-1]
+            after = output_for(loop, "next_best_offers", seen, f"e-NEW1-{probe}")
             if after["model_version"] == learned:
                 break
         assert after["model_version"] == learned
@@ -124,7 +124,6 @@ def test_ranker_learns_from_accepts_and_resumes_after_restart(loop: Settings) ->
 
     with running(loop, "run", "ranker"):  # restarted: the model comes from its checkpoint
         send(loop, "events", [("NEW2", event("e-NEW2", "NEW2", START + timedelta(hours=2)))])
-        resumed = outputs(loop, "next_best_offers", seen + 1)[-1]
-    assert resumed["event_id"] == "e-NEW2"
+        resumed = output_for(loop, "next_best_offers", seen + 1, "e-NEW2")
     assert resumed["model_version"] == f"logistic-{2 * len(learners)}"
     assert resumed["offers"][0]["offer_id"] == "offer-a"

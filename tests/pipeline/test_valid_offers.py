@@ -13,7 +13,7 @@ from pipeline import connectors
 from pipeline.schemas import Customer, JourneyEvent, Offer
 from pipeline.settings import Settings
 from pipeline.topics import create_topics
-from tests.streams import outputs, running, send
+from tests.streams import output_for, outputs, running, send
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 
@@ -222,7 +222,8 @@ def test_an_eligibility_change_applies_from_the_moment_it_arrives(app: Settings)
             [("M0", _event(f"probe-{probe}", "M0", at + timedelta(minutes=probe + 1)))],
         )
         seen += 1
-        if outputs(app, "valid_offers", seen)[-1]["rule_versions"]["student-products"] == 2:
+        probed = output_for(app, "valid_offers", seen, f"probe-{probe}")
+        if probed["rule_versions"]["student-products"] == 2:
             break
     else:
         pytest.fail("the new rule version was not applied")
