@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from pipeline.dead_letters import DeadLetterProducer, Origin, dead_letter
 from pipeline.errors import BrokerError
 from pipeline.rules import CompiledRule, RuleError, RuleInForce, compile_rule, group_offers
-from pipeline.schemas import Offer, Rule, RuleKind
+from pipeline.schemas import Offer, Rule, RuleKind, describe_errors
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class TableState:
         try:
             offer = Offer.model_validate(payload)
         except ValidationError as error:
-            return dead_letter("catalogue", origin, f"invalid offer: {_brief(error)}", raw)
+            return dead_letter("catalogue", origin, f"invalid offer: {describe_errors(error)}", raw)
         if origin.key is not None and origin.key != offer.offer_id:
             reason = f"key {origin.key!r} differs from offer_id {offer.offer_id!r}"
             return dead_letter("catalogue", origin, reason, raw)
@@ -99,7 +99,7 @@ class TableState:
         try:
             rule = Rule.model_validate(payload)
         except ValidationError as error:
-            return dead_letter("catalogue", origin, f"invalid rule: {_brief(error)}", raw)
+            return dead_letter("catalogue", origin, f"invalid rule: {describe_errors(error)}", raw)
         if rule.kind != kind:
             reason = f"rule {rule.rule_id} has kind {rule.kind} but came on {origin.topic}"
             return dead_letter("catalogue", origin, reason, raw)
@@ -138,13 +138,6 @@ class TableState:
             rules=tuple(group_offers(compiled, offers.values()) for compiled in ordered),
             rule_versions={c.rule.rule_id: c.rule.version for c in ordered},
         )
-
-
-def _brief(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in issue['loc']) or '(record)'}: {issue['msg']}"
-        for issue in error.errors()
-    )
 
 
 class GlobalTables:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Producer
+from quixstreams import message_context
 
 from pipeline.kafka_io import producer_config
 from pipeline.settings import Settings
@@ -28,6 +29,12 @@ class Origin:
 
     def __str__(self) -> str:
         return f"{self.topic}[{self.partition}]@{self.offset} key={self.key}"
+
+    @classmethod
+    def of_current_message(cls, key: str | None) -> Origin:
+        """Where the record a Quix app is processing now came from."""
+        context = message_context()
+        return cls(context.topic, context.partition, context.offset, key)
 
 
 def dead_letter(stage: str, origin: Origin, reason: str, raw: bytes | str | None) -> dict[str, Any]:

@@ -257,7 +257,9 @@ class Ranker:
                 "is unknown or already resolved"
             )
             self._dead_letters.send(
-                dead_letter(STAGE, _origin(key), reason, interaction.model_dump_json())
+                dead_letter(
+                    STAGE, Origin.of_current_message(key), reason, interaction.model_dump_json()
+                )
             )
             return
         if interaction.outcome == "impression":
@@ -317,11 +319,6 @@ class Ranker:
     def save(self) -> None:
         save_checkpoint(self._checkpoint_path, self.checkpoint)
         self._saved_at = time.monotonic()
-
-
-def _origin(key: str | None) -> Origin:
-    context = message_context()
-    return Origin(context.topic, context.partition, context.offset, key)
 
 
 def checkpoint_path(settings: Settings, bootstrap: str) -> Path:

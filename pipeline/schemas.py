@@ -16,7 +16,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 
@@ -282,15 +290,6 @@ class DeadLetter(Output):
     at: datetime
 
 
-INPUT_SCHEMAS: dict[str, type[Record]] = {
-    "offers": Offer,
-    "customers": Customer,
-    "events": JourneyEvent,
-    "validation_rules": Rule,
-    "eligibilities": Rule,
-    "interactions": Interaction,
-}
-
 ALL_SCHEMAS: dict[str, type[BaseModel]] = {
     "offer": Offer,
     "customer": Customer,
@@ -301,6 +300,14 @@ ALL_SCHEMAS: dict[str, type[BaseModel]] = {
     "decision": Decision,
     "dead_letter": DeadLetter,
 }
+
+
+def describe_errors(error: ValidationError) -> str:
+    """A validation error as one line: `field: reason; field: reason`."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in issue['loc']) or '(record)'}: {issue['msg']}"
+        for issue in error.errors()
+    )
 
 
 def export_json_schemas(directory: Path) -> list[Path]:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from quixstreams import Application, State, message_context
+from quixstreams import Application, State
 from quixstreams.models import Row
 
 from pipeline import customer_state
@@ -33,7 +33,7 @@ from pipeline.catalogue import Catalogue, GlobalTables
 from pipeline.dead_letters import DeadLetterProducer, Origin, dead_letter
 from pipeline.quix import make_application
 from pipeline.rules import EventFacts, RuleEvaluator, Verdict
-from pipeline.schemas import Customer, Interaction, JourneyEvent
+from pipeline.schemas import Customer, Interaction, JourneyEvent, describe_errors
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,11 +56,6 @@ class Parsed:
     dead: dict[str, Any] | None = None
 
 
-def _origin(key: str | None) -> Origin:
-    context = message_context()
-    return Origin(context.topic, context.partition, context.offset, key)
-
-
 def parse(
     raw: bytes | None,
     key: str | None,
@@ -69,18 +64,15 @@ def parse(
     stage: str = STAGE,
 ) -> Parsed:
     """Validate one raw record from a source topic (`topics`: real name -> logical name)."""
-    origin = _origin(key)
+    origin = Origin.of_current_message(key)
     source = topics[origin.topic]
     if raw is None:
         return Parsed(source, None)
     try:
         record = schemas[source].model_validate_json(raw)
     except ValidationError as error:
-        reason = "; ".join(
-            f"{'.'.join(str(p) for p in issue['loc']) or '(record)'}: {issue['msg']}"
-            for issue in error.errors()
-        )
-        return Parsed(source, None, dead_letter(stage, origin, f"invalid {source}: {reason}", raw))
+        reason = f"invalid {source}: {describe_errors(error)}"
+        return Parsed(source, None, dead_letter(stage, origin, reason, raw))
     record_customer = getattr(record, "customer_id", None)
     if key != record_customer:
         reason = f"message key {key!r} differs from customer_id {record_customer!r}"
@@ -204,7 +196,9 @@ class ValidOffersProcessor:
             if offer is None:
                 reason = f"interaction {record.interaction_id}: unknown offer id {record.offer_id}"
                 raw = record.model_dump_json()
-                self._dead_letters.send(dead_letter(STAGE, _origin(key), reason, raw))
+                self._dead_letters.send(
+                    dead_letter(STAGE, Origin.of_current_message(key), reason, raw)
+                )
                 return None
             customer_state.apply_interaction(
                 current,
