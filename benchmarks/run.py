@@ -37,6 +37,7 @@ def main(only: list[str]) -> None:
                 broker_address=broker.address,
                 topic_prefix=f"bench{index}",
                 state_dir=Path(tempfile.mkdtemp(prefix="nbo-bench-state-")),
+                mlflow_tracking=False,  # benchmark models are not for review
             )
             console.print(f"[dim]running {name}…[/]")
             results[name] = bench(settings, broker.address)

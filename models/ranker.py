@@ -42,7 +42,7 @@ def make_classifier(name: str, seed: int, learning_rate: float = 0.15) -> Any:
     if name == "adaptive_forest":
         return forest.ARFClassifier(n_models=10, seed=seed)
     if name == "naive_bayes":
-        return naive_bayes.BernoulliNB()  # type: ignore[no-untyped-call]
+        return naive_bayes.BernoulliNB()
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
 
@@ -108,6 +108,10 @@ class OnlineRanker:
             ranked.append(candidate)
         ranked.sort(key=lambda c: (c.score, c.p_accept * max(c.value_now, 0.0)), reverse=True)
         return ranked
+
+    def weights(self) -> dict[str, float]:
+        """The linear model's feature weights ({} for models without weights)."""
+        return {name: float(w) for name, w in getattr(self._classifier, "weights", {}).items()}
 
     def contributions(self, x: dict[str, float], top: int = 3) -> list[tuple[str, float]]:
         """The features that moved P(accept) most for `x` (linear models only; else [])."""

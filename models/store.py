@@ -27,6 +27,7 @@ from models.ranker import OnlineRanker
 class Checkpoint:
     ranker: OnlineRanker
     learned_offsets: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> offset
+    registry_version: str | None = None  # the registered version this model descends from
 
 
 def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:

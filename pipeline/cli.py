@@ -39,6 +39,8 @@ app.add_typer(load_app, name="load")
 app.add_typer(produce_app, name="produce")
 run_app = typer.Typer(no_args_is_help=True, help="Run a μ-product in the foreground.")
 app.add_typer(run_app, name="run")
+model_app = typer.Typer(no_args_is_help=True, help="Review and promote ranker models (MLflow).")
+app.add_typer(model_app, name="model")
 
 console = Console()
 errors = Console(stderr=True)
@@ -383,3 +385,139 @@ def explain(
         f"{rule} v{version}" for rule, version in sorted(found["rule_versions"].items())
     )
     console.print(f"[dim]rules in force: {versions}[/]")
+
+
+# -- model review -----------------------------------------------------------------------------
+
+
+def _registry(settings: Settings) -> Any:
+    from models import registry
+
+    registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifacts_dir)
+    return registry
+
+
+@model_app.command("list")
+def model_list(ctx: typer.Context) -> None:
+    """Every registered version of nbo-ranker, newest first, with its aliases."""
+    registry = _registry(_settings(ctx))
+    table = Table("version", "aliases", "ranker", "run", "created (UTC)")
+    for row in registry.list_versions():
+        table.add_row(
+            row.version,
+            ", ".join(row.aliases),
+            row.ranker_version,
+            row.run_id,
+            row.created.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)
+
+
+@model_app.command("promote")
+def model_promote(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="registered version number")],
+    alias: Annotated[str, typer.Option("--as", help="champion or challenger")] = "champion",
+) -> None:
+    """Make VERSION the champion (or the challenger); running rankers switch to it."""
+    from mlflow.exceptions import MlflowException
+
+    registry = _registry(_settings(ctx))
+    try:
+        registry.promote(version, alias)
+    except (MlflowException, ValueError) as error:
+        raise NboError(f"cannot promote version {version}: {error}") from error
+    console.print(f"nbo-ranker version {version} is now the {alias}")
+
+
+@app.command("ui")
+def ui(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="port of the MLflow UI")] = 5000,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+) -> None:
+    """Open the MLflow UI on nbo's model store (runs, metrics, plots, registry)."""
+    import os
+
+    settings = _settings(ctx)
+    _registry(settings)  # the store and the experiment exist before the UI opens
+    command = [
+        sys.executable, "-m", "mlflow", "ui",
+        "--backend-store-uri", settings.mlflow_tracking_uri,
+        "--default-artifact-root", settings.mlflow_artifacts_dir.resolve().as_uri(),
+        "--host", host, "--port", str(port),
+    ]  # fmt: skip
+    console.print(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)")
+    os.execv(sys.executable, command)
+
+
+# -- offline replay -----------------------------------------------------------------------------
+
+
+@app.command("replay")
+def replay(
+    ctx: typer.Context,
+    log_file: Annotated[Path, typer.Argument(help="logged feedback: .csv or .jsonl")],
+    items: Annotated[Path, typer.Option(help="offer attributes: .csv or .jsonl")],
+    mapping: Annotated[Path | None, typer.Option(help="YAML: which column is which")] = None,
+    model: Annotated[str, typer.Option(help="logistic, adaptive_forest or naive_bayes")] = (
+        "logistic"
+    ),
+    policy: Annotated[str, typer.Option(help="greedy, epsilon-greedy or thompson")] = "greedy",
+    seed: Annotated[int, typer.Option(help="seed of the model, policy and bootstrap")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write results here")] = None,
+    mlflow_run: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="log a run")] = True,
+    register: Annotated[bool, typer.Option(help="register the replayed model")] = False,
+) -> None:
+    """Would this model and policy have done better on what was logged? (off-policy estimates)"""
+    from pipeline import replay as replay_mod
+
+    settings = _settings(ctx)
+    result = replay_mod.replay_file(log_file, items, mapping, model=model, policy=policy, seed=seed)
+    estimates = result.estimates(seed=seed)
+    _print_replay(result, estimates)
+    figures = replay_mod.figures(result, estimates)
+    if mlflow_run:
+        from models.tracking import log_offline_run
+
+        run_id, version = log_offline_run(
+            settings.mlflow_tracking_uri,
+            settings.mlflow_artifacts_dir,
+            run_name=f"replay-{log_file.stem}-{model}-{policy}",
+            params={"log": str(log_file), "model": model, "policy": policy, "seed": seed},
+            metrics=figures,
+            curve=result.curve,
+            ranker=result.model,
+            register=register,
+        )
+        registered = f", registered as version {version}" if version else ""
+        console.print(f"[dim]MLflow run {run_id}{registered}[/]")
+    if json_out is not None:
+        json_out.write_text(json.dumps(replay_mod.report(result, estimates), indent=2) + "\n")
+        console.print(f"[dim]results written to {json_out}[/]")
+
+
+def _print_replay(result: Any, estimates: list[Any]) -> None:
+    console.print(
+        f"replayed {result.rounds_learned:,} shows ({len(result.log):,} evaluated, "
+        f"{len(result.rejected)} rejected); policy {result.policy}, model {result.model.version}"
+    )
+    console.print(
+        f"progressive validation: log loss {result.log_loss:.4f}, ROC AUC {result.roc_auc:.4f}"
+    )
+    table = Table("estimator", "value", "95% interval", "rounds used")
+    for estimate in estimates:
+        label = (
+            "logging policy (observed)" if estimate.estimator == "logging" else estimate.estimator
+        )
+        table.add_row(
+            label,
+            f"{estimate.value:.4f}",
+            f"[{estimate.low:.4f}, {estimate.high:.4f}]",
+            f"{estimate.rounds:,}",
+        )
+    console.print(table)
+    if not result.uniform_logging:
+        console.print("[dim]replay (rejection) method left out: the log is not uniformly random[/]")
+    for rejected in result.rejected[:_REJECTS_SHOWN]:
+        errors.print(f"[yellow]line {rejected.line}:[/] {rejected.reason}")

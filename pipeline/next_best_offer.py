@@ -36,10 +36,14 @@ from features.offer_features import (
     candidate_features,
 )
 from models.contact_policy import ContactPolicy
+from models.evaluation import StreamMetrics
+from models.off_policy import LoggedRound, RunningEstimate
 from models.policies import make_policy
 from models.ranker import Candidate, OnlineRanker
+from models.registry import CHALLENGER, CHAMPION
 from models.store import Checkpoint, load_checkpoint, save_checkpoint
 from models.time_value import TimeValueProfile, value_now
+from models.tracking import RunTracker
 from pipeline.catalogue import GlobalTables
 from pipeline.dead_letters import DeadLetterProducer, Origin, dead_letter
 from pipeline.quix import make_application, state_dir
@@ -81,8 +85,10 @@ class Ranker:
         tables: GlobalTables,
         dead_letters: DeadLetterProducer,
         checkpoint_path: Path,
+        tracker: RunTracker | None = None,
     ) -> None:
         self._settings = settings
+        self._tracker = tracker
         self._tables = tables
         self._dead_letters = dead_letters
         self._checkpoint_path = checkpoint_path
@@ -93,6 +99,12 @@ class Ranker:
             )
         self.checkpoint = checkpoint
         self.policy = make_policy(settings.exploration, settings.seed, settings.epsilon)
+        # the challenger is scored in shadow with the same kind of policy as the champion
+        self.shadow_policy = make_policy(settings.exploration, settings.seed + 1, settings.epsilon)
+        self.challenger: OnlineRanker | None = None
+        self.challenger_version: str | None = None
+        self.metrics = StreamMetrics()
+        self.challenger_estimate = RunningEstimate()
         self.contact = ContactPolicy(
             default_max_impressions=settings.default_max_impressions,
             channel_daily_limit=settings.channel_daily_limit,
@@ -101,10 +113,29 @@ class Ranker:
         self.stats = RankerStats()
         self._saved_at = time.monotonic()
         self._profiles: dict[str, tuple[dict[str, Any], TimeValueProfile]] = {}
+        self.follow_registry()
 
     @property
     def model(self) -> OnlineRanker:
         return self.checkpoint.ranker
+
+    def follow_registry(self) -> None:
+        """Switch to a newly promoted champion, and to a new challenger, without a restart."""
+        if self._tracker is None:
+            return
+        aliases = self._tracker.aliases()
+        champion, challenger = aliases.get(CHAMPION), aliases.get(CHALLENGER)
+        if champion is not None and champion != self.checkpoint.registry_version:
+            loaded = self._tracker.load(champion)
+            if loaded is not None:
+                log.info("%s: champion is now version %s (%s)", STAGE, champion, loaded.version)
+                self.checkpoint.ranker, self.checkpoint.registry_version = loaded, champion
+        if challenger == champion:
+            challenger = None
+        if challenger != self.challenger_version:
+            self.challenger = self._tracker.load(challenger) if challenger else None
+            self.challenger_version = challenger if self.challenger else None
+            self.challenger_estimate = RunningEstimate()
 
     def __call__(
         self, parsed: Parsed, key: str, _timestamp: int, _headers: Any, state: State
@@ -159,11 +190,38 @@ class Ranker:
         if chosen:
             current["pending"][decision_id] = {
                 "at": now,
-                "offers": {c.key: {"x": c.features, "shown_at": None} for c in chosen},
+                "first": chosen[0].key,
+                "offers": {
+                    c.key: {"x": c.features, "p": c.p_accept, "v": c.value_now, "shown_at": None}
+                    for c in chosen
+                },
+                "shadow": self._shadow(candidates, chosen[0].key, propensities[top[0]]),
             }
             self._cap_pending(current)
+        self.metrics.decided([phases[c.key] for c in chosen])
         explanation = self._explain(chosen[0], phases) if chosen else "no offer worth showing"
         return self._record(valid, decision_id, offers, explanation)
+
+    def _shadow(
+        self, candidates: list[Candidate], first: str, propensity: float
+    ) -> dict[str, float] | None:
+        """What the challenger would have done: its probability of putting `first` first, and
+        its reward model, for the off-policy estimate once the outcome is known."""
+        if self.challenger is None:
+            return None
+        copies = [Candidate(c.key, c.features, c.value_now, c.lever) for c in candidates]
+        ranked = self.challenger.rank(copies)
+        _, probabilities = self.shadow_policy.choose(
+            [c.score for c in ranked], [c.p_accept for c in ranked]
+        )
+        rewards = [c.p_accept * c.value_now for c in ranked]
+        logged = next(i for i, c in enumerate(ranked) if c.key == first)
+        return {
+            "propensity": propensity,
+            "target_probability": probabilities[logged],
+            "target_value": sum(p * r for p, r in zip(probabilities, rewards, strict=True)),
+            "predicted_reward": rewards[logged],
+        }
 
     def _candidates(
         self, valid: ValidOffers, context: DecisionContext, now: float
@@ -236,6 +294,8 @@ class Ranker:
             "channel": valid.channel,
             "offers": offers,
             "model_version": self.model.version,
+            "registry_version": self.checkpoint.registry_version,
+            "challenger_version": self.challenger_version,
             "policy": self.policy.name,
             "feature_set": FEATURE_SET,
             "rule_versions": valid.rule_versions,
@@ -268,7 +328,7 @@ class Ranker:
             shown.append(now)
             del shown[:-CHANNEL_HISTORY]
         elif interaction.outcome in POSITIVE or interaction.outcome in NEGATIVE:
-            self._learn(offer["x"], interaction.outcome in POSITIVE)
+            self._label(decision, interaction.offer_id, interaction.outcome in POSITIVE)
             self._resolve(current, interaction.decision_id, interaction.offer_id)
         # a click is neutral: the offer stays open for its outcome
 
@@ -279,16 +339,29 @@ class Ranker:
         if not offers:
             del current["pending"][decision_id]
 
-    def _learn(self, features: dict[str, float], accepted: bool) -> None:
+    def _label(self, decision: dict[str, Any], offer_id: str, accepted: bool) -> None:
+        """Measure, then learn, one shown offer's label (once, even across a restart)."""
         context = message_context()
         position = f"{context.topic}/{context.partition}"
         learned = self.checkpoint.learned_offsets
         if context.offset <= learned.get(position, -1):
             return  # learned before the restart this checkpoint comes from
-        self.model.learn_one(features, accepted)
+        offer = decision["offers"][offer_id]
+        self.metrics.labelled(offer["p"], accepted)
+        if offer_id == decision["first"]:
+            self._rewarded(decision, offer["v"] if accepted else 0.0)
+        self.model.learn_one(offer["x"], accepted)
+        if self.challenger is not None:
+            self.challenger.learn_one(offer["x"], accepted)
         learned[position] = context.offset
         self.stats.learned += 1
         self.stats.positives += int(accepted)
+
+    def _rewarded(self, decision: dict[str, Any], reward: float) -> None:
+        self.metrics.rewarded(reward)
+        shadow = decision.get("shadow")
+        if shadow is not None and self.challenger is not None:
+            self.challenger_estimate.update(LoggedRound(reward=reward, matched=False, **shadow))
 
     def _expire(self, current: dict[str, Any], now: float) -> None:
         """A shown offer with no response within its window becomes a negative label; an
@@ -298,7 +371,7 @@ class Ranker:
             for offer_id, offer in list(decision["offers"].items()):
                 window = offers.get(offer_id, {}).get("response_window_hours", 72.0) * 3600
                 if offer["shown_at"] is not None and now - offer["shown_at"] > window:
-                    self._learn(offer["x"], False)
+                    self._label(decision, offer_id, False)
                     self.stats.expired += 1
                     self._resolve(current, decision_id, offer_id)
                 elif offer["shown_at"] is None and now - decision["at"] > window:
@@ -315,6 +388,25 @@ class Ranker:
     def maybe_checkpoint(self) -> None:
         if time.monotonic() - self._saved_at >= self._settings.model_checkpoint_interval:
             self.save()
+            self.log_metrics()
+        self.follow_registry()
+
+    def log_metrics(self) -> None:
+        if self._tracker is None:
+            return
+        values = self.metrics.snapshot()
+        challenger = self.challenger_estimate.values()
+        if self.challenger is not None and challenger["rounds"]:
+            values.update({f"challenger_{name}": v for name, v in challenger.items()})
+        self._tracker.log_metrics(values, step=self.metrics.decisions)
+
+    def finish(self) -> None:
+        """On shutdown: checkpoint, then log the final metrics and register the model."""
+        self.save()
+        if self._tracker is not None:
+            self.log_metrics()
+            version = self._tracker.finish(self.model, self.metrics)
+            log.info("%s: model %s registered as version %s", STAGE, self.model.version, version)
 
     def save(self) -> None:
         save_checkpoint(self._checkpoint_path, self.checkpoint)
@@ -326,7 +418,11 @@ def checkpoint_path(settings: Settings, bootstrap: str) -> Path:
 
 
 def build(
-    settings: Settings, bootstrap: str, tables: GlobalTables, dead_letters: DeadLetterProducer
+    settings: Settings,
+    bootstrap: str,
+    tables: GlobalTables,
+    dead_letters: DeadLetterProducer,
+    tracker: RunTracker | None = None,
 ) -> tuple[Application, Ranker]:
     """Wire the μ-product: every stage is named here, in order."""
     app = make_application(
@@ -342,7 +438,9 @@ def build(
     next_best_offers = app.topic(
         settings.topic_name("next_best_offers"), key_serializer="str", value_serializer="json"
     )
-    ranker = Ranker(settings, tables, dead_letters, checkpoint_path(settings, bootstrap))
+    ranker = Ranker(
+        settings, tables, dead_letters, checkpoint_path(settings, bootstrap), tracker=tracker
+    )
 
     sdf = app.dataframe(sources[0]).concat(app.dataframe(sources[1]))
     sdf = sdf.apply(
@@ -354,17 +452,41 @@ def build(
     return app, ranker
 
 
+def start_tracking(settings: Settings) -> RunTracker | None:
+    """The ranker's MLflow run, with the parameters a reviewer compares runs by."""
+    if not settings.mlflow_tracking:
+        return None
+    return RunTracker(
+        settings.mlflow_tracking_uri,
+        settings.mlflow_artifacts_dir,
+        run_name=f"ranker-{time.strftime('%Y%m%d-%H%M%S')}",
+        params={
+            "model": settings.ranker_model,
+            "learning_rate": settings.learning_rate,
+            "exploration": settings.exploration,
+            "epsilon": settings.epsilon,
+            "top_k": settings.top_k,
+            "channel_daily_limit": settings.channel_daily_limit,
+            "default_max_impressions": settings.default_max_impressions,
+            "fatigue_share": settings.fatigue_share,
+            "feature_set": FEATURE_SET,
+            "seed": settings.seed,
+        },
+        poll_interval=settings.model_poll_interval,
+    )
+
+
 def run(settings: Settings, bootstrap: str) -> None:
     """Load the offers table and the last model checkpoint, then decide and learn until stopped."""
     tables = GlobalTables(settings, bootstrap, tables=("offers",))
     tables.start(timeout=settings.broker_start_timeout)
     dead_letters = DeadLetterProducer(settings, bootstrap)
-    app, ranker = build(settings, bootstrap, tables, dead_letters)
+    app, ranker = build(settings, bootstrap, tables, dead_letters, start_tracking(settings))
     log.info("%s: model %s, policy %s", STAGE, ranker.model.version, ranker.policy.name)
     try:
         app.run()
     finally:
-        ranker.save()
+        ranker.finish()
         dead_letters.flush()
         log.info(
             "%s: stopped; model %s checkpointed (%s)", STAGE, ranker.model.version, ranker.stats

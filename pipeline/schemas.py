@@ -271,6 +271,8 @@ class Decision(Output):
     channel: Channel
     offers: list[RankedOffer]
     model_version: str
+    registry_version: str | None = None  # the registered version the model descends from
+    challenger_version: str | None = None  # scored in shadow, for its off-policy estimate
     policy: str
     feature_set: str
     rule_versions: dict[str, int]

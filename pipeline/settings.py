@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     state_dir: Path = Path("state")
     mlflow_tracking_uri: str = "sqlite:///mlruns/mlflow.db"
     mlflow_artifacts_dir: Path = Path("mlruns/artifacts")
+    mlflow_tracking: bool = Field(default=True, description="log ranker runs and follow aliases")
+    model_poll_interval: float = Field(
+        default=5.0, gt=0, description="seconds between looks at the registry's aliases"
+    )
 
     commit_interval: float = Field(default=1.0, gt=0, description="seconds between checkpoints")
     # Tansu takes about half the session timeout to let a consumer join; 6 s gives ~3 s starts.

@@ -1,0 +1,76 @@
+"""What a running ranker measures about itself, for review in MLflow.
+
+Progressive validation with delayed labels: a label that arrives hours after its decision is
+scored against the P(accept) the model gave *at decision time* (kept with the pending decision),
+then learned. So log loss and ROC AUC are out-of-sample for every label.
+
+>>> metrics = StreamMetrics()
+>>> metrics.decided(["primary", "secondary"])
+>>> metrics.labelled(0.8, True); metrics.labelled(0.3, False)
+>>> metrics.rewarded(120.0); metrics.rewarded(0.0)
+>>> snapshot = metrics.snapshot()
+>>> snapshot["acceptance_rate"], snapshot["reward_per_decision"], snapshot["roc_auc"]
+(0.5, 60.0, 1.0)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from river import metrics as river_metrics
+
+CALIBRATION_BINS = 10
+
+
+class StreamMetrics:
+    """Counts and progressive metrics; one owner (the ranker), updated in the stream."""
+
+    def __init__(self) -> None:
+        self.decisions = 0
+        self.labels = 0
+        self.accepted = 0
+        self.rewarded_rounds = 0
+        self.reward = 0.0
+        self.phases: Counter[str] = Counter()
+        self.log_loss = river_metrics.LogLoss()
+        self.roc_auc = river_metrics.ROCAUC()
+        # per bin of predicted P(accept): [sum of predictions, positives, labels]
+        self.calibration = [[0.0, 0, 0] for _ in range(CALIBRATION_BINS)]
+        self.acceptance_curve: list[tuple[int, float]] = []  # (labels so far, acceptance)
+        self._window = [0, 0]  # labels, positives since the last curve point
+
+    def decided(self, phases: list[str]) -> None:
+        """A decision was emitted with offers in these interest phases."""
+        self.decisions += 1
+        self.phases.update(phases)
+
+    def labelled(self, predicted: float, accepted: bool) -> None:
+        """A shown offer got its label; `predicted` is P(accept) from decision time."""
+        self.labels += 1
+        self.accepted += int(accepted)
+        self.log_loss.update(accepted, predicted)
+        self.roc_auc.update(accepted, predicted)
+        bin_ = self.calibration[min(int(predicted * CALIBRATION_BINS), CALIBRATION_BINS - 1)]
+        bin_[0] += predicted
+        bin_[1] += int(accepted)
+        bin_[2] += 1
+        self._window[0] += 1
+        self._window[1] += int(accepted)
+        if self._window[0] == 500:
+            self.acceptance_curve.append((self.labels, self._window[1] / self._window[0]))
+            self._window = [0, 0]
+
+    def rewarded(self, reward: float) -> None:
+        """The first offer of a shown decision was resolved with this reward (value if taken)."""
+        self.rewarded_rounds += 1
+        self.reward += reward
+
+    def snapshot(self) -> dict[str, float]:
+        values = {"decisions": float(self.decisions), "labels": float(self.labels)}
+        if self.labels:
+            values["acceptance_rate"] = self.accepted / self.labels
+            values["log_loss"] = self.log_loss.get()
+            values["roc_auc"] = self.roc_auc.get()
+        if self.rewarded_rounds:
+            values["reward_per_decision"] = self.reward / self.rewarded_rounds
+        return values

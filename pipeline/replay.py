@@ -1,0 +1,391 @@
+"""Offline replay of logged bandit feedback through the live ranker's features and model.
+
+`nbo replay LOG --items ITEMS --mapping MAPPING` reads a log (CSV or JSON Lines) of shown
+offers, each with its reward and the logging policy's propensity, in time order. For each
+round the target policy (an `OnlineRanker` and an exploration policy, as in the stream) ranks
+the candidates with `features.offer_features`, its action probabilities are recorded for
+off-policy evaluation, its P(accept) for the shown offer is scored (progressive validation)
+and only then does it learn the logged reward: the model never sees a label before it predicts.
+
+The mapping (YAML) says which column is which, so a log from another system is used as is:
+
+    timestamp: event_time          # required
+    offer_id: item                 # required: the offer shown
+    reward: clicked                # required: > 0 counts as accepted
+    propensity: p_log              # required: P(logging policy showed this offer)
+    position: slot                 # optional: only position 1 is evaluated, all are learned
+    candidates: eligible           # optional: offers considered, `a|b|c`; default every item
+    context: {segment: seg, age: age, channel: channel, event_type: trigger}
+    items: {offer_id: id, category: family, value: value}
+
+A missing entry means the column has nbo's own name. The reward model of doubly robust is the
+ranker's P(accept), times the offer's value when `reward_model: accept_times_value`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+from river import metrics
+
+from features.offer_features import CustomerPart, DecisionContext, candidate_features
+from models.off_policy import Estimate, LoggedRound, OffPolicyLog, estimate_all
+from models.policies import make_policy
+from models.ranker import Candidate, OnlineRanker
+from pipeline.errors import LoadError
+from pipeline.schemas import describe_errors
+
+_UNIFORM_TOLERANCE = 1e-3
+
+
+class ContextColumns(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    segment: str | None = "segment"
+    age: str | None = "age"
+    products_held: str | None = "products_held"
+    channel: str | None = "channel"
+    event_type: str | None = "event_type"
+
+
+class ItemColumns(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    offer_id: str = "offer_id"
+    category: str = "category"
+    value: str | None = None
+    lever: str | None = None
+
+
+class LogMapping(BaseModel):
+    """Which column of the log (and of the items file) holds what nbo needs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    timestamp: str = "timestamp"
+    offer_id: str = "offer_id"
+    reward: str = "reward"
+    propensity: str = "propensity"
+    position: str | None = None
+    candidates: str | None = None
+    context: ContextColumns = ContextColumns()
+    items: ItemColumns = ItemColumns()
+    reward_model: Literal["accept", "accept_times_value"] = "accept"
+
+    @classmethod
+    def from_file(cls, path: Path | None) -> LogMapping:
+        if path is None:
+            return cls()
+        try:
+            return cls.model_validate(yaml.safe_load(path.read_text()) or {})
+        except (yaml.YAMLError, ValidationError) as error:
+            detail = describe_errors(error) if isinstance(error, ValidationError) else str(error)
+            raise LoadError(f"{path}: not a valid log mapping: {detail}") from error
+
+
+@dataclass(frozen=True)
+class Item:
+    offer_id: str
+    attributes: dict[str, Any]  # what features read: category
+    value: float = 1.0
+    lever: float = 1.0
+
+
+@dataclass(frozen=True)
+class LoggedShow:
+    line: int
+    timestamp: datetime
+    offer_id: str
+    reward: float
+    propensity: float
+    position: int
+    candidates: tuple[str, ...] | None
+    customer: CustomerPart
+    channel: str
+    event_type: str
+
+
+@dataclass(frozen=True)
+class Rejected:
+    line: int
+    reason: str
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of a CSV or JSON Lines file; a bad JSON line is a row of its own."""
+    with open(path, newline="") as handle:
+        if path.suffix.lower() == ".csv":
+            for number, row in enumerate(csv.DictReader(handle), start=2):
+                yield number, row
+            return
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    yield number, json.loads(line)
+                except json.JSONDecodeError as error:
+                    yield number, {"__error__": f"not JSON: {error.msg}"}
+
+
+def read_items(path: Path, columns: ItemColumns) -> dict[str, Item]:
+    items = {}
+    for number, row in read_rows(path):
+        try:
+            offer_id = str(row[columns.offer_id])
+            items[offer_id] = Item(
+                offer_id,
+                {"category": str(row[columns.category])},
+                float(row[columns.value]) if columns.value else 1.0,
+                float(row[columns.lever]) if columns.lever else 1.0,
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise LoadError(f"{path}:{number}: bad item row: {error!r}") from error
+    if not items:
+        raise LoadError(f"{path}: no items")
+    return items
+
+
+def _timestamp(value: Any) -> datetime:
+    moment = (
+        datetime.fromtimestamp(float(value), UTC)
+        if isinstance(value, int | float)
+        else datetime.fromisoformat(str(value))
+    )
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list):
+        return tuple(str(v) for v in value)
+    return tuple(part.strip() for part in str(value or "").split("|") if part.strip())
+
+
+def parse_show(number: int, row: dict[str, Any], mapping: LogMapping) -> LoggedShow:
+    """One log row as a `LoggedShow`; raises ValueError naming the column that is wrong."""
+    if "__error__" in row:
+        raise ValueError(row["__error__"])
+
+    def column(name: str | None, required: bool = True) -> Any:
+        if name is None:
+            return None
+        if name not in row or row[name] in ("", None):
+            if required:
+                raise ValueError(f"column {name!r} is missing")
+            return None
+        return row[name]
+
+    def parsed(name: str, convert: Any) -> Any:
+        try:
+            return convert(column(name))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"column {name!r}: {error}") from error
+
+    propensity = parsed(mapping.propensity, float)
+    if not 0 < propensity <= 1:
+        raise ValueError(f"column {mapping.propensity!r}: propensity {propensity} not in (0, 1]")
+    context = mapping.context
+    age = column(context.age, required=False)
+    customer = CustomerPart.of(
+        {
+            "segment": column(context.segment, required=False) or "unknown",
+            "age": float(age) if age is not None else 0.0,
+            "products_held": _list(column(context.products_held, required=False)),
+        }
+    )
+    position = column(mapping.position, required=False)
+    candidates = column(mapping.candidates, required=False)
+    return LoggedShow(
+        line=number,
+        timestamp=parsed(mapping.timestamp, _timestamp),
+        offer_id=str(column(mapping.offer_id)),
+        reward=parsed(mapping.reward, float),
+        propensity=propensity,
+        position=int(position) if position is not None else 1,
+        candidates=_list(candidates) if candidates is not None else None,
+        customer=customer,
+        channel=str(column(context.channel, required=False) or "unknown"),
+        event_type=str(column(context.event_type, required=False) or "unknown"),
+    )
+
+
+@dataclass
+class ReplayResult:
+    """What a replay measured: the log seen by the target policy, and how well it predicted."""
+
+    policy: str
+    model: OnlineRanker
+    log: OffPolicyLog
+    uniform_logging: bool
+    rounds_learned: int
+    log_loss: float
+    roc_auc: float
+    rejected: list[Rejected] = field(default_factory=list)
+    curve: list[dict[str, float]] = field(default_factory=list)  # progressive metrics over time
+
+    def estimates(self, resamples: int = 200, seed: int = 0) -> list[Estimate]:
+        return estimate_all(
+            self.log, include_replay=self.uniform_logging, resamples=resamples, seed=seed
+        )
+
+
+class Replayer:
+    """Replays shows in time order through a ranker and a policy; one instance per replay."""
+
+    def __init__(
+        self,
+        items: dict[str, Item],
+        mapping: LogMapping,
+        *,
+        model: str = "logistic",
+        policy: str = "greedy",
+        learning_rate: float = 0.15,
+        epsilon: float = 0.1,
+        seed: int = 0,
+        ranker: OnlineRanker | None = None,
+    ) -> None:
+        self.items = items
+        self.mapping = mapping
+        self.ranker = ranker or OnlineRanker(model, learning_rate, seed)
+        self.policy = make_policy(policy, seed, epsilon)
+        self._rounds: list[LoggedRound] = []
+        self._uniform = True
+        self._log_loss = metrics.LogLoss()
+        self._roc_auc = metrics.ROCAUC()
+        self._learned = 0
+        self._curve: list[dict[str, float]] = []
+
+    def step(self, show: LoggedShow) -> None:
+        """Score, record for evaluation, then learn: one logged show."""
+        names = show.candidates or tuple(sorted(self.items))
+        unknown = [name for name in (show.offer_id, *names) if name not in self.items]
+        if unknown:
+            raise ValueError(f"offer {unknown[0]!r} is not in the items file")
+        if show.offer_id not in names:
+            raise ValueError(f"offer {show.offer_id!r} is not among the row's candidates")
+        context = DecisionContext.at(show.timestamp, show.channel, show.event_type)
+        candidates = [self._candidate(name, show, context) for name in names]
+        ranked = self.ranker.rank(candidates)
+        order, propensities = self.policy.choose(
+            [c.score for c in ranked], [c.p_accept for c in ranked]
+        )
+        logged = next(i for i, c in enumerate(ranked) if c.key == show.offer_id)
+        if show.position == 1:
+            predicted = [self._predicted_reward(c) for c in ranked]
+            self._rounds.append(
+                LoggedRound(
+                    reward=show.reward,
+                    propensity=show.propensity,
+                    target_probability=propensities[logged],
+                    target_value=sum(p * q for p, q in zip(propensities, predicted, strict=True)),
+                    predicted_reward=predicted[logged],
+                    matched=order[0] == logged,
+                )
+            )
+            self._uniform &= abs(show.propensity * len(names) - 1) < _UNIFORM_TOLERANCE
+        accepted = show.reward > 0
+        self._log_loss.update(accepted, ranked[logged].p_accept)
+        self._roc_auc.update(accepted, ranked[logged].p_accept)
+        self.ranker.learn_one(ranked[logged].features, accepted)
+        self._learned += 1
+        if self._learned % 500 == 0:
+            self._curve.append(self._progress())
+
+    def _candidate(self, name: str, show: LoggedShow, context: DecisionContext) -> Candidate:
+        item = self.items[name]
+        features = candidate_features(
+            show.customer,
+            item.attributes,
+            context,
+            days_since_trigger=None,
+            phase="primary",
+            impressions=0,
+            unanswered=0,
+        )
+        return Candidate(name, features, value_now=item.value, lever=item.lever)
+
+    def _predicted_reward(self, candidate: Candidate) -> float:
+        if self.mapping.reward_model == "accept_times_value":
+            return candidate.p_accept * candidate.value_now
+        return candidate.p_accept
+
+    def _progress(self) -> dict[str, float]:
+        rewards = [r.reward for r in self._rounds]
+        return {
+            "rounds": float(self._learned),
+            "log_loss": self._log_loss.get(),
+            "roc_auc": self._roc_auc.get(),
+            "logging_reward": sum(rewards) / len(rewards) if rewards else math.nan,
+        }
+
+    def result(self, rejected: list[Rejected]) -> ReplayResult:
+        return ReplayResult(
+            policy=self.policy.name,
+            model=self.ranker,
+            log=OffPolicyLog.of(self._rounds),
+            uniform_logging=self._uniform and bool(self._rounds),
+            rounds_learned=self._learned,
+            log_loss=self._log_loss.get(),
+            roc_auc=self._roc_auc.get(),
+            rejected=rejected,
+            curve=[*self._curve, self._progress()],
+        )
+
+
+def replay_rows(rows: Iterable[tuple[int, dict[str, Any]]], replayer: Replayer) -> ReplayResult:
+    """Parse, sort by time (ties keep file order) and replay; bad rows are reported, not fatal."""
+    rejected, shows = [], []
+    for number, row in rows:
+        try:
+            shows.append(parse_show(number, row, replayer.mapping))
+        except ValueError as error:
+            rejected.append(Rejected(number, str(error)))
+    shows.sort(key=lambda show: show.timestamp)
+    for show in shows:
+        try:
+            replayer.step(show)
+        except ValueError as error:
+            rejected.append(Rejected(show.line, str(error)))
+    rejected.sort(key=lambda r: r.line)
+    return replayer.result(rejected)
+
+
+def replay_file(
+    log_path: Path,
+    items_path: Path,
+    mapping_path: Path | None = None,
+    **replayer_options: Any,
+) -> ReplayResult:
+    """Replay a log file; `replayer_options` are those of `Replayer` (model, policy, seed...)."""
+    mapping = LogMapping.from_file(mapping_path)
+    items = read_items(items_path, mapping.items)
+    return replay_rows(read_rows(log_path), Replayer(items, mapping, **replayer_options))
+
+
+def figures(result: ReplayResult, estimates: list[Estimate]) -> dict[str, float]:
+    """The replay's figures as flat metrics (for MLflow)."""
+    values = {"log_loss": result.log_loss, "roc_auc": result.roc_auc}
+    for estimate in estimates:
+        values[f"ope_{estimate.estimator}"] = estimate.value
+        values[f"ope_{estimate.estimator}_low"] = estimate.low
+        values[f"ope_{estimate.estimator}_high"] = estimate.high
+    return values
+
+
+def report(result: ReplayResult, estimates: list[Estimate]) -> dict[str, Any]:
+    """The replay's results as JSON-ready data."""
+    return {
+        "policy": result.policy,
+        "model_version": result.model.version,
+        "rounds_learned": result.rounds_learned,
+        "rounds_evaluated": len(result.log),
+        "uniform_logging": result.uniform_logging,
+        "log_loss": result.log_loss,
+        "roc_auc": result.roc_auc,
+        "estimates": [estimate.as_dict() for estimate in estimates],
+        "rejected": [{"line": r.line, "reason": r.reason} for r in result.rejected],
+    }
