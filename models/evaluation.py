@@ -70,7 +70,7 @@ class StreamMetrics:
         if self.labels:
             values["acceptance_rate"] = self.accepted / self.labels
             values["log_loss"] = self.log_loss.get()
-            values["roc_auc"] = self.roc_auc.get()
+            values["roc_auc"] = float(self.roc_auc.get())
         if self.rewarded_rounds:
             values["reward_per_decision"] = self.reward / self.rewarded_rounds
         return values

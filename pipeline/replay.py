@@ -318,7 +318,7 @@ class Replayer:
         return {
             "rounds": float(self._learned),
             "log_loss": self._log_loss.get(),
-            "roc_auc": self._roc_auc.get(),
+            "roc_auc": float(self._roc_auc.get()),
             "logging_reward": sum(rewards) / len(rewards) if rewards else math.nan,
         }
 
@@ -330,7 +330,7 @@ class Replayer:
             uniform_logging=self._uniform and bool(self._rounds),
             rounds_learned=self._learned,
             log_loss=self._log_loss.get(),
-            roc_auc=self._roc_auc.get(),
+            roc_auc=float(self._roc_auc.get()),
             rejected=rejected,
             curve=[*self._curve, self._progress()],
         )
