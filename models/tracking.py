@@ -76,20 +76,23 @@ class RunTracker:
     def load(self, version: str) -> OnlineRanker | None:
         return self._safely(f"load model version {version}", lambda: registry.load_ranker(version))
 
-    def finish(self, ranker: OnlineRanker, metrics: StreamMetrics) -> str | None:
-        """Log the plots and the model; the first version ever becomes the champion."""
+    def finish(self, ranker: OnlineRanker, metrics: StreamMetrics) -> tuple[str, bool] | None:
+        """Log the plots and register the model: returns its version and whether it became the
+        champion (the first version ever does: there is nothing to compare it with)."""
         if self.run_id is None:
             return None
 
-        def finish() -> str | None:
+        def finish() -> tuple[str, bool]:
             for name, figure in review_figures(metrics, ranker).items():
                 mlflow.log_figure(figure, f"plots/{name}")
                 plt.close(figure)
             version = registry.log_ranker(ranker)
-            if version is not None and registry.aliased_version(registry.CHAMPION) is None:
+            assert version is not None
+            first = registry.aliased_version(registry.CHAMPION) is None
+            if first:
                 registry.promote(version)
             mlflow.end_run()
-            return version
+            return version, first
 
         return self._safely("log the model", finish)
 

@@ -403,10 +403,17 @@ class Ranker:
     def finish(self) -> None:
         """On shutdown: checkpoint, then log the final metrics and register the model."""
         self.save()
-        if self._tracker is not None:
-            self.log_metrics()
-            version = self._tracker.finish(self.model, self.metrics)
-            log.info("%s: model %s registered as version %s", STAGE, self.model.version, version)
+        if self._tracker is None:
+            return
+        self.log_metrics()
+        registered = self._tracker.finish(self.model, self.metrics)
+        if registered is None:
+            return
+        version, champion = registered
+        log.info("%s: model %s registered as version %s", STAGE, self.model.version, version)
+        if champion:  # a restart resumes this checkpoint rather than reloading the same model
+            self.checkpoint.registry_version = version
+            self.save()
 
     def save(self) -> None:
         save_checkpoint(self._checkpoint_path, self.checkpoint)
