@@ -175,3 +175,21 @@ def read_at_least(
     finally:
         consumer.close()
     return records
+
+
+def read_frame(settings: Settings, bootstrap: str, logical_topic: str) -> Any:
+    """A topic as it is now, as a pandas DataFrame: one row per record, the JSON value's fields
+    as columns, plus `_key`, `_partition`, `_offset` and `_timestamp`. For notebooks."""
+    import pandas as pd  # only notebooks need pandas; the stream processes do not load it
+
+    rows = [
+        {
+            **(record.json() or {}),
+            "_key": record.key,
+            "_partition": record.partition,
+            "_offset": record.offset,
+            "_timestamp": pd.Timestamp(record.timestamp_ms, unit="ms", tz="UTC"),
+        }
+        for record in consume(settings, bootstrap, settings.topic_name(logical_topic))
+    ]
+    return pd.DataFrame(rows)

@@ -45,6 +45,7 @@ from pipeline.errors import LoadError
 from pipeline.schemas import describe_errors
 
 _UNIFORM_TOLERANCE = 1e-3
+_CURVE_EVERY = 500  # rounds between points of the progressive-validation curve
 
 
 class ContextColumns(BaseModel):
@@ -292,7 +293,7 @@ class Replayer:
         self._roc_auc.update(accepted, ranked[logged].p_accept)
         self.ranker.learn_one(ranked[logged].features, accepted)
         self._learned += 1
-        if self._learned % 500 == 0:
+        if self._learned % _CURVE_EVERY == 0:
             self._curve.append(self._progress())
 
     def _candidate(self, name: str, show: LoggedShow, context: DecisionContext) -> Candidate:
@@ -332,7 +333,12 @@ class Replayer:
             log_loss=self._log_loss.get(),
             roc_auc=float(self._roc_auc.get()),
             rejected=rejected,
-            curve=[*self._curve, self._progress()],
+            curve=self._curve
+            if self._curve and self._learned % _CURVE_EVERY == 0
+            else [
+                *self._curve,
+                self._progress(),
+            ],
         )
 
 
