@@ -5,6 +5,11 @@ checkpointed here: periodically and on shutdown, with the last input offset lear
 topic partition. A restarted ranker loads the checkpoint and skips learning again from inputs
 at or before those offsets.
 
+Between two checkpoints, every label learned is appended to a `LabelJournal` before the stream
+may commit its input offset. A killed ranker (kill -9) therefore loses no label: on restart it
+learns again exactly the journal's labels that the checkpoint does not hold. The journal is
+written without fsync, so this holds for a killed process, not for a machine losing power.
+
 >>> import tempfile; from pathlib import Path
 >>> from models.ranker import OnlineRanker
 >>> path = Path(tempfile.mkdtemp()) / "model.pkl"
@@ -15,10 +20,13 @@ at or before those offsets.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from models.ranker import OnlineRanker
 
@@ -49,3 +57,43 @@ def load_checkpoint(path: Path) -> Checkpoint | None:
     if not isinstance(checkpoint, Checkpoint):
         raise TypeError(f"{path} is not an nbo model checkpoint")
     return checkpoint
+
+
+class LabelJournal:
+    """Labels learned since the last checkpoint, one JSON line each, written as they happen.
+
+    >>> import tempfile; from pathlib import Path
+    >>> journal = LabelJournal(Path(tempfile.mkdtemp()) / "labels.jsonl")
+    >>> journal.append("nbo.interactions/0", 41, {"bias": 1.0}, True)
+    >>> journal.append("nbo.interactions/0", 42, {"bias": 1.0}, False)
+    >>> [(offset, y) for _, offset, _, y in journal.unlearned({"nbo.interactions/0": 41})]
+    [(42, False)]
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle: IO[str] = open(path, "a", buffering=1)  # line-buffered: a write per label
+
+    def append(self, position: str, offset: int, x: dict[str, float], y: bool) -> None:
+        self._handle.write(json.dumps([position, offset, x, y]) + "\n")
+
+    def unlearned(
+        self, learned_offsets: dict[str, int]
+    ) -> Iterator[tuple[str, int, dict[str, float], bool]]:
+        """Journal entries past the checkpoint's offsets, in the order they were learned."""
+        with open(self.path) as handle:
+            for line in handle:
+                try:
+                    position, offset, x, y = json.loads(line)
+                except ValueError:
+                    return  # a line cut short by the kill: nothing after it was written
+                if offset > learned_offsets.get(position, -1):
+                    yield position, offset, x, y
+
+    def clear(self) -> None:
+        """After a checkpoint: everything in the journal is in the checkpoint."""
+        self._handle.truncate(0)
+
+    def close(self) -> None:
+        self._handle.close()

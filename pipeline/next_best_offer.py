@@ -41,7 +41,7 @@ from models.off_policy import LoggedRound, RunningEstimate
 from models.policies import make_policy
 from models.ranker import Candidate, OnlineRanker
 from models.registry import CHALLENGER, CHAMPION
-from models.store import Checkpoint, load_checkpoint, save_checkpoint
+from models.store import Checkpoint, LabelJournal, load_checkpoint, save_checkpoint
 from models.time_value import TimeValueProfile, value_now
 from models.tracking import RunTracker
 from pipeline.catalogue import GlobalTables
@@ -98,6 +98,8 @@ class Ranker:
                 OnlineRanker(settings.ranker_model, settings.learning_rate, settings.seed)
             )
         self.checkpoint = checkpoint
+        self._journal = LabelJournal(checkpoint_path.with_name("labels.jsonl"))
+        self._relearn_journal()
         self.policy = make_policy(settings.exploration, settings.seed, settings.epsilon)
         # the challenger is scored in shadow with the same kind of policy as the champion
         self.shadow_policy = make_policy(settings.exploration, settings.seed + 1, settings.epsilon)
@@ -118,6 +120,18 @@ class Ranker:
     @property
     def model(self) -> OnlineRanker:
         return self.checkpoint.ranker
+
+    def _relearn_journal(self) -> None:
+        """Learn the labels a killed predecessor learned after its last checkpoint."""
+        learned = self.checkpoint.learned_offsets
+        relearned = 0
+        for position, offset, features, accepted in self._journal.unlearned(learned):
+            self.model.learn_one(features, accepted)
+            learned[position] = max(offset, learned.get(position, -1))
+            relearned += 1
+        if relearned:
+            log.info("%s: learned %d labels again from the journal", STAGE, relearned)
+        self.save()
 
     def follow_registry(self) -> None:
         """Switch to a newly promoted champion, and to a new challenger, without a restart."""
@@ -351,6 +365,7 @@ class Ranker:
         if offer_id == decision["first"]:
             self._rewarded(decision, offer["v"] if accepted else 0.0)
         self.model.learn_one(offer["x"], accepted)
+        self._journal.append(position, context.offset, offer["x"], accepted)
         if self.challenger is not None:
             self.challenger.learn_one(offer["x"], accepted)
         learned[position] = context.offset
@@ -417,6 +432,7 @@ class Ranker:
 
     def save(self) -> None:
         save_checkpoint(self._checkpoint_path, self.checkpoint)
+        self._journal.clear()
         self._saved_at = time.monotonic()
 
 
