@@ -21,6 +21,8 @@ Run it with `nbo run ranker`.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +115,7 @@ class Ranker:
             fatigue_share=settings.fatigue_share,
         )
         self.stats = RankerStats()
+        self.instance = f"{socket.gethostname()}-{os.getpid()}"  # which ranker decided
         self._saved_at = time.monotonic()
         self._profiles: dict[str, tuple[dict[str, Any], TimeValueProfile]] = {}
         self.follow_registry()
@@ -310,6 +313,7 @@ class Ranker:
             "model_version": self.model.version,
             "registry_version": self.checkpoint.registry_version,
             "challenger_version": self.challenger_version,
+            "instance": self.instance,
             "policy": self.policy.name,
             "feature_set": FEATURE_SET,
             "rule_versions": valid.rule_versions,

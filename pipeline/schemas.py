@@ -273,6 +273,7 @@ class Decision(Output):
     model_version: str
     registry_version: str | None = None  # the registered version the model descends from
     challenger_version: str | None = None  # scored in shadow, for its off-policy estimate
+    instance: str | None = None  # host-pid of the ranker instance that decided
     policy: str
     feature_set: str
     rule_versions: dict[str, int]

@@ -1,0 +1,63 @@
+"""Scale-out: two rankers in one consumer group share four partitions, and one takes over
+when the other stops."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from pipeline.settings import Settings
+from pipeline.topics import create_topics
+from tests.pipeline.test_next_best_offer import OFFERS, START, customer, event, offer
+from tests.streams import outputs, running, send
+
+PEOPLE = [f"S{i:03d}" for i in range(40)]  # keys spread over all four partitions
+BOUND = 90.0
+
+
+def decide_batch(settings: Settings, batch: str, already: int) -> list[dict[str, Any]]:
+    """Send one event per customer and return the decisions of this batch (waits, bounded)."""
+    at = START + timedelta(minutes=len(batch))
+    send(settings, "events", [(c, event(f"{batch}-{c}", c, at)) for c in PEOPLE])
+    expected = {f"d-{batch}-{c}" for c in PEOPLE}
+    deadline = time.monotonic() + BOUND
+    while True:
+        decisions = [
+            d
+            for d in outputs(settings, "next_best_offers", already + len(PEOPLE), timeout=BOUND)
+            if d["decision_id"] in expected
+        ]
+        if {d["decision_id"] for d in decisions} >= expected or time.monotonic() > deadline:
+            return decisions
+        already += 1  # a duplicate from a rebalance: wait for one more record
+
+
+def test_two_rankers_share_partitions_and_one_takes_over(make_settings) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings(topic_partitions=4, exploration="greedy", mlflow_tracking=False)
+    create_topics(settings, settings.broker_address or "")
+    send(settings, "offers", [(oid, offer(oid, category)) for oid, category in OFFERS.items()])
+    send(settings, "customers", [(c, customer(c, "mass")) for c in PEOPLE])
+    # each instance has its own state and model checkpoint, as on two machines
+    first = settings.model_copy(update={"state_dir": settings.state_dir / "a"})
+    second = settings.model_copy(update={"state_dir": settings.state_dir / "b"})
+    seen = 0
+    with running(settings, "run", "valid-offers"), running(first, "run", "ranker"):
+        warm = decide_batch(settings, "warm", seen)
+        seen += len(warm)
+        with running(second, "run", "ranker"):
+            for attempt in range(30):  # bounded: until the group has rebalanced over both
+                batch = decide_batch(settings, f"both{attempt}", seen)
+                seen += len(batch)
+                if len({d["instance"] for d in batch}) == 2:
+                    break
+            counts = Counter(d["decision_id"] for d in batch)
+            assert len({d["instance"] for d in batch}) == 2  # both decide
+            assert set(counts.values()) == {1} and len(counts) == len(PEOPLE)  # each once
+            by_customer = {d["customer_id"]: d["instance"] for d in batch}
+        after = decide_batch(settings, "after", seen)  # the second one has stopped
+    counts = Counter(d["decision_id"] for d in after)
+    assert set(counts.values()) == {1} and len(counts) == len(PEOPLE)
+    assert len({d["instance"] for d in after}) == 1  # the first took over every partition
+    assert {by_customer[d["customer_id"]] for d in after} == set(by_customer.values())
