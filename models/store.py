@@ -73,7 +73,8 @@ class LabelJournal:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle: IO[str] = open(path, "a", buffering=1)  # line-buffered: a write per label
+        # open for the ranker's life; line-buffered, so each label reaches the OS as it is learned
+        self._handle: IO[str] = open(path, "a", buffering=1)  # noqa: SIM115
 
     def append(self, position: str, offset: int, x: dict[str, float], y: bool) -> None:
         self._handle.write(json.dumps([position, offset, x, y]) + "\n")
