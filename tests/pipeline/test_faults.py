@@ -8,18 +8,24 @@ twice, thanks to the model checkpoint's learned offsets and the label journal.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from pipeline import processes
 from pipeline.broker import _free_loopback_port
+from pipeline.kafka_io import consume
 from pipeline.quix import consumer_group
 from pipeline.settings import Settings
 from pipeline.topics import create_topics
@@ -161,3 +167,71 @@ def test_a_broker_that_is_not_there_stops_a_stage_with_a_clear_error(
     assert result.returncode == 1
     assert b"did not answer a metadata request within 2 s" in result.stderr
     assert time.monotonic() - started < 30  # bounded: the wait, plus start-up
+
+
+SOURCES = (
+    "offers",
+    "customers",
+    "validation_rules",
+    "eligibilities",
+    "events",
+    "interactions",
+    "valid_offers",
+)
+junk_bytes = st.binary(max_size=40).filter(lambda raw: raw.strip() not in (b"null", b""))
+junk_object = st.dictionaries(
+    st.text(max_size=6).map(lambda name: f"x_{name}"),  # never a field of any nbo record
+    st.one_of(st.none(), st.integers(), st.text(max_size=8)),
+    max_size=4,
+)
+bad_record = st.tuples(
+    st.sampled_from(SOURCES),
+    st.text(alphabet="ABC123", min_size=1, max_size=6),
+    st.one_of(junk_bytes, junk_object.map(lambda value: json.dumps(value).encode())),
+)
+
+
+@pytest.fixture
+def whole_loop(loop: Settings) -> Iterator[Settings]:
+    send(loop, "customers", [("G01", customer("G01", "mass"))])
+    with running(loop, "run", "ranker"):
+        yield loop
+
+
+def dead_positions(settings: Settings) -> Counter[str]:
+    """Distinct bad records dead-lettered so far, per source topic (two stages read offers)."""
+    topic = settings.topic_name("dead_letter")
+    letters = [r.json() for r in consume(settings, settings.broker_address or "", topic)]
+    assert all(letter["reason"] for letter in letters)
+    positions = {(d["source_topic"], d["partition"], d["offset"]) for d in letters}
+    return Counter(topic.rsplit(".", 1)[-1] for topic, _, _ in positions)
+
+
+@hypothesis_settings(
+    max_examples=6,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: each example waits on a stream
+)
+@given(batch=st.lists(bad_record, min_size=1, max_size=8))
+def test_random_bad_records_on_every_source_go_to_dead_letters_and_good_ones_are_decided(
+    whole_loop: Settings, batch: list[tuple[str, str, bytes]]
+) -> None:
+    settings = whole_loop
+    sent = Counter(topic for topic, _, _ in batch)
+    before = dead_positions(settings)
+    for topic, key, value in batch:
+        send(settings, topic, [(key, value)])
+    good = f"good-{uuid.uuid4().hex[:8]}"
+    send(settings, "events", [("G01", event(good, "G01", START))])
+
+    deadline = time.monotonic() + 60
+    while True:  # bounded: until each bad record has its dead letter
+        grown = dead_positions(settings) - before
+        if all(grown[topic] >= n for topic, n in sent.items()) or time.monotonic() > deadline:
+            break
+    assert grown == sent  # every bad record, once, and nothing else
+    decisions = outputs(settings, "next_best_offers", 1)
+    deadline = time.monotonic() + 60
+    while good not in {d["event_id"] for d in decisions} and time.monotonic() < deadline:
+        decisions = outputs(settings, "next_best_offers", len(decisions) + 1)
+    assert good in {d["event_id"] for d in decisions}
