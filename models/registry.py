@@ -15,6 +15,7 @@ import math
 import pickle
 import tempfile
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -146,9 +147,7 @@ def log_ranker(ranker: OnlineRanker, *, register: bool = True) -> str | None:
 
 
 def _requirements() -> list[str]:
-    from importlib.metadata import version
-
-    return [f"{name}=={version(name)}" for name in ("mlflow", "river", "pandas", "numpy")]
+    return [f"{name}=={metadata.version(name)}" for name in ("mlflow", "river", "pandas", "numpy")]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ failure and the ranker goes on deciding with the model it has.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -118,6 +119,6 @@ def log_offline_run(
         for point in curve:
             step = int(point["rounds"])
             mlflow.log_metrics({k: v for k, v in point.items() if k != "rounds"}, step=step)
-        mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # NaN: not estimable
+        mlflow.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)})  # not estimable
         version = registry.log_ranker(ranker, register=register)
         return run.info.run_id, version

@@ -134,7 +134,7 @@ class Ranker:
             relearned += 1
         if relearned:
             log.info("%s: learned %d labels again from the journal", STAGE, relearned)
-        self.save()
+            self.save()
 
     def follow_registry(self) -> None:
         """Switch to a newly promoted champion, and to a new challenger, without a restart."""
@@ -147,6 +147,7 @@ class Ranker:
             if loaded is not None:
                 log.info("%s: champion is now version %s (%s)", STAGE, champion, loaded.version)
                 self.checkpoint.ranker, self.checkpoint.registry_version = loaded, champion
+                self.save()  # the journal's labels from here on belong to the new champion
         if challenger == champion:
             challenger = None
         if challenger != self.challenger_version:

@@ -323,6 +323,12 @@ class Replayer:
             "logging_reward": sum(rewards) / len(rewards) if rewards else math.nan,
         }
 
+    def _curve_to_end(self) -> list[dict[str, float]]:
+        """The progressive curve, with a last point at the end of the log."""
+        if self._curve and self._curve[-1]["rounds"] == self._learned:
+            return list(self._curve)
+        return [*self._curve, self._progress()]
+
     def result(self, rejected: list[Rejected]) -> ReplayResult:
         return ReplayResult(
             policy=self.policy.name,
@@ -333,12 +339,7 @@ class Replayer:
             log_loss=self._log_loss.get(),
             roc_auc=float(self._roc_auc.get()),
             rejected=rejected,
-            curve=self._curve
-            if self._curve and self._learned % _CURVE_EVERY == 0
-            else [
-                *self._curve,
-                self._progress(),
-            ],
+            curve=self._curve_to_end(),
         )
 
 

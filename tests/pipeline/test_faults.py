@@ -28,14 +28,12 @@ from pipeline.broker import _free_loopback_port
 from pipeline.kafka_io import consume
 from pipeline.quix import consumer_group
 from pipeline.settings import Settings
-from pipeline.topics import create_topics
 from tests.pipeline.test_next_best_offer import (
-    OFFERS,
     START,
     customer,
     event,
     interaction,
-    offer,
+    with_offers,
 )
 from tests.streams import outputs, running, send
 
@@ -76,9 +74,7 @@ def loop(make_settings) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
     settings = make_settings(
         exploration="greedy", top_k=2, model_checkpoint_interval=600, mlflow_tracking=False
     )
-    create_topics(settings, settings.broker_address or "")
-    send(settings, "offers", [(oid, offer(oid, category)) for oid, category in OFFERS.items()])
-    with running(settings, "run", "valid-offers"):
+    with running(with_offers(settings), "run", "valid-offers"):
         yield settings
 
 
@@ -124,9 +120,7 @@ def test_ranker_killed_mid_stream_decides_every_event_and_loses_no_label(loop: S
 
 
 def test_valid_offers_killed_mid_stream_emits_for_every_event(make_settings) -> None:  # type: ignore[no-untyped-def]
-    settings = make_settings(mlflow_tracking=False)
-    create_topics(settings, settings.broker_address or "")
-    send(settings, "offers", [(oid, offer(oid, category)) for oid, category in OFFERS.items()])
+    settings = with_offers(make_settings(mlflow_tracking=False))
     people = [f"V{i:03d}" for i in range(100)]
     send(settings, "customers", [(c, customer(c, "mass")) for c in people])
     events = [

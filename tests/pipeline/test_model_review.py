@@ -16,14 +16,12 @@ from models import registry
 from models.ranker import OnlineRanker
 from pipeline.cli import app
 from pipeline.settings import Settings
-from pipeline.topics import create_topics
 from tests.pipeline.test_next_best_offer import (
-    OFFERS,
     START,
     customer,
     event,
     interaction,
-    offer,
+    with_offers,
 )
 from tests.pipeline.test_ranker_decisions import candidate, make_ranker, valid
 from tests.pipeline.test_ranker_decisions import offer as catalogue_offer
@@ -127,9 +125,7 @@ def loop(make_settings) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
     settings = make_settings(
         exploration="greedy", top_k=2, model_checkpoint_interval=0.5, model_poll_interval=0.5
     )
-    create_topics(settings, settings.broker_address or "")
-    send(settings, "offers", [(oid, offer(oid, category)) for oid, category in OFFERS.items()])
-    with running(settings, "run", "valid-offers"):
+    with running(with_offers(settings), "run", "valid-offers"):
         yield settings
 
 

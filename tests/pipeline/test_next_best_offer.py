@@ -70,12 +70,17 @@ def interaction(
     }
 
 
+def with_offers(settings: Settings) -> Settings:
+    """`settings` once its topics exist and hold the four test offers."""
+    create_topics(settings, settings.broker_address or "")
+    send(settings, "offers", [(oid, offer(oid, category)) for oid, category in OFFERS.items()])
+    return settings
+
+
 @pytest.fixture
 def loop(make_settings) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
     settings = make_settings(exploration="greedy", top_k=4, model_checkpoint_interval=0.5)
-    create_topics(settings, settings.broker_address or "")
-    send(settings, "offers", [(oid, offer(oid, category)) for oid, category in OFFERS.items()])
-    with running(settings, "run", "valid-offers"):
+    with running(with_offers(settings), "run", "valid-offers"):
         yield settings
 
 

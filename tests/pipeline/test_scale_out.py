@@ -9,8 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from pipeline.settings import Settings
-from pipeline.topics import create_topics
-from tests.pipeline.test_next_best_offer import OFFERS, START, customer, event, offer
+from tests.pipeline.test_next_best_offer import START, customer, event, with_offers
 from tests.streams import outputs, running, send
 
 PEOPLE = [f"S{i:03d}" for i in range(40)]  # keys spread over all four partitions
@@ -35,9 +34,9 @@ def decide_batch(settings: Settings, batch: str, already: int) -> list[dict[str,
 
 
 def test_two_rankers_share_partitions_and_one_takes_over(make_settings) -> None:  # type: ignore[no-untyped-def]
-    settings = make_settings(topic_partitions=4, exploration="greedy", mlflow_tracking=False)
-    create_topics(settings, settings.broker_address or "")
-    send(settings, "offers", [(oid, offer(oid, category)) for oid, category in OFFERS.items()])
+    settings = with_offers(
+        make_settings(topic_partitions=4, exploration="greedy", mlflow_tracking=False)
+    )
     send(settings, "customers", [(c, customer(c, "mass")) for c in PEOPLE])
     # each instance has its own state and model checkpoint, as on two machines
     first = settings.model_copy(update={"state_dir": settings.state_dir / "a"})
