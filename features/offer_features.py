@@ -16,6 +16,7 @@ False
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,6 +82,25 @@ def candidate_features(
     """All features of one candidate: customer, offer, context and their crosses."""
     category = offer["category"]
     features = {
+        **_categorical(customer, category, phase, context),
+        "impressions": float(min(impressions, 10)) / 10,
+        "unanswered": float(min(unanswered, 10)) / 10,
+    }
+    if days_since_trigger is not None:
+        features["log_days_since_trigger"] = math.log1p(max(0.0, days_since_trigger)) / 5
+    if category in customer.products_held:
+        features["holds_category"] = 1.0
+    return features
+
+
+@functools.lru_cache(maxsize=4096)
+def _categorical(
+    customer: CustomerPart, category: str, phase: str, context: DecisionContext
+) -> dict[str, float]:
+    """The features that depend only on hashable parts: the candidates of one decision share
+    a few categories and phases, so the feature names are formatted once for all of them.
+    Callers copy the result; it is never changed."""
+    return {
         "bias": 1.0,
         f"segment={customer.segment}": 1.0,
         f"age={customer.age_band}": 1.0,
@@ -94,11 +114,4 @@ def candidate_features(
         "hour_sin": math.sin(2 * math.pi * context.hour / 24),
         "hour_cos": math.cos(2 * math.pi * context.hour / 24),
         "weekend": 1.0 if context.weekday >= 5 else 0.0,
-        "impressions": float(min(impressions, 10)) / 10,
-        "unanswered": float(min(unanswered, 10)) / 10,
     }
-    if days_since_trigger is not None:
-        features["log_days_since_trigger"] = math.log1p(max(0.0, days_since_trigger)) / 5
-    if category in customer.products_held:
-        features["holds_category"] = 1.0
-    return features

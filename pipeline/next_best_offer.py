@@ -49,6 +49,7 @@ from models.tracking import RunTracker
 from pipeline.catalogue import GlobalTables
 from pipeline.dead_letters import DeadLetterProducer, Origin, dead_letter
 from pipeline.quix import make_application, state_dir
+from pipeline.ranker_state import CustomerDecisions
 from pipeline.schemas import Interaction, ValidOffers
 from pipeline.settings import Settings
 from pipeline.valid_offers import Parsed, parse, processing_error_to_dead_letter
@@ -57,16 +58,9 @@ log = logging.getLogger(__name__)
 
 STAGE = "ranker"
 SOURCES: dict[str, type[BaseModel]] = {"valid_offers": ValidOffers, "interactions": Interaction}
-_STATE_KEY = "decisions"
 _DAY = 86400.0
-PENDING_PER_CUSTOMER = 20
-CHANNEL_HISTORY = 50
 POSITIVE = frozenset({"accept", "convert"})
 NEGATIVE = frozenset({"dismiss"})
-
-
-def new_ranker_state() -> dict[str, Any]:
-    return {"pending": {}, "channel_shown": {}}
 
 
 @dataclass
@@ -164,25 +158,24 @@ class Ranker:
         record = parsed.record
         if record is None:
             return None
-        current = state.get(_STATE_KEY) or new_ranker_state()
+        book = CustomerDecisions(state)
         if isinstance(record, ValidOffers):
-            output: dict[str, Any] | None = self.decide(current, record)
+            output: dict[str, Any] | None = self.decide(book, record)
         else:
             assert isinstance(record, Interaction)
-            self.observe(current, record, key)
+            self.observe(book, record, key)
             output = None
-        state.set(_STATE_KEY, current)
+        book.save()
         self.maybe_checkpoint()
         return output
 
     # -- deciding ------------------------------------------------------------------------
 
-    def decide(self, current: dict[str, Any], valid: ValidOffers) -> dict[str, Any]:
+    def decide(self, book: CustomerDecisions, valid: ValidOffers) -> dict[str, Any]:
         now = valid.timestamp.timestamp()
-        self._expire(current, now)
+        self._expire(book, now)
         decision_id = f"d-{valid.event_id}"
-        shown_on_channel = current["channel_shown"].get(valid.channel, [])
-        if not self.contact.channel_allowed(shown_on_channel, now):
+        if not self.contact.channel_allowed(book.channel_shown(valid.channel), now):
             self.stats.suppressed += len(valid.candidates)
             return self._record(valid, decision_id, [], "channel daily limit reached")
         context = DecisionContext.at(valid.timestamp, valid.channel, valid.event_type)
@@ -206,16 +199,14 @@ class Ranker:
             for rank, (index, c) in enumerate(zip(top, chosen, strict=True), start=1)
         ]
         if chosen:
-            current["pending"][decision_id] = {
-                "at": now,
-                "first": chosen[0].key,
-                "offers": {
-                    c.key: {"x": c.features, "p": c.p_accept, "v": c.value_now, "shown_at": None}
-                    for c in chosen
-                },
-                "shadow": self._shadow(candidates, chosen[0].key, propensities[top[0]]),
-            }
-            self._cap_pending(current)
+            book.add(
+                decision_id,
+                now,
+                now + min(self._response_window(c.key) for c in chosen),
+                {c.key: {"x": c.features, "p": c.p_accept, "v": c.value_now} for c in chosen},
+                first=chosen[0].key,
+                shadow=self._shadow(candidates, chosen[0].key, propensities[top[0]]),
+            )
         self.metrics.decided([phases[c.key] for c in chosen])
         explanation = self._explain(chosen[0], phases) if chosen else "no offer worth showing"
         return self._record(valid, decision_id, offers, explanation)
@@ -323,13 +314,12 @@ class Ranker:
 
     # -- learning ------------------------------------------------------------------------
 
-    def observe(self, current: dict[str, Any], interaction: Interaction, key: str) -> None:
+    def observe(self, book: CustomerDecisions, interaction: Interaction, key: str) -> None:
         """Each offer of a decision is resolved on its own: a channel may show several."""
         now = interaction.timestamp.timestamp()
-        self._expire(current, now)
-        decision = current["pending"].get(interaction.decision_id)
-        offer = decision["offers"].get(interaction.offer_id) if decision else None
-        if decision is None or offer is None:
+        self._expire(book, now)
+        decision = book.pending.get(interaction.decision_id)
+        if decision is None or interaction.offer_id not in decision["shown"]:
             what = "decision" if decision is None else f"offer {interaction.offer_id} of decision"
             reason = (
                 f"interaction {interaction.interaction_id}: {what} {interaction.decision_id} "
@@ -342,29 +332,23 @@ class Ranker:
             )
             return
         if interaction.outcome == "impression":
-            offer["shown_at"] = now
-            shown = current["channel_shown"].setdefault(interaction.channel, [])
-            shown.append(now)
-            del shown[:-CHANNEL_HISTORY]
+            book.shown(interaction.decision_id, interaction.offer_id, now, interaction.channel)
         elif interaction.outcome in POSITIVE or interaction.outcome in NEGATIVE:
-            self._label(decision, interaction.offer_id, interaction.outcome in POSITIVE)
-            self._resolve(current, interaction.decision_id, interaction.offer_id)
+            accepted = interaction.outcome in POSITIVE
+            self._label(book, interaction.decision_id, interaction.offer_id, accepted)
+            book.resolve(interaction.decision_id, interaction.offer_id)
         # a click is neutral: the offer stays open for its outcome
 
-    @staticmethod
-    def _resolve(current: dict[str, Any], decision_id: str, offer_id: str) -> None:
-        offers = current["pending"][decision_id]["offers"]
-        del offers[offer_id]
-        if not offers:
-            del current["pending"][decision_id]
-
-    def _label(self, decision: dict[str, Any], offer_id: str, accepted: bool) -> None:
+    def _label(
+        self, book: CustomerDecisions, decision_id: str, offer_id: str, accepted: bool
+    ) -> None:
         """Measure, then learn, one shown offer's label (once, even across a restart)."""
         context = message_context()
         position = f"{context.topic}/{context.partition}"
         learned = self.checkpoint.learned_offsets
         if context.offset <= learned.get(position, -1):
             return  # learned before the restart this checkpoint comes from
+        decision = book.details(decision_id)
         offer = decision["offers"][offer_id]
         self.metrics.labelled(offer["p"], accepted)
         if offer_id == decision["first"]:
@@ -383,25 +367,30 @@ class Ranker:
         if shadow is not None and self.challenger is not None:
             self.challenger_estimate.update(LoggedRound(reward=reward, matched=False, **shadow))
 
-    def _expire(self, current: dict[str, Any], now: float) -> None:
+    def _expire(self, book: CustomerDecisions, now: float) -> None:
         """A shown offer with no response within its window becomes a negative label; an
         offer not shown within its window is forgotten (nothing to learn from it)."""
-        offers = self._tables.catalogue.offers
-        for decision_id, decision in list(current["pending"].items()):
-            for offer_id, offer in list(decision["offers"].items()):
-                window = offers.get(offer_id, {}).get("response_window_hours", 72.0) * 3600
-                if offer["shown_at"] is not None and now - offer["shown_at"] > window:
-                    self._label(decision, offer_id, False)
+        for decision_id, decision in list(book.pending.items()):
+            if now <= decision["due"]:  # none of its offers can have expired yet
+                continue
+            next_due = None
+            for offer_id, shown_at in list(decision["shown"].items()):
+                since = decision["at"] if shown_at is None else shown_at
+                expires = since + self._response_window(offer_id)
+                if now <= expires:
+                    next_due = expires if next_due is None else min(next_due, expires)
+                    continue
+                if shown_at is not None:
+                    self._label(book, decision_id, offer_id, False)
                     self.stats.expired += 1
-                    self._resolve(current, decision_id, offer_id)
-                elif offer["shown_at"] is None and now - decision["at"] > window:
-                    self._resolve(current, decision_id, offer_id)
+                book.resolve(decision_id, offer_id)
+            if next_due is not None:
+                decision["due"] = next_due
 
-    @staticmethod
-    def _cap_pending(current: dict[str, Any]) -> None:
-        pending = current["pending"]
-        while len(pending) > PENDING_PER_CUSTOMER:
-            del pending[min(pending, key=lambda d: pending[d]["at"])]
+    def _response_window(self, offer_id: str) -> float:
+        """Seconds a shown offer waits for a response (72 h for an offer no longer listed)."""
+        offer = self._tables.catalogue.offers.get(offer_id)
+        return (offer["response_window_hours"] if offer else 72.0) * 3600
 
     # -- persistence ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from models import registry
 from models.ranker import OnlineRanker
 from pipeline.cli import app
+from pipeline.ranker_state import CustomerDecisions, MemoryState
 from pipeline.settings import Settings
 from tests.pipeline.test_next_best_offer import (
     START,
@@ -67,7 +68,7 @@ def test_the_logged_pyfunc_scores_like_the_live_ranker(settings: Settings, tmp_p
     ranker = make_ranker(tmp_path, offers)
     ranker.checkpoint.ranker = preferring("card", "loan")
     record = valid(candidate("card-1", 1), candidate("loan-1", 4, 1, 1), candidate("ins-1", None))
-    decision = ranker.decide({"pending": {}, "channel_shown": {}}, record)
+    decision = ranker.decide(CustomerDecisions(MemoryState()), record)
 
     version = register(settings, ranker.model)
     model = mlflow.pyfunc.load_model(f"models:/{registry.REGISTERED_MODEL}/{version}")

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.next_best_offer import Ranker, new_ranker_state
+from pipeline.next_best_offer import Ranker
+from pipeline.ranker_state import CustomerDecisions, MemoryState
 from pipeline.schemas import ValidOffers
 from pipeline.settings import Settings
 
@@ -92,7 +93,7 @@ def test_value_orders_offers_and_negative_impact_or_contact_limit_is_never_emitt
         ],
     )
     decision = ranker.decide(
-        new_ranker_state(),
+        CustomerDecisions(MemoryState()),
         valid(
             candidate("fresh", 1),
             candidate("older", 3),
@@ -117,8 +118,8 @@ def test_value_orders_offers_and_negative_impact_or_contact_limit_is_never_emitt
 
 def test_channel_daily_limit_suppresses_the_whole_decision(tmp_path: Path) -> None:
     ranker = make_ranker(tmp_path, [offer("a")], channel_daily_limit=2)
-    state = new_ranker_state()
-    state["channel_shown"]["web"] = [(NOW - timedelta(hours=h)).timestamp() for h in (1, 2)]
+    state = CustomerDecisions(MemoryState())
+    state.index["channel_shown"]["web"] = [(NOW - timedelta(hours=h)).timestamp() for h in (1, 2)]
     suppressed = ranker.decide(state, valid(candidate("a", 1)))
     assert suppressed["offers"] == [] and "channel daily limit" in suppressed["explanation"]
     other_channel = ranker.decide(state, valid(candidate("a", 1), channel="email"))
@@ -128,7 +129,8 @@ def test_channel_daily_limit_suppresses_the_whole_decision(tmp_path: Path) -> No
 @pytest.mark.parametrize("exploration", ["epsilon-greedy", "thompson"])
 def test_exploring_policies_report_propensities(tmp_path: Path, exploration: str) -> None:
     ranker = make_ranker(tmp_path, [offer(f"o{i}") for i in range(20)], exploration=exploration)
-    decision = ranker.decide(new_ranker_state(), valid(*(candidate(f"o{i}", 1) for i in range(20))))
+    record = valid(*(candidate(f"o{i}", 1) for i in range(20)))
+    decision = ranker.decide(CustomerDecisions(MemoryState()), record)
     assert len(decision["offers"]) == 5
     assert all(0 < o["propensity"] <= 1 for o in decision["offers"][:1])
     assert sum(o["propensity"] for o in decision["offers"]) <= 1.0

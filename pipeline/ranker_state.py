@@ -1,0 +1,119 @@
+"""A customer's state in the ranker: the decisions still waiting for a response, and contacts.
+
+Quix stores state as JSON per message key and reads a key's value whole, so the layout follows
+how often each part is needed:
+
+- the *index* (one small value per customer) is read and written on every record: per pending
+  decision its time, the earliest time one of its offers can expire (`due`, so that deciding
+  does not look at every pending offer each time) and, per offer, when it was shown (None until
+  an impression arrives); per channel the recent impression times for the daily contact limit;
+- each pending decision's *details* (the features, P(accept) and value of each offer at decision
+  time, the challenger's shadow choice) are written once, under the decision's own key, and read
+  only when a label for it arrives or it expires.
+
+A customer with twenty pending decisions therefore costs a read of about 2 KB per record, not
+the 60 KB of every decision's features.
+
+Memory is bounded: at most `PENDING_PER_CUSTOMER` pending decisions (the oldest is forgotten)
+and `CHANNEL_HISTORY` impression times per channel; a decision is dropped when all its offers
+are resolved or expired.
+
+>>> book = CustomerDecisions(MemoryState())
+>>> book.add("d-1", 100.0, 3700.0, {"card": {"x": {"age": 0.3}, "p": 0.2, "v": 50.0}}, first="card")
+>>> book.index["pending"]["d-1"]
+{'at': 100.0, 'due': 3700.0, 'shown': {'card': None}}
+>>> book.details("d-1")["offers"]["card"]["p"]
+0.2
+>>> book.resolve("d-1", "card"); "d-1" in book.pending
+False
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+PENDING_PER_CUSTOMER = 20
+CHANNEL_HISTORY = 50
+INDEX_KEY = "index"
+_DETAILS_PREFIX = "decision:"
+
+
+class KeyedState(Protocol):
+    """What this module needs of a Quix `State` (one message key's store)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def set(self, key: str, value: Any) -> None: ...
+    def delete(self, key: str) -> None: ...
+
+
+class MemoryState(dict[str, Any]):
+    """A `KeyedState` in a dict: for deciding outside a stream (unit tests, notebooks)."""
+
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)
+
+
+def new_index() -> dict[str, Any]:
+    return {"pending": {}, "channel_shown": {}}
+
+
+class CustomerDecisions:
+    """One customer's pending decisions and contacts, for the duration of one record."""
+
+    def __init__(self, state: KeyedState) -> None:
+        self._state = state
+        self.index: dict[str, Any] = state.get(INDEX_KEY) or new_index()
+        self._details: dict[str, dict[str, Any]] = {}  # read or written during this record
+
+    @property
+    def pending(self) -> dict[str, dict[str, Any]]:
+        """decision id -> {"at": .., "due": .., "shown": {offer id: shown at or None}}"""
+        pending: dict[str, dict[str, Any]] = self.index["pending"]
+        return pending
+
+    def channel_shown(self, channel: str) -> list[float]:
+        shown: list[float] = self.index["channel_shown"].get(channel, [])
+        return shown
+
+    def add(
+        self, decision_id: str, at: float, due: float, offers: dict[str, Any], **details: Any
+    ) -> None:
+        """Remember a decision's offers (features `x`, P(accept) `p`, value `v` each)."""
+        self.pending[decision_id] = {"at": at, "due": due, "shown": dict.fromkeys(offers)}
+        self._details[decision_id] = {"offers": offers, **details}
+        self._state.set(_DETAILS_PREFIX + decision_id, self._details[decision_id])
+        while len(self.pending) > PENDING_PER_CUSTOMER:
+            oldest = min(self.pending, key=lambda d: self.pending[d]["at"])
+            self._forget(oldest)
+
+    def details(self, decision_id: str) -> dict[str, Any]:
+        """What a pending decision knew of each offer; KeyError for one not pending."""
+        if decision_id not in self._details:
+            if decision_id not in self.pending:
+                raise KeyError(f"decision {decision_id} is not pending")
+            self._details[decision_id] = self._state.get(_DETAILS_PREFIX + decision_id)
+        return self._details[decision_id]
+
+    def shown(self, decision_id: str, offer_id: str, at: float, channel: str) -> None:
+        self.pending[decision_id]["shown"][offer_id] = at
+        times = self.index["channel_shown"].setdefault(channel, [])
+        times.append(at)
+        del times[:-CHANNEL_HISTORY]
+
+    def resolve(self, decision_id: str, offer_id: str) -> None:
+        """An offer of a decision needs nothing more; a decision with none left is dropped."""
+        shown = self.pending[decision_id]["shown"]
+        del shown[offer_id]
+        if not shown:
+            self._forget(decision_id)
+
+    def _forget(self, decision_id: str) -> None:
+        del self.pending[decision_id]
+        self._details.pop(decision_id, None)
+        self._state.delete(_DETAILS_PREFIX + decision_id)
+
+    def save(self) -> None:
+        self._state.set(INDEX_KEY, self.index)
