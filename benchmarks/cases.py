@@ -1,4 +1,15 @@
-"""The benchmark cases. Each takes settings on a fresh topic prefix and returns its figures."""
+"""The benchmark cases. Each runs on its own fresh embedded broker and returns its figures.
+
+A streaming case runs its app(s) as separate processes, as in production, in two phases:
+
+1. throughput: a backlog of records is produced before the app starts; the figure is the rate at
+   which outputs arrive, after the first 10% (process start and group join are not counted);
+2. latency: the app, still running, is fed a steady 1,000 records/s; the figure is the time
+   from each record's produce time (carried on as the output's timestamp) to the moment its
+   output is read.
+
+Then the peak resident memory of each app process (Linux `VmHWM`) is read before it stops.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +17,14 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from benchmarks import workload
 from pipeline import connectors, processes, topics
@@ -19,10 +33,229 @@ from pipeline.settings import Settings
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 LOGS = Path(tempfile.mkdtemp(prefix="nbo-bench-logs-"))
-WARM_UP = 0.1  # the first 10% of outputs include process start and group join: not counted
+WARM_UP = 0.1
+BACKLOG = 30_000
+STEADY_RATE = 1_000.0
+STEADY_SECONDS = 15
+WAIT = 240.0  # seconds any phase may take before the case fails, naming the process log
+
+Records = list[tuple[str, bytes]]
 
 
-def load_events(settings: Settings, bootstrap: str, copies: int = 50) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Stream:
+    """One streaming case: what to prepare, which apps to run, where records go in and out."""
+
+    prepare: Callable[[Settings, str], None]
+    apps: dict[str, list[str]]  # process name -> `python -m` arguments
+    source: str  # logical topic the backlog and the steady records are produced to
+    sink: str
+    records: Callable[[int, int], Records]  # (count, seed) -> records
+
+
+def run_stream(case: Stream, settings: Settings, bootstrap: str) -> dict[str, Any]:
+    case.prepare(settings, bootstrap)
+    produce(settings, bootstrap, settings.topic_name(case.source), case.records(BACKLOG, 11))
+    sink = settings.topic_name(case.sink)
+    steady = case.records(int(STEADY_RATE * STEADY_SECONDS), 12)
+    with _running(settings, case.apps) as apps:
+        with Reader(settings, bootstrap, sink, apps) as reader:
+            rate = reader.output_rate(BACKLOG)
+        with (
+            Reader(settings, bootstrap, sink, apps, at_end=True) as reader,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            reader.wait_until_fetching()
+            measuring = pool.submit(reader.latencies, len(steady))
+            _paced(settings, bootstrap, settings.topic_name(case.source), steady, STEADY_RATE)
+            latencies = sorted(measuring.result())
+        peaks = {
+            name: processes.resident_mb(process.pid, peak=True) for name, process in apps.items()
+        }
+    return {
+        "events/s": rate,
+        "latency p50 ms": statistics.median(latencies),
+        "latency p99 ms": latencies[int(len(latencies) * 0.99) - 1],
+        "peak memory MB": sum(peaks.values()),
+        "peak memory MB per process": peaks,
+        "backlog": BACKLOG,
+        "steady events/s": STEADY_RATE,
+        "steady events": len(steady),
+    }
+
+
+@contextmanager
+def _running(
+    settings: Settings, apps: dict[str, list[str]]
+) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    with ExitStack() as stack:
+        yield {
+            name: stack.enter_context(
+                processes.running(settings, args, LOGS / f"{settings.topic_prefix}-{name}.log")
+            )
+            for name, args in apps.items()
+        }
+
+
+class Reader:
+    """Reads a sink topic from its start, or from its current end; fails fast, with the app's
+    log, when an app dies or the records do not come within `WAIT` seconds."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        topic: str,
+        apps: dict[str, subprocess.Popen[bytes]],
+        at_end: bool = False,
+    ) -> None:
+        self._topic, self._apps = topic, apps
+        self._settings = settings
+        self._consumer = Consumer(
+            {
+                **settings.kafka_config(bootstrap),
+                "group.id": "nbo-bench-reader",
+                "fetch.wait.max.ms": settings.fetch_wait_max_ms,
+                "enable.partition.eof": True,
+            }
+        )
+        partitions = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self._consumer.assign(
+            [
+                TopicPartition(topic, p, self._end(p) if at_end else OFFSET_BEGINNING)
+                for p in partitions
+            ]
+        )
+
+    def wait_until_fetching(self) -> None:
+        """Return once every partition has been fetched up to its end: a consumer's first
+        fetch can take seconds, which would otherwise count as the first records' latency."""
+        waiting = {tp.partition for tp in self._consumer.assignment()}
+        deadline = time.monotonic() + WAIT
+        while waiting:
+            self._check(deadline, 0, 0)
+            for message in self._consumer.consume(num_messages=1000, timeout=0.05):
+                error = message.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    waiting.discard(message.partition())
+
+    def _end(self, partition: int) -> int:
+        _low, high = self._consumer.get_watermark_offsets(
+            TopicPartition(self._topic, partition), timeout=10
+        )
+        return int(high)
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._consumer.close()
+
+    def _records(self, count: int) -> Iterator[Any]:
+        """Yield `count` records, each as soon as it is read."""
+        seen = 0
+        deadline = time.monotonic() + WAIT
+        while seen < count:
+            self._check(deadline, seen, count)
+            for message in self._consumer.consume(num_messages=10_000, timeout=0.005):
+                if message.error() is None:
+                    seen += 1
+                    yield message
+
+    def _check(self, deadline: float, seen: int, count: int) -> None:
+        dead = [name for name, process in self._apps.items() if process.poll() is not None]
+        if time.monotonic() < deadline and not dead:
+            return
+        name = dead[0] if dead else next(iter(self._apps))
+        log = LOGS / f"{self._settings.topic_prefix}-{name}.log"
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise RuntimeError(f"{self._topic}: {seen} of {count} outputs; {name} log:\n{tail}")
+
+    def output_rate(self, count: int) -> float:
+        """Records/s between the warm-up mark and the `count`th record."""
+        warm_mark = max(1, int(count * WARM_UP))
+        warm_at = 0.0
+        for index, _ in enumerate(self._records(count), start=1):
+            if index == warm_mark:
+                warm_at = time.perf_counter()
+        return (count - warm_mark) / (time.perf_counter() - warm_at)
+
+    def latencies(self, count: int) -> list[float]:
+        """Milliseconds from each record's timestamp to the moment it was read."""
+        return [time.time() * 1000 - message.timestamp()[1] for message in self._records(count)]
+
+
+def _paced(settings: Settings, bootstrap: str, topic: str, records: Records, rate: float) -> None:
+    """Produce `records` at `rate` per second (a load generator keeps to a schedule)."""
+    producer = Producer(producer_config(settings, bootstrap))
+    producer.list_topics(topic, timeout=10)  # else the first second waits for metadata
+    started = time.perf_counter()
+    for index, (key, value) in enumerate(records):
+        due = started + index / rate
+        while (ahead := due - time.perf_counter()) > 0:
+            producer.poll(min(ahead, 0.01))
+        producer.produce(topic, key=key.encode(), value=value)
+        producer.poll(0)
+    producer.flush(30)
+
+
+def _catalogue(settings: Settings, bootstrap: str) -> None:
+    """Topics, 100 offers, 20 rules and the sample customers."""
+    topics.create_topics(settings, bootstrap)
+    produce(settings, bootstrap, settings.topic_name("offers"), workload.offers(100))
+    for topic, rules in workload.rules().items():
+        produce(settings, bootstrap, settings.topic_name(topic), rules)
+    produce(settings, bootstrap, settings.topic_name("customers"), workload.customers())
+
+
+def _events(count: int, seed: int) -> Records:
+    return workload.events(count, seed=seed)
+
+
+def _valid_offers(count: int, seed: int) -> Records:
+    return workload.valid_offers(count, seed=seed)
+
+
+PASS_THROUGH = Stream(
+    prepare=lambda settings, bootstrap: topics.create_topics(settings, bootstrap),
+    apps={"pass-through": ["benchmarks.passthrough", "events", "valid_offers"]},
+    source="events",
+    sink="valid_offers",
+    records=_events,
+)
+VALID_OFFERS = Stream(
+    prepare=_catalogue,
+    apps={"valid-offers": ["pipeline", "run", "valid-offers"]},
+    source="events",
+    sink="valid_offers",
+    records=_events,
+)
+RANKER = Stream(
+    prepare=_catalogue,
+    apps={"ranker": ["pipeline", "run", "ranker"]},
+    source="valid_offers",
+    sink="next_best_offers",
+    records=_valid_offers,
+)
+FULL_LOOP = Stream(
+    prepare=_catalogue,
+    apps={
+        "valid-offers": ["pipeline", "run", "valid-offers"],
+        "ranker": ["pipeline", "run", "ranker"],
+    },
+    source="events",
+    sink="next_best_offers",
+    records=_events,
+)
+STREAMS = {
+    "pass-through (ceiling)": PASS_THROUGH,
+    "valid offers": VALID_OFFERS,
+    "ranker": RANKER,
+    "full loop": FULL_LOOP,
+}
+
+
+def file_load(settings: Settings, bootstrap: str, copies: int = 50) -> dict[str, Any]:
     """Validate and produce 50,000 journey events from a JSON Lines file, then read them back."""
     topics.create_topics(settings, bootstrap)
     lines = (SAMPLE / "events.jsonl").read_text().splitlines()
@@ -39,177 +272,3 @@ def load_events(settings: Settings, bootstrap: str, copies: int = 50) -> dict[st
         "load (validate + produce) rec/s": report.loaded / loaded,
         "read back rec/s": read / read_seconds,
     }
-
-
-def output_rate(
-    settings: Settings,
-    bootstrap: str,
-    topic: str,
-    count: int,
-    timeout: float,
-    process: subprocess.Popen[bytes],
-    log: Path,
-) -> float:
-    """Records/s arriving on `topic` between the warm-up mark and the `count`th record."""
-    consumer = Consumer({**settings.kafka_config(bootstrap), "group.id": "nbo-bench-reader"})
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    seen, warm_mark, warm_at = 0, max(1, int(count * WARM_UP)), 0.0
-    deadline = time.monotonic() + timeout
-    try:
-        while seen < count:
-            if time.monotonic() > deadline or process.poll() is not None:
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-                raise RuntimeError(f"{topic}: {seen} of {count} outputs; process log:\n{tail}")
-            for message in consumer.consume(num_messages=10_000, timeout=0.2):
-                if message.error() is None:
-                    seen += 1
-                    if seen == warm_mark:
-                        warm_at = time.perf_counter()
-        return (seen - warm_mark) / (time.perf_counter() - warm_at)
-    finally:
-        consumer.close()
-
-
-def _stream(settings: Settings, bootstrap: str, args: list[str], sink: str, count: int) -> float:
-    log = LOGS / f"{settings.topic_prefix}.log"
-    with processes.running(settings, args, log) as process:
-        return output_rate(settings, bootstrap, settings.topic_name(sink), count, 240, process, log)
-
-
-def _prepare(settings: Settings, bootstrap: str, events: list[tuple[str, bytes]]) -> None:
-    topics.create_topics(settings, bootstrap)
-    produce(settings, bootstrap, settings.topic_name("offers"), workload.offers(100))
-    for topic, rules in workload.rules().items():
-        produce(settings, bootstrap, settings.topic_name(topic), rules)
-    produce(settings, bootstrap, settings.topic_name("customers"), workload.customers())
-    produce(settings, bootstrap, settings.topic_name("events"), events)
-
-
-def valid_offers_vs_passthrough(
-    settings: Settings, bootstrap: str, count: int = 30_000
-) -> dict[str, Any]:
-    """Events/s through Valid Offers (100 offers, 20 rules) beside a pass-through Quix app."""
-    events = workload.events(count)
-    ceiling = settings.model_copy(update={"topic_prefix": settings.topic_prefix + "-pass"})
-    _prepare(ceiling, bootstrap, events)
-    passthrough = _stream(
-        ceiling,
-        bootstrap,
-        [
-            "benchmarks.passthrough",
-            ceiling.topic_name("events"),
-            ceiling.topic_name("valid_offers"),
-        ],
-        "valid_offers",
-        count,
-    )
-    _prepare(settings, bootstrap, events)
-    valid = _stream(settings, bootstrap, ["pipeline", "run", "valid-offers"], "valid_offers", count)
-    return {
-        "events": count,
-        "offers": 100,
-        "rules": sum(len(r) for r in workload.rules().values()),
-        "pass-through events/s": passthrough,
-        "valid offers events/s": valid,
-        "ratio to pass-through": valid / passthrough,
-        "goal ratio": 0.5,
-    }
-
-
-def ranker_decisions(settings: Settings, bootstrap: str, count: int = 30_000) -> dict[str, Any]:
-    """Decisions/s of one ranker process, 20 candidate offers per event."""
-    topics.create_topics(settings, bootstrap)
-    produce(settings, bootstrap, settings.topic_name("offers"), workload.offers(100))
-    produce(settings, bootstrap, settings.topic_name("valid_offers"), workload.valid_offers(count))
-    rate = _stream(settings, bootstrap, ["pipeline", "run", "ranker"], "next_best_offers", count)
-    return {
-        "decisions": count,
-        "candidates per decision": 20,
-        "decisions/s": rate,
-        "goal decisions/s": 5000.0,
-    }
-
-
-def _paced(
-    settings: Settings, bootstrap: str, events: list[tuple[str, bytes]], rate: float
-) -> None:
-    """Produce `events` at `rate` per second (a load generator keeps to a schedule)."""
-    producer = Producer(producer_config(settings, bootstrap))
-    topic = settings.topic_name("events")
-    started = time.perf_counter()
-    for index, (key, value) in enumerate(events):
-        due = started + index / rate
-        while (ahead := due - time.perf_counter()) > 0:
-            producer.poll(min(ahead, 0.01))
-        producer.produce(topic, key=key.encode(), value=value)
-        producer.poll(0)
-    producer.flush(30)
-
-
-def _latencies(settings: Settings, bootstrap: str, count: int, timeout: float) -> list[float]:
-    """Milliseconds from each event's produce time (carried on as the record timestamp) to
-    the moment its decision was read."""
-    topic = settings.topic_name("next_best_offers")
-    consumer = Consumer(
-        {
-            **settings.kafka_config(bootstrap),
-            "group.id": "nbo-bench-latency",
-            "fetch.wait.max.ms": 10,
-        }
-    )
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    latencies: list[float] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(latencies) < count and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=1000, timeout=0.002):
-                if message.error() is None:
-                    latencies.append(time.time() * 1000 - message.timestamp()[1])
-    finally:
-        consumer.close()
-    if len(latencies) < count:
-        raise RuntimeError(f"{topic}: {len(latencies)} of {count} decisions within {timeout} s")
-    return latencies
-
-
-def loop_latency(
-    settings: Settings, bootstrap: str, rate: float = 1000.0, seconds: int = 20
-) -> dict[str, Any]:
-    """Event-to-decision latency through both μ-products at a steady `rate` of events/s."""
-    count = int(rate * seconds)
-    warm_up = workload.events(200, seed=99)
-    events = workload.events(count)
-    topics.create_topics(settings, bootstrap)
-    produce(settings, bootstrap, settings.topic_name("offers"), workload.offers(100))
-    for topic, rules in workload.rules().items():
-        produce(settings, bootstrap, settings.topic_name(topic), rules)
-    produce(settings, bootstrap, settings.topic_name("customers"), workload.customers())
-    fast = settings.model_copy(update={"commit_interval": 1.0})
-    with (
-        processes.running(fast, ["pipeline", "run", "valid-offers"], LOGS / "lat-vo.log"),
-        processes.running(fast, ["pipeline", "run", "ranker"], LOGS / "lat-ranker.log"),
-    ):
-        produce(settings, bootstrap, settings.topic_name("events"), warm_up)
-        _latencies(settings, bootstrap, len(warm_up), timeout=120)  # both apps joined and warm
-        with ThreadPoolExecutor(1) as pool:
-            measuring = pool.submit(_latencies, settings, bootstrap, len(warm_up) + count, 120)
-            _paced(settings, bootstrap, events, rate)
-            latencies = sorted(measuring.result()[len(warm_up) :])
-    return {
-        "events/s offered": rate,
-        "decisions": len(latencies),
-        "latency p50 ms": statistics.median(latencies),
-        "latency p90 ms": latencies[int(len(latencies) * 0.90) - 1],
-        "latency p99 ms": latencies[int(len(latencies) * 0.99) - 1],
-        "goal p99 ms": 50.0,
-    }
-
-
-ALL = [
-    ("file load", load_events),
-    ("valid offers", valid_offers_vs_passthrough),
-    ("ranker", ranker_decisions),
-    ("full loop latency", loop_latency),
-]

@@ -1,6 +1,6 @@
 """The throughput ceiling: a Quix app that only reads a topic and writes each record on.
 
-python -m benchmarks.passthrough SOURCE_TOPIC SINK_TOPIC   (settings from NBO_* variables)
+python -m benchmarks.passthrough SOURCE SINK   (logical topic names; settings from NBO_* variables)
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from pipeline.settings import Settings
 def main(source: str, sink: str) -> None:
     settings = Settings()
     app = make_application(settings, configured_address(settings) or "", "passthrough")
-    sdf = app.dataframe(app.topic(source, key_deserializer="str", value_deserializer="bytes"))
-    sdf.to_topic(app.topic(sink, key_serializer="str", value_serializer="bytes"))
+    source_topic = settings.topic_name(source)
+    sdf = app.dataframe(app.topic(source_topic, key_deserializer="str", value_deserializer="bytes"))
+    sdf.to_topic(
+        app.topic(settings.topic_name(sink), key_serializer="str", value_serializer="bytes")
+    )
     app.run()
 
 

@@ -253,6 +253,10 @@ def _progress_table(report: Any) -> Table:
         ),
         ("model version", figures["model version"]),
         ("dead letters", str(figures["dead letters"])),
+        (
+            "memory",
+            ", ".join(f"{name} {mb:,} MB" for name, mb in figures["memory MB per process"].items()),
+        ),
     ]
     for name, value in rows:
         table.add_row(name, value)

@@ -57,6 +57,7 @@ class DemoReport:
     seconds: float = 0.0
     scoreboard: Scoreboard = field(default_factory=Scoreboard)
     exit_codes: dict[str, int] = field(default_factory=dict)
+    memory_mb: dict[str, float] = field(default_factory=dict)  # resident memory per process
     logs: str = ""
 
     def figures(self) -> dict[str, Any]:
@@ -75,6 +76,7 @@ class DemoReport:
             "model version": self.model_version,
             "events/s": self.events / self.seconds if self.seconds else 0.0,
             "seconds": self.seconds,
+            "memory MB per process": {name: round(mb) for name, mb in self.memory_mb.items()},
             "process exit codes": self.exit_codes,
             "process logs": self.logs,
         }
@@ -250,5 +252,10 @@ def _loop(
         report.interactions += len(answers)
         report.dead_letters = outputs.dead_letters
         report.seconds = time.monotonic() - started
+        report.memory_mb = {
+            name: processes.resident_mb(process.pid)
+            for name, process in running.items()
+            if process.poll() is None  # one that died is reported by the next batch's check
+        }
         if on_progress:
             on_progress(report)

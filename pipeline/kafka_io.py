@@ -45,7 +45,11 @@ def producer_config(settings: Settings, bootstrap: str) -> dict[str, str | int]:
     must land on the same partition number in every topic, whoever produced them, or a
     customer's events, interactions and decisions meet different state stores.
     """
-    return {**settings.kafka_config(bootstrap), "partitioner": "murmur2_random", "linger.ms": 5}
+    return {
+        **settings.kafka_config(bootstrap),
+        "partitioner": "murmur2_random",
+        "linger.ms": settings.linger_ms,
+    }
 
 
 def produce(

@@ -56,6 +56,15 @@ def stop(process: subprocess.Popen[bytes], timeout: float = _STOP_TIMEOUT) -> in
     return process.returncode
 
 
+def resident_mb(pid: int, peak: bool = False) -> float:
+    """A live process's resident memory now, or its peak so far, in MB (from Linux /proc)."""
+    field = "VmHWM:" if peak else "VmRSS:"
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"process {pid} reports no {field}")
+
+
 @contextmanager
 def running(settings: Settings, args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     process = spawn(settings, args, log)

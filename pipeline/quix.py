@@ -7,9 +7,12 @@ from typing import Any
 
 from quixstreams import Application
 from quixstreams.kafka.configuration import ConnectionConfig
+from quixstreams.state.rocksdb import RocksDBOptions
 
 from pipeline.broker import EMBEDDED_CLUSTER_PREFIX, wait_until_ready
 from pipeline.settings import Settings
+
+_MB = 1024 * 1024
 
 
 def consumer_group(settings: Settings, stage: str) -> str:
@@ -52,6 +55,12 @@ def make_application(settings: Settings, bootstrap: str, stage: str, **extra: An
         commit_interval=settings.commit_interval,
         state_dir=state_dir(settings, bootstrap, stage, cluster),
         use_changelog_topics=use_changelog_topics(settings, cluster),
+        rocksdb_options=RocksDBOptions(
+            block_cache_size=settings.state_cache_mb * _MB,
+            write_buffer_size=settings.state_write_buffer_mb * _MB,
+            max_write_buffer_number=2,
+        ),
+        producer_extra_config={"linger.ms": settings.linger_ms},
         consumer_extra_config={
             "session.timeout.ms": settings.session_timeout_ms,
             "fetch.wait.max.ms": settings.fetch_wait_max_ms,

@@ -44,7 +44,7 @@ from pipeline.schemas import Customer, JourneyEvent, Offer, Rule
 
 NEVER_DAYS = 1.0e9
 _SECONDS_PER_DAY = 86400.0
-_MEMO_LIMIT = 200_000
+_MEMO_LIMIT = 50_000  # entries; the memo is emptied when it grows past this
 
 VARIABLES = ("offer", "customer", "event", "now")
 FUNCTIONS = ("days_since_last",)

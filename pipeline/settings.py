@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     # Tansu does not answer a waiting fetch when data arrives, so a consumer waits this long
     # on every hop; 10 ms costs a real Kafka only some more fetch requests.
     fetch_wait_max_ms: int = Field(default=10, ge=0)
+    # Tansu slows down under many small produce requests: 5 ms batches keep it fast
+    linger_ms: float = Field(default=5.0, ge=0, description="producer batching delay")
+    # RocksDB holds each app's state on disk; these bound what it keeps in memory (Quix's own
+    # defaults are a 1 GB block cache and 3 x 64 MB write buffers per partition).
+    state_cache_mb: int = Field(default=64, ge=1, description="RocksDB block cache per app")
+    state_write_buffer_mb: int = Field(
+        default=8, ge=1, description="RocksDB write buffer per state partition (two at most)"
+    )
     changelog_topics: bool | None = Field(
         default=None, description="back state up to changelog topics; unset: on for real Kafka"
     )

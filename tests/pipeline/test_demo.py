@@ -28,6 +28,8 @@ def test_short_headless_demo_decides_every_event_and_learns(make_settings, tmp_p
     assert report.exit_codes == {"valid-offers": 0, "ranker": 0}
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before  # all stopped
     assert figures["dead letters"] == 0
+    memory = figures["memory MB per process"]
+    assert set(memory) == {"valid-offers", "ranker"} and all(mb > 50 for mb in memory.values())
     assert 0 < figures["random acceptance (last 10000)"] < figures["oracle acceptance (last 10000)"]
 
 

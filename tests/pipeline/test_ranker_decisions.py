@@ -8,10 +8,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from quixstreams.context import set_message_context
+from quixstreams.models import MessageContext
 
 from pipeline.next_best_offer import Ranker
 from pipeline.ranker_state import CustomerDecisions, MemoryState
-from pipeline.schemas import ValidOffers
+from pipeline.schemas import Interaction, ValidOffers
 from pipeline.settings import Settings
 
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
@@ -134,3 +136,36 @@ def test_exploring_policies_report_propensities(tmp_path: Path, exploration: str
     assert len(decision["offers"]) == 5
     assert all(0 < o["propensity"] <= 1 for o in decision["offers"][:1])
     assert sum(o["propensity"] for o in decision["offers"]) <= 1.0
+
+
+def test_an_unanswered_impression_becomes_a_negative_label_once_its_window_has_passed(
+    tmp_path: Path,
+) -> None:
+    ranker = make_ranker(tmp_path, [offer("a", response_window_hours=48.0)])
+    book = CustomerDecisions(MemoryState())
+    first = ranker.decide(book, valid(candidate("a", 1)))
+    set_message_context(MessageContext("interactions", 0, 7, 0))
+    impression = Interaction(
+        interaction_id="i1",
+        decision_id=first["decision_id"],
+        customer_id="C1",
+        offer_id="a",
+        channel="web",
+        outcome="impression",
+        timestamp=NOW + timedelta(hours=1),
+    )
+    ranker.observe(book, impression, "C1")
+
+    def later(hours: float, event_id: str) -> ValidOffers:
+        at = NOW + timedelta(hours=hours)
+        return valid(candidate("a", 1)).model_copy(update={"event_id": event_id, "timestamp": at})
+
+    ranker.decide(book, later(48.5, "e2"))  # 47.5 h after the impression: still waiting
+    assert ranker.model.n_learned == 0 and first["decision_id"] in book.pending
+    ranker.decide(book, later(49.5, "e3"))
+    assert ranker.model.n_learned == 1 and ranker.stats.expired == 1
+    assert first["decision_id"] not in book.pending
+    assert ranker.metrics.labels == 1 and ranker.metrics.accepted == 0
+    ranker.decide(book, later(100, "e4"))
+    assert set(book.pending) == {"d-e4"}  # never shown: forgotten once their window passed
+    assert ranker.model.n_learned == 1
