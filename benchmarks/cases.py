@@ -248,7 +248,7 @@ FULL_LOOP = Stream(
     records=_events,
 )
 STREAMS = {
-    "pass-through (ceiling)": PASS_THROUGH,
+    "pass-through": PASS_THROUGH,
     "valid offers": VALID_OFFERS,
     "ranker": RANKER,
     "full loop": FULL_LOOP,

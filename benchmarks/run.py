@@ -26,11 +26,11 @@ from pipeline.broker import EmbeddedBroker
 from pipeline.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
-CEILING = "pass-through (ceiling)"
+CEILING = "pass-through"
 GOALS = {  # from the issues: what each figure should reach on this 2-core machine
-    "valid offers": ("events/s ratio to ceiling ≥ 0.5", lambda r: r["ratio to ceiling"] >= 0.5),
-    "ranker": ("≥ 5,000 decisions/s", lambda r: r["events/s"] >= 5000),
-    "full loop": ("p99 < 50 ms at 1,000 events/s", lambda r: r["latency p99 ms"] < 50),
+    "valid offers": ("≥ 0.5 × ceiling", lambda r: r["ratio to ceiling"] >= 0.5),
+    "ranker": ("≥ 5,000/s", lambda r: r["events/s"] >= 5000),
+    "full loop": ("p99 < 50 ms", lambda r: r["latency p99 ms"] < 50),
 }
 
 
@@ -71,8 +71,9 @@ def run_cases(only: list[str], console: Console) -> dict[str, dict[str, Any]]:
 
 def table(results: dict[str, dict[str, Any]]) -> Table:
     shown = Table(
-        "case", "events/s", "× ceiling", "p50 ms", "p99 ms", "peak MB", "goal", title="nbo bench"
-    )
+        "case", "events/s", "× ceiling", "p50 ms", "p99 ms", "peak MB", "goal",
+        title="nbo bench (ceiling: a pass-through Quix app)",
+    )  # fmt: skip
     for name, r in results.items():
         if name not in cases.STREAMS:
             continue

@@ -36,13 +36,25 @@ def _directory_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
 
 
-def soak(events: int, customers: int, console: Console) -> dict[str, Any]:
-    state_dir = Path(tempfile.mkdtemp(prefix="nbo-soak-state-"))
-    settings = Settings(state_dir=state_dir, topic_prefix="soak", mlflow_tracking=False)
+def soak(
+    events: int,
+    customers: int,
+    console: Console,
+    settings: Settings | None = None,
+    sample_every: int = SAMPLE_EVERY,
+) -> dict[str, Any]:
+    """Run the loop; return its figures. Without `settings`: an embedded broker of its own."""
+    if settings is None:
+        settings = Settings(
+            state_dir=Path(tempfile.mkdtemp(prefix="nbo-soak-state-")),
+            topic_prefix="soak",
+            mlflow_tracking=False,
+        )
+    state_dir = settings.state_dir
     curve: list[dict[str, Any]] = []
 
     def sample(report: DemoReport, last: bool = False) -> None:
-        if not curve or report.events - curve[-1]["events"] >= SAMPLE_EVERY or last:
+        if not curve or report.events - curve[-1]["events"] >= sample_every or last:
             curve.append(
                 {
                     "events": report.events,
@@ -81,9 +93,7 @@ def soak(events: int, customers: int, console: Console) -> dict[str, Any]:
 def main(events: int = 200_000, customers: int = 10_000) -> None:
     console = Console()
     result = soak(events, customers, console)
-    curve = Table(
-        "events", "seconds", *result["growth MB over the second half"], title="memory (MB)"
-    )
+    curve = Table("events", "seconds", *result["peak MB"], title="resident memory (MB)")
     for point in result["curve"]:
         curve.add_row(*(f"{value:,}" for value in point.values()))
     console.print(curve)

@@ -1,0 +1,38 @@
+"""`make bench` and `make soak` on a small scale: their figures are measured, not made up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from rich.console import Console
+
+from benchmarks import cases, soak
+from pipeline.settings import Settings
+
+
+def test_a_streaming_case_measures_rate_latency_and_memory(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cases, "BACKLOG", 2_000)
+    monkeypatch.setattr(cases, "STEADY_SECONDS", 2)
+    settings = make_settings(mlflow_tracking=False)
+    assert settings.broker_address is not None
+    figures = cases.run_stream(cases.STREAMS["ranker"], settings, settings.broker_address)
+    assert figures["events/s"] > 0 and figures["steady events"] == 2_000
+    assert 0 < figures["latency p50 ms"] <= figures["latency p99 ms"] < 10_000
+    assert set(figures["peak memory MB per process"]) == {"ranker"}
+    assert figures["peak memory MB"] > 50  # a Python process with Quix and River loaded
+
+
+def test_the_soak_run_samples_each_process_memory_along_the_way(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(mlflow_tracking=False)
+    result = soak.soak(3_000, 300, Console(quiet=True), settings, sample_every=1_000)
+    assert result["events"] == 3_000
+    curve = result["curve"]
+    assert [point["events"] for point in curve] == [1_000, 2_000, 3_000]
+    assert all(point["valid-offers"] > 50 and point["ranker"] > 50 for point in curve)
+    assert set(result["growth MB over the last quarter"]) == {"valid-offers", "ranker"}
+    assert {"valid-offers", "ranker"} <= set(result["state on disk MB"])
