@@ -133,7 +133,7 @@ class Reader:
         waiting = {tp.partition for tp in self._consumer.assignment()}
         deadline = time.monotonic() + WAIT
         while waiting:
-            self._check(deadline, 0, 0)
+            self._check(deadline, f"partitions {sorted(waiting)} not fetched yet")
             for message in self._consumer.consume(num_messages=1000, timeout=0.05):
                 error = message.error()
                 if error is not None and error.code() == KafkaError._PARTITION_EOF:
@@ -156,20 +156,20 @@ class Reader:
         seen = 0
         deadline = time.monotonic() + WAIT
         while seen < count:
-            self._check(deadline, seen, count)
+            self._check(deadline, f"{seen} of {count} outputs")
             for message in self._consumer.consume(num_messages=10_000, timeout=0.005):
                 if message.error() is None:
                     seen += 1
                     yield message
 
-    def _check(self, deadline: float, seen: int, count: int) -> None:
+    def _check(self, deadline: float, progress: str) -> None:
         dead = [name for name, process in self._apps.items() if process.poll() is not None]
         if time.monotonic() < deadline and not dead:
             return
         name = dead[0] if dead else next(iter(self._apps))
         log = LOGS / f"{self._settings.topic_prefix}-{name}.log"
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-        raise RuntimeError(f"{self._topic}: {seen} of {count} outputs; {name} log:\n{tail}")
+        raise RuntimeError(f"{self._topic}: {progress}; {name} log:\n{tail}")
 
     def output_rate(self, count: int) -> float:
         """Records/s between the warm-up mark and the `count`th record."""
