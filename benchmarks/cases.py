@@ -208,10 +208,6 @@ def _catalogue(settings: Settings, bootstrap: str) -> None:
     produce(settings, bootstrap, settings.topic_name("customers"), workload.customers())
 
 
-def _events(count: int, seed: int) -> Records:
-    return workload.events(count, seed=seed)
-
-
 def _valid_offers(count: int, seed: int) -> Records:
     return workload.valid_offers(count, seed=seed)
 
@@ -221,14 +217,14 @@ PASS_THROUGH = Stream(
     apps={"pass-through": ["benchmarks.passthrough", "events", "valid_offers"]},
     source="events",
     sink="valid_offers",
-    records=_events,
+    records=workload.events,
 )
 VALID_OFFERS = Stream(
     prepare=_catalogue,
     apps={"valid-offers": ["pipeline", "run", "valid-offers"]},
     source="events",
     sink="valid_offers",
-    records=_events,
+    records=workload.events,
 )
 RANKER = Stream(
     prepare=_catalogue,
@@ -245,7 +241,7 @@ FULL_LOOP = Stream(
     },
     source="events",
     sink="next_best_offers",
-    records=_events,
+    records=workload.events,
 )
 STREAMS = {
     "pass-through": PASS_THROUGH,
