@@ -21,7 +21,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,14 +48,24 @@ def make_classifier(name: str, seed: int, learning_rate: float = 0.15) -> Any:
 
 @dataclass
 class Candidate:
-    """One offer to rank: its features, value now and business lever."""
+    """One offer to rank: its features, value now and business lever.
+
+    `shared_features` are features it has in common with other candidates of the same ranking
+    (one read-only object for all of them, see `features.offer_features`): a linear model
+    scores them once per `rank`, not once per candidate. A feature is in one part, not both.
+    """
 
     key: str
     features: dict[str, float]
     value_now: float
     lever: float = 1.0
+    shared_features: dict[str, float] = field(default_factory=dict)
     p_accept: float = field(default=0.0, init=False)
     score: float = field(default=0.0, init=False)
+
+    def all_features(self) -> dict[str, float]:
+        """Every feature of the candidate, as one new dict (what the model learns from)."""
+        return {**self.shared_features, **self.features}
 
 
 class OnlineRanker:
@@ -101,13 +111,37 @@ class OnlineRanker:
 
     def rank(self, candidates: Iterable[Candidate]) -> list[Candidate]:
         """Score every candidate and return them best first (ties: higher P × value)."""
+        p_accept = self._linear_p_accept() or self._p_accept
         ranked = []
         for candidate in candidates:
-            candidate.p_accept = self.predict_one(candidate.features)
+            candidate.p_accept = p_accept(candidate)
             candidate.score = candidate.p_accept * candidate.value_now * candidate.lever
             ranked.append(candidate)
         ranked.sort(key=lambda c: (c.score, c.p_accept * max(c.value_now, 0.0)), reverse=True)
         return ranked
+
+    def _p_accept(self, candidate: Candidate) -> float:
+        return self.predict_one(candidate.all_features())
+
+    def _linear_p_accept(self) -> Callable[[Candidate], float] | None:
+        """For a logistic model: P(accept) that scores each distinct `shared_features` object
+        once per ranking. It is River's own `predict_proba_one` (the loss's mean function of
+        weights · x + intercept) with the dot product split in two; a test holds them equal."""
+        classifier = self._classifier
+        if not isinstance(classifier, linear_model.LogisticRegression):
+            return None
+        weights, intercept = classifier._weights, classifier.intercept
+        mean = classifier.loss.mean_func
+        shared_logits: dict[int, float] = {}  # id(shared_features) -> its part of the logit
+
+        def p_accept(candidate: Candidate) -> float:
+            shared = candidate.shared_features
+            logit = shared_logits.get(id(shared))
+            if logit is None:
+                logit = shared_logits[id(shared)] = weights.dot(shared) + intercept
+            return float(mean(logit + weights.dot(candidate.features)))
+
+        return p_accept
 
     def weights(self) -> dict[str, float]:
         """The linear model's feature weights ({} for models without weights)."""

@@ -27,6 +27,7 @@ irrelevant (worth nothing now, but not harmful either).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -54,6 +55,18 @@ class TimeValueProfile:
             negative_value_ratio=offer["negative_value_ratio"],
         )
 
+    @functools.cached_property
+    def value_in(self) -> dict[Phase, float]:
+        """The value of showing the offer in each phase (worked out once: it is read per
+        candidate of every decision)."""
+        value = float(self.value)
+        return {
+            "primary": value,
+            "secondary": value * float(self.secondary_value_ratio),
+            "irrelevant": 0.0,
+            "negative": value * float(self.negative_value_ratio),
+        }
+
 
 def phase_at(profile: TimeValueProfile, days: float | None) -> Phase:
     if days is None:
@@ -67,9 +80,6 @@ def phase_at(profile: TimeValueProfile, days: float | None) -> Phase:
     return "irrelevant"
 
 
-_RATIO = {"primary": None, "secondary": "secondary_value_ratio", "negative": "negative_value_ratio"}
-
-
 def value_now(
     profile: TimeValueProfile,
     days_since_trigger: float | None,
@@ -79,14 +89,9 @@ def value_now(
     """(value of showing the offer now, its interest phase)."""
     days = days_since_trigger
     if days is not None:
-        days = (
-            max(0.0, days) + unanswered_impressions * fatigue_share * profile.negative_impact_days
-        )
+        fatigue_days = unanswered_impressions * fatigue_share * profile.negative_impact_days
+        days = max(0.0, days) + fatigue_days
     elif unanswered_impressions * fatigue_share >= 1.0:
         days = profile.negative_impact_days  # ignored so often that it now annoys
     phase = phase_at(profile, days)
-    if phase == "irrelevant":
-        return 0.0, phase
-    ratio_field = _RATIO[phase]
-    ratio = 1.0 if ratio_field is None else float(getattr(profile, ratio_field))
-    return float(profile.value) * ratio, phase
+    return profile.value_in[phase], phase

@@ -35,7 +35,7 @@ from features.offer_features import (
     FEATURE_SET,
     CustomerPart,
     DecisionContext,
-    candidate_features,
+    DecisionFeatures,
 )
 from models.contact_policy import ContactPolicy
 from models.evaluation import StreamMetrics
@@ -61,6 +61,17 @@ SOURCES: dict[str, type[BaseModel]] = {"valid_offers": ValidOffers, "interaction
 _DAY = 86400.0
 POSITIVE = frozenset({"accept", "convert"})
 NEGATIVE = frozenset({"dismiss"})
+
+
+@dataclass(frozen=True)
+class OfferTerms:
+    """What deciding needs of one version of an offer, worked out once."""
+
+    offer: dict[str, Any]
+    category: str
+    profile: TimeValueProfile
+    max_impressions: int
+    lever: float
 
 
 @dataclass
@@ -111,7 +122,7 @@ class Ranker:
         self.stats = RankerStats()
         self.instance = f"{socket.gethostname()}-{os.getpid()}"  # which ranker decided
         self._saved_at = time.monotonic()
-        self._profiles: dict[str, tuple[dict[str, Any], TimeValueProfile]] = {}
+        self._terms: dict[str, OfferTerms] = {}
         self.follow_registry()
 
     @property
@@ -203,7 +214,7 @@ class Ranker:
                 decision_id,
                 now,
                 now + min(self._response_window(c.key) for c in chosen),
-                {c.key: {"x": c.features, "p": c.p_accept, "v": c.value_now} for c in chosen},
+                {c.key: {"x": c.all_features(), "p": c.p_accept, "v": c.value_now} for c in chosen},
                 first=chosen[0].key,
                 shadow=self._shadow(candidates, chosen[0].key, propensities[top[0]]),
             )
@@ -218,7 +229,10 @@ class Ranker:
         its reward model, for the off-policy estimate once the outcome is known."""
         if self.challenger is None:
             return None
-        copies = [Candidate(c.key, c.features, c.value_now, c.lever) for c in candidates]
+        copies = [
+            Candidate(c.key, c.features, c.value_now, c.lever, c.shared_features)
+            for c in candidates
+        ]
         ranked = self.challenger.rank(copies)
         _, probabilities = self.shadow_policy.choose(
             [c.score for c in ranked], [c.p_accept for c in ranked]
@@ -235,53 +249,47 @@ class Ranker:
     def _candidates(
         self, valid: ValidOffers, context: DecisionContext, now: float
     ) -> tuple[list[Candidate], dict[str, str]]:
-        offers = self._tables.catalogue.offers
-        customer = CustomerPart.of(valid.customer)
+        features = DecisionFeatures(CustomerPart.of(valid.customer), context)
+        fatigue_share = self.contact.fatigue_share
         candidates, phases = [], {}
         for candidate in valid.candidates:
-            offer = offers.get(candidate.offer_id)
-            if offer is None or not self.contact.offer_allowed(offer, candidate.impressions):
+            terms = self._offer_terms(candidate.offer_id)
+            if terms is None or candidate.impressions >= terms.max_impressions:
                 self.stats.suppressed += 1
                 continue
-            days = (
-                (now - candidate.trigger_at.timestamp()) / _DAY
-                if candidate.trigger_at is not None
-                else None
-            )
-            value, phase = value_now(
-                self._profile(candidate.offer_id, offer),
-                days,
-                candidate.unanswered_impressions,
-                self.contact.fatigue_share,
-            )
+            trigger_at = candidate.trigger_at
+            days = None if trigger_at is None else (now - trigger_at.timestamp()) / _DAY
+            unanswered = candidate.unanswered_impressions
+            value, phase = value_now(terms.profile, days, unanswered, fatigue_share)
             if value < 0:  # past the point of negative impact: showing it would hurt
                 self.stats.suppressed += 1
                 continue
-            features = candidate_features(
-                customer,
-                offer,
-                context,
-                days_since_trigger=days,
-                phase=phase,
-                impressions=candidate.impressions,
-                unanswered=candidate.unanswered_impressions,
+            shared, own = features.parts(
+                terms.category, phase, days, candidate.impressions, unanswered
             )
-            candidates.append(
-                Candidate(candidate.offer_id, features, value, float(offer["business_lever"]))
-            )
+            candidates.append(Candidate(candidate.offer_id, own, value, terms.lever, shared))
             phases[candidate.offer_id] = phase
         return candidates, phases
 
-    def _profile(self, offer_id: str, offer: dict[str, Any]) -> TimeValueProfile:
+    def _offer_terms(self, offer_id: str) -> OfferTerms | None:
         """Built once per offer version: the catalogue replaces an offer's dict when it changes."""
-        cached = self._profiles.get(offer_id)
-        if cached is None or cached[0] is not offer:
-            cached = self._profiles[offer_id] = (offer, TimeValueProfile.of(offer))
-        return cached[1]
+        offer = self._tables.catalogue.offers.get(offer_id)
+        if offer is None:
+            return None
+        terms = self._terms.get(offer_id)
+        if terms is None or terms.offer is not offer:
+            terms = self._terms[offer_id] = OfferTerms(
+                offer=offer,
+                category=offer["category"],
+                profile=TimeValueProfile.of(offer),
+                max_impressions=self.contact.max_impressions(offer),
+                lever=float(offer["business_lever"]),
+            )
+        return terms
 
     def _explain(self, top: Candidate, phases: dict[str, str]) -> str:
         reasons = ", ".join(
-            f"{name} {weight:+.2f}" for name, weight in self.model.contributions(top.features)
+            f"{name} {weight:+.2f}" for name, weight in self.model.contributions(top.all_features())
         )
         text = (
             f"{top.key}: P(accept) {top.p_accept:.3f} × value now {top.value_now:.0f} "

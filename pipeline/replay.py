@@ -291,7 +291,7 @@ class Replayer:
         accepted = show.reward > 0
         self._log_loss.update(accepted, ranked[logged].p_accept)
         self._roc_auc.update(accepted, ranked[logged].p_accept)
-        self.ranker.learn_one(ranked[logged].features, accepted)
+        self.ranker.learn_one(ranked[logged].all_features(), accepted)
         self._learned += 1
         if self._learned % _CURVE_EVERY == 0:
             self._curve.append(self._progress())
