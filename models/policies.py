@@ -64,13 +64,14 @@ class EpsilonGreedy:
         n = len(scores)
         if n == 0:
             return order, []
-        propensities = [self.epsilon / n] * n
-        propensities[order[0]] += 1.0 - self.epsilon
+        uniform = self.epsilon / n
+        propensities = [round(uniform, 4)] * n  # what _rounded gives, without n calls
+        propensities[order[0]] = round(uniform + (1.0 - self.epsilon), 4)
         if self._rng.random() < self.epsilon:
             first = self._rng.randrange(n)
             order.remove(first)
             order.insert(0, first)
-        return order, _rounded(propensities)
+        return order, propensities
 
 
 class ThompsonSampling:

@@ -253,22 +253,21 @@ class Ranker:
         fatigue_share = self.contact.fatigue_share
         candidates, phases = [], {}
         for candidate in valid.candidates:
-            terms = self._offer_terms(candidate.offer_id)
-            if terms is None or candidate.impressions >= terms.max_impressions:
+            offer_id, impressions = candidate["offer_id"], candidate["impressions"]
+            terms = self._offer_terms(offer_id)
+            if terms is None or impressions >= terms.max_impressions:
                 self.stats.suppressed += 1
                 continue
-            trigger_at = candidate.trigger_at
+            trigger_at = candidate["trigger_at"]
             days = None if trigger_at is None else (now - trigger_at.timestamp()) / _DAY
-            unanswered = candidate.unanswered_impressions
+            unanswered = candidate["unanswered_impressions"]
             value, phase = value_now(terms.profile, days, unanswered, fatigue_share)
             if value < 0:  # past the point of negative impact: showing it would hurt
                 self.stats.suppressed += 1
                 continue
-            shared, own = features.parts(
-                terms.category, phase, days, candidate.impressions, unanswered
-            )
-            candidates.append(Candidate(candidate.offer_id, own, value, terms.lever, shared))
-            phases[candidate.offer_id] = phase
+            shared, own = features.parts(terms.category, phase, days, impressions, unanswered)
+            candidates.append(Candidate(offer_id, own, value, terms.lever, shared))
+            phases[offer_id] = phase
         return candidates, phases
 
     def _offer_terms(self, offer_id: str) -> OfferTerms | None:

@@ -25,6 +25,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 SCHEMA_VERSION = 1
 
@@ -211,17 +212,21 @@ class Output(BaseModel):
     schema_version: int = SCHEMA_VERSION
 
 
-class CandidateOffer(Output):
+class CandidateOffer(TypedDict):
     """An offer valid for a customer at an event, with this customer's facts about it.
 
     The offer's own fields (value, time-value profile, limits) are on the `offers` table,
     which the ranker reads too; `catalogue_version` on the record says which state of it applied.
+    A plain dict rather than a model: a record carries tens of them, and validating into dicts
+    takes half the time.
     """
 
     offer_id: str
-    trigger_at: datetime | None = Field(description="latest trigger event of this offer")
-    impressions: int = Field(description="impressions to this customer in the contact window")
-    unanswered_impressions: int = Field(description="impressions since the last response")
+    trigger_at: Annotated[datetime | None, Field(description="latest trigger event of this offer")]
+    impressions: Annotated[
+        int, Field(description="impressions to this customer in the contact window")
+    ]
+    unanswered_impressions: Annotated[int, Field(description="impressions since the last response")]
 
 
 class Exclusion(Output):

@@ -74,10 +74,11 @@ def test_the_logged_pyfunc_scores_like_the_live_ranker(settings: Settings, tmp_p
     model = mlflow.pyfunc.load_model(f"models:/{registry.REGISTERED_MODEL}/{version}")
     rows = []
     for shown in decision["offers"]:
-        given = next(c for c in record.candidates if c.offer_id == shown["offer_id"])
+        given = next(c for c in record.candidates if c["offer_id"] == shown["offer_id"])
+        category = next(o for o in offers if o["offer_id"] == given["offer_id"])["category"]
         days = (
-            (record.timestamp - given.trigger_at).total_seconds() / 86400
-            if given.trigger_at
+            (record.timestamp - given["trigger_at"]).total_seconds() / 86400
+            if given["trigger_at"]
             else None
         )
         rows.append(
@@ -85,15 +86,15 @@ def test_the_logged_pyfunc_scores_like_the_live_ranker(settings: Settings, tmp_p
                 "segment": record.customer["segment"],
                 "age": float(record.customer["age"]),
                 "products_held": "|".join(record.customer["products_held"]),
-                "category": next(o for o in offers if o["offer_id"] == given.offer_id)["category"],
+                "category": category,
                 "channel": record.channel,
                 "event_type": record.event_type,
                 "hour": float(record.timestamp.hour),
                 "weekday": float(record.timestamp.weekday()),
                 "days_since_trigger": float("nan") if days is None else days,
                 "phase": shown["phase"],
-                "impressions": float(given.impressions),
-                "unanswered": float(given.unanswered_impressions),
+                "impressions": float(given["impressions"]),
+                "unanswered": float(given["unanswered_impressions"]),
             }
         )
     scores = model.predict(pd.DataFrame(rows))
