@@ -86,6 +86,9 @@ def candidate_features(
     return {**shared, **own}
 
 
+_TENTHS = tuple(count / 10 for count in range(11))  # a count within [0, 10], scaled to [0, 1]
+
+
 class DecisionFeatures:
     """The features of the candidates of one decision, in two parts per candidate.
 
@@ -114,8 +117,8 @@ class DecisionFeatures:
             shared = _categorical(self._customer, category, phase, self._context)
             self._shared[category, phase] = shared
         own = {
-            "impressions": float(min(impressions, 10)) / 10,
-            "unanswered": float(min(unanswered, 10)) / 10,
+            "impressions": _TENTHS[max(0, min(impressions, 10))],
+            "unanswered": _TENTHS[max(0, min(unanswered, 10))],
         }
         if days_since_trigger is not None:
             own["log_days_since_trigger"] = math.log1p(max(0.0, days_since_trigger)) / 5

@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +47,7 @@ def make_classifier(name: str, seed: int, learning_rate: float = 0.15) -> Any:
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     """One offer to rank: its features, value now and business lever.
 
@@ -62,10 +63,14 @@ class Candidate:
     shared_features: dict[str, float] = field(default_factory=dict)
     p_accept: float = field(default=0.0, init=False)
     score: float = field(default=0.0, init=False)
+    tie_break: float = field(default=0.0, init=False)  # between equal scores: P × value
 
     def all_features(self) -> dict[str, float]:
         """Every feature of the candidate, as one new dict (what the model learns from)."""
         return {**self.shared_features, **self.features}
+
+
+_PRIORITY = operator.attrgetter("score", "tie_break")
 
 
 class OnlineRanker:
@@ -112,12 +117,12 @@ class OnlineRanker:
     def rank(self, candidates: Iterable[Candidate]) -> list[Candidate]:
         """Score every candidate and return them best first (ties: higher P × value)."""
         p_accept = self._linear_p_accept() or self._p_accept
-        ranked = []
-        for candidate in candidates:
-            candidate.p_accept = p_accept(candidate)
-            candidate.score = candidate.p_accept * candidate.value_now * candidate.lever
-            ranked.append(candidate)
-        ranked.sort(key=lambda c: (c.score, c.p_accept * max(c.value_now, 0.0)), reverse=True)
+        ranked = list(candidates)
+        for candidate in ranked:
+            p = candidate.p_accept = p_accept(candidate)
+            candidate.score = p * candidate.value_now * candidate.lever
+            candidate.tie_break = p * max(candidate.value_now, 0.0)
+        ranked.sort(key=_PRIORITY, reverse=True)
         return ranked
 
     def _p_accept(self, candidate: Candidate) -> float:
@@ -132,7 +137,8 @@ class OnlineRanker:
             return None
         weights, intercept = classifier._weights, classifier.intercept
         mean = classifier.loss.mean_func
-        shared_logits: dict[int, float] = {}  # id(shared_features) -> its part of the logit
+        # keyed by id(): each shared dict outlives this ranking, as the candidates hold it
+        shared_logits: dict[int, float] = {}
 
         def p_accept(candidate: Candidate) -> float:
             shared = candidate.shared_features
@@ -149,9 +155,12 @@ class OnlineRanker:
 
     def contributions(self, x: dict[str, float], top: int = 3) -> list[tuple[str, float]]:
         """The features that moved P(accept) most for `x` (linear models only; else [])."""
-        weights = getattr(self._classifier, "weights", None)
-        if weights is None:
-            return []
-        parts = [(name, float(weights.get(name, 0.0)) * value) for name, value in x.items()]
+        classifier = self._classifier
+        weight: Callable[[str, float], Any]
+        if isinstance(classifier, linear_model.LogisticRegression):
+            weight = classifier._weights.get  # `.weights` would copy every weight
+        else:
+            weight = getattr(classifier, "weights", {}).get
+        parts = [(name, float(weight(name, 0.0)) * value) for name, value in x.items()]
         parts.sort(key=lambda part: abs(part[1]), reverse=True)
         return [(name, round(value, 4)) for name, value in parts[:top] if value != 0.0]

@@ -67,7 +67,6 @@ NEGATIVE = frozenset({"dismiss"})
 class OfferTerms:
     """What deciding needs of one version of an offer, worked out once."""
 
-    offer: dict[str, Any]
     category: str
     profile: TimeValueProfile
     max_impressions: int
@@ -122,7 +121,7 @@ class Ranker:
         self.stats = RankerStats()
         self.instance = f"{socket.gethostname()}-{os.getpid()}"  # which ranker decided
         self._saved_at = time.monotonic()
-        self._terms: dict[str, OfferTerms] = {}
+        self._terms: tuple[dict[str, Any] | None, dict[str, OfferTerms]] = (None, {})
         self.follow_registry()
 
     @property
@@ -250,11 +249,12 @@ class Ranker:
         self, valid: ValidOffers, context: DecisionContext, now: float
     ) -> tuple[list[Candidate], dict[str, str]]:
         features = DecisionFeatures(CustomerPart.of(valid.customer), context)
+        terms_of = self._offer_terms()
         fatigue_share = self.contact.fatigue_share
         candidates, phases = [], {}
         for candidate in valid.candidates:
             offer_id, impressions = candidate["offer_id"], candidate["impressions"]
-            terms = self._offer_terms(offer_id)
+            terms = terms_of.get(offer_id)
             if terms is None or impressions >= terms.max_impressions:
                 self.stats.suppressed += 1
                 continue
@@ -270,21 +270,23 @@ class Ranker:
             phases[offer_id] = phase
         return candidates, phases
 
-    def _offer_terms(self, offer_id: str) -> OfferTerms | None:
-        """Built once per offer version: the catalogue replaces an offer's dict when it changes."""
-        offer = self._tables.catalogue.offers.get(offer_id)
-        if offer is None:
-            return None
-        terms = self._terms.get(offer_id)
-        if terms is None or terms.offer is not offer:
-            terms = self._terms[offer_id] = OfferTerms(
-                offer=offer,
-                category=offer["category"],
-                profile=TimeValueProfile.of(offer),
-                max_impressions=self.contact.max_impressions(offer),
-                lever=float(offer["business_lever"]),
+    def _offer_terms(self) -> dict[str, OfferTerms]:
+        """Each offer's terms, worked out once per catalogue (which is replaced on any change)."""
+        offers = self._tables.catalogue.offers
+        if self._terms[0] is not offers:
+            self._terms = (
+                offers,
+                {
+                    offer_id: OfferTerms(
+                        category=offer["category"],
+                        profile=TimeValueProfile.of(offer),
+                        max_impressions=self.contact.max_impressions(offer),
+                        lever=float(offer["business_lever"]),
+                    )
+                    for offer_id, offer in offers.items()
+                },
             )
-        return terms
+        return self._terms[1]
 
     def _explain(self, top: Candidate, phases: dict[str, str]) -> str:
         reasons = ", ".join(
