@@ -116,7 +116,7 @@ def valid_offers(count: int, candidates: int = 20, seed: int = 5) -> list[tuple[
             "candidates": [
                 {
                     "offer_id": offer_id,
-                    "trigger_at": (at - timedelta(hours=rng.uniform(0, 200))).isoformat(),
+                    "days_since_trigger": rng.uniform(0, 200) / 24,
                     "impressions": 0,
                     "unanswered_impressions": 0,
                 }

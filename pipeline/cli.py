@@ -365,14 +365,16 @@ def explain(
         f"customer [bold]{customer}[/] at event {found['event_id']} ({found['event_type']}, "
         f"{found['channel']}, {found['timestamp']})"
     )
-    offered = Table("offered", "category", "value", "trigger at", "impressions")
+    offered = Table("offered", "category", "value", "days since trigger", "impressions")
     for candidate in found["candidates"]:
         offer = offers.get(candidate["offer_id"]) or {}
         offered.add_row(
             candidate["offer_id"],
             offer.get("category", "?"),
             f"{offer.get('value', 0):.0f}",
-            candidate["trigger_at"] or "-",
+            "-"
+            if candidate["days_since_trigger"] is None
+            else f"{candidate['days_since_trigger']:.1f}",
             str(candidate["impressions"]),
         )
     console.print(offered)

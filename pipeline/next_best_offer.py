@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 
 STAGE = "ranker"
 SOURCES: dict[str, type[BaseModel]] = {"valid_offers": ValidOffers, "interactions": Interaction}
-_DAY = 86400.0
 POSITIVE = frozenset({"accept", "convert"})
 NEGATIVE = frozenset({"dismiss"})
 
@@ -258,8 +257,7 @@ class Ranker:
             if terms is None or impressions >= terms.max_impressions:
                 self.stats.suppressed += 1
                 continue
-            trigger_at = candidate["trigger_at"]
-            days = None if trigger_at is None else (now - trigger_at.timestamp()) / _DAY
+            days = candidate["days_since_trigger"]
             unanswered = candidate["unanswered_impressions"]
             value, phase = value_now(terms.profile, days, unanswered, fatigue_share)
             if value < 0:  # past the point of negative impact: showing it would hurt

@@ -222,7 +222,10 @@ class CandidateOffer(TypedDict):
     """
 
     offer_id: str
-    trigger_at: Annotated[datetime | None, Field(description="latest trigger event of this offer")]
+    days_since_trigger: Annotated[
+        float | None,
+        Field(description="days from this offer's latest trigger to this event; none: no trigger"),
+    ]
     impressions: Annotated[
         int, Field(description="impressions to this customer in the contact window")
     ]

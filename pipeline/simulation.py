@@ -274,10 +274,9 @@ class Channel:
         self._rng = random.Random(seed)
         self._count = 0
 
-    def _truth(self, customer_id: str, candidate: dict[str, Any], at: datetime) -> Truth:
+    def _truth(self, customer_id: str, candidate: dict[str, Any]) -> Truth:
         offer = self._offers[candidate["offer_id"]]
-        trigger = candidate.get("trigger_at")
-        days = (at - datetime.fromisoformat(trigger)).total_seconds() / 86400 if trigger else None
+        days = candidate.get("days_since_trigger")
         unanswered = candidate.get("unanswered_impressions", 0)
         value, phase = value_now(TimeValueProfile.of(offer), days, unanswered)
         p = self._world.p_accept(customer_id, offer["category"], phase, unanswered)
@@ -292,7 +291,7 @@ class Channel:
         at = datetime.fromisoformat(decision["timestamp"])
         customer_id = decision["customer_id"]
         truths = {
-            c["offer_id"]: self._truth(customer_id, c, at)
+            c["offer_id"]: self._truth(customer_id, c)
             for c in valid["candidates"]
             if self._showable(c)
         }

@@ -21,7 +21,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -39,6 +39,7 @@ from pipeline.settings import Settings
 log = logging.getLogger(__name__)
 
 STAGE = "valid-offers"
+_DAY = 86400.0
 SOURCES: dict[str, type[BaseModel]] = {
     "customers": Customer,
     "events": JourneyEvent,
@@ -80,8 +81,8 @@ def parse(
     return Parsed(source, record)
 
 
-def _iso(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None
+def _days_since(epoch: float | None, now: float) -> float | None:
+    return None if epoch is None else round((now - epoch) / _DAY, 6)
 
 
 def decide(
@@ -100,21 +101,21 @@ def decide(
     )
     excluded = evaluator.exclusions(catalogue.rules, facts)
     now = event.timestamp.timestamp()
-    trigger_times: dict[tuple[str, ...], str | None] = {}  # offers of a kind share triggers
+    trigger_days: dict[tuple[str, ...], float | None] = {}  # offers of a kind share triggers
     candidates = []
     for offer_id, offer in catalogue.offers.items():
         if offer_id in excluded:
             continue
         triggers = catalogue.triggers[offer_id]
-        if triggers not in trigger_times:
-            trigger_times[triggers] = _iso(customer_state.trigger_time(state, triggers))
+        if triggers not in trigger_days:
+            trigger_days[triggers] = _days_since(customer_state.trigger_time(state, triggers), now)
         shown, unanswered = customer_state.contact_counts(
             state, offer_id, now, offer["contact_window_days"]
         )
         candidates.append(
             {
                 "offer_id": offer_id,
-                "trigger_at": trigger_times[triggers],
+                "days_since_trigger": trigger_days[triggers],
                 "impressions": shown,
                 "unanswered_impressions": unanswered,
             }

@@ -70,10 +70,10 @@ def test_simulation_is_seeded_and_the_channel_knows_the_truth() -> None:
     }
     fresh = {
         "offer_id": "o1",
-        "trigger_at": "2026-11-01T00:00:00+00:00",
+        "days_since_trigger": 0.5,
         "unanswered_impressions": 0,
     }
-    stale = {**fresh, "trigger_at": "2026-10-01T00:00:00+00:00"}
+    stale = {**fresh, "days_since_trigger": 31.5}
     decision = {
         "decision_id": "d",
         "customer_id": customer,

@@ -76,11 +76,7 @@ def test_the_logged_pyfunc_scores_like_the_live_ranker(settings: Settings, tmp_p
     for shown in decision["offers"]:
         given = next(c for c in record.candidates if c["offer_id"] == shown["offer_id"])
         category = next(o for o in offers if o["offer_id"] == given["offer_id"])["category"]
-        days = (
-            (record.timestamp - given["trigger_at"]).total_seconds() / 86400
-            if given["trigger_at"]
-            else None
-        )
+        days = given["days_since_trigger"]
         rows.append(
             {
                 "segment": record.customer["segment"],

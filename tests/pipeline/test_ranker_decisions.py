@@ -71,10 +71,9 @@ def valid(*candidates: dict[str, Any], channel: str = "web") -> ValidOffers:
 def candidate(
     offer_id: str, days_ago: float | None, impressions: int = 0, unanswered: int = 0
 ) -> dict[str, Any]:
-    trigger = (NOW - timedelta(days=days_ago)).isoformat() if days_ago is not None else None
     return {
         "offer_id": offer_id,
-        "trigger_at": trigger,
+        "days_since_trigger": days_ago,
         "impressions": impressions,
         "unanswered_impressions": unanswered,
     }
