@@ -45,6 +45,7 @@ class Catalogue:
 
     version: int
     offers: dict[str, dict[str, Any]]  # offer id -> offer fields (python values, for rules)
+    offer_ids: tuple[str, ...]  # the offers in order: offer i is bit i of the rules' masks
     triggers: dict[str, tuple[str, ...]]  # offer id -> event types that open its interest
     rules: tuple[RuleInForce, ...]  # validation rules first, then eligibilities
     rule_versions: dict[str, int]
@@ -134,6 +135,7 @@ class TableState:
         return Catalogue(
             version=self.changes,
             offers=offers,
+            offer_ids=tuple(offers),
             triggers={oid: tuple(offer.triggers) for oid, offer in self.offers.items()},
             rules=tuple(group_offers(compiled, offers.values()) for compiled in ordered),
             rule_versions={c.rule.rule_id: c.rule.version for c in ordered},

@@ -31,6 +31,7 @@ pipeline.rules.RuleError: rule typo v1: references unknown field customer.agee
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -233,44 +234,122 @@ def _only(values: Mapping[str, Any], fields: tuple[str, ...]) -> Mapping[str, An
 
 @dataclass(frozen=True)
 class OfferGroup:
+    """Offers a rule sees as one: they agree on every offer field it reads."""
+
     key: tuple[Any, ...]
     representative: Mapping[str, Any]
     offer_ids: tuple[str, ...]
-    excluded: tuple[Verdict, ...]  # the verdicts when the condition is false, built once
+    bits: tuple[int, ...]  # each offer's bit (see `group_offers`), in `offer_ids` order
+    mask: int  # all of them
 
 
 @dataclass(frozen=True)
+class Excluded:
+    """Offers that one rule excluded at an event, for one reason."""
+
+    rule: Rule
+    reason: str
+    offer_ids: tuple[str, ...]
+    bits: tuple[int, ...]  # each offer's bit, in `offer_ids` order
+    mask: int
+
+    def record(self) -> dict[str, Any]:
+        """As a valid_offers `excluded` entry."""
+        return {
+            "rule_id": self.rule.rule_id,
+            "rule_version": self.rule.version,
+            "kind": self.rule.kind,
+            "reason": self.reason,
+            "offer_ids": list(self.offer_ids),
+        }
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: a memo key
 class RuleInForce:
     compiled: CompiledRule
     groups: tuple[OfferGroup, ...]
+    # what the rule excludes when its condition is false on every group, built once
+    all_false: Excluded
+    # the event key: the values of every event-side name the rule reads (see `EventFacts`)
+    event_key: Callable[[Mapping[tuple[str, str], Any]], Any]
 
 
 def group_offers(compiled: CompiledRule, offers: Iterable[Mapping[str, Any]]) -> RuleInForce:
-    """Group the offers `compiled` applies to by the offer fields it reads."""
-    groups: dict[tuple[Any, ...], tuple[Mapping[str, Any], list[str]]] = {}
+    """Group the offers `compiled` applies to by the offer fields it reads.
+
+    The i-th offer of `offers` is bit i of every mask: the catalogue gives every rule its
+    offers in one order, so a rule's exclusions combine with another's by bitwise or.
+    """
+    groups: dict[tuple[Any, ...], tuple[Mapping[str, Any], list[str], list[int]]] = {}
     fields = compiled.reads.offer
-    for offer in offers:
+    for index, offer in enumerate(offers):
         if not compiled.applies_to(offer):
             continue
         if fields == ("*",):
             key: tuple[Any, ...] = (offer["offer_id"],)
         else:
             key = tuple(freeze(offer.get(name)) for name in fields)
-        groups.setdefault(key, (_only(offer, fields), []))[1].append(offer["offer_id"])
-    rule = compiled.rule
-    reason = f"condition false: {rule.condition}"
+        _, ids, bits = groups.setdefault(key, (_only(offer, fields), [], []))
+        ids.append(offer["offer_id"])
+        bits.append(1 << index)
+    built = tuple(
+        OfferGroup(key, representative, tuple(ids), tuple(bits), sum(bits))
+        for key, (representative, ids, bits) in groups.items()
+    )
     return RuleInForce(
         compiled,
-        tuple(
-            OfferGroup(
-                key,
-                representative,
-                tuple(ids),
-                tuple(Verdict(oid, rule.rule_id, rule.version, rule.kind, reason) for oid in ids),
-            )
-            for key, (representative, ids) in groups.items()
-        ),
+        built,
+        _excluded(compiled.rule, f"condition false: {compiled.rule.condition}", built),
+        _event_key_of(compiled.reads),
     )
+
+
+def _excluded(rule: Rule, reason: str, groups: Iterable[OfferGroup]) -> Excluded:
+    groups = tuple(groups)
+    return Excluded(
+        rule,
+        reason,
+        tuple(offer_id for group in groups for offer_id in group.offer_ids),
+        tuple(bit for group in groups for bit in group.bits),
+        sum(group.mask for group in groups),
+    )
+
+
+def _event_key_of(reads: Reads) -> Callable[[Mapping[tuple[str, str], Any]], Any]:
+    """A C-speed getter of the rule's event key from an event's `EventFacts.values`."""
+    names = [("customer", name) for name in reads.customer]
+    names += [("event", name) for name in reads.event]
+    if reads.now:
+        names.append(("now", ""))
+    names += [("days_since", name) for name in reads.days_since]
+    if reads.days_since == ("*",):
+        names.append(("now", ""))
+    if not names:
+        return lambda _values: ()
+    return operator.itemgetter(*names)
+
+
+class _FrozenValues(dict[tuple[str, str], Any]):
+    """(variable, name) -> the hashable value a rule's event key is made of, frozen on first use."""
+
+    def __init__(self, facts: EventFacts) -> None:
+        super().__init__()
+        self._facts = facts
+
+    def __missing__(self, name: tuple[str, str]) -> Any:
+        variable, field_name = name
+        facts = self._facts
+        if variable == "now":
+            value: Any = facts.now
+        elif variable == "days_since":
+            value = (
+                freeze(dict(facts.last_seen)) if field_name == "*" else facts.days_since(field_name)
+            )
+        else:
+            values = facts.customer if variable == "customer" else facts.event
+            value = freeze(values) if field_name == "*" else freeze(values.get(field_name))
+        self[name] = value
+        return value
 
 
 @dataclass(frozen=True)
@@ -284,19 +363,11 @@ class EventFacts:
     event: Mapping[str, Any]
     now: datetime
     last_seen: Mapping[str, float]  # event type -> epoch seconds
-    _frozen: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, repr=False)
+    values: _FrozenValues = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "now", self.now.replace(second=0, microsecond=0))
-
-    def frozen(self, variable: str, name: str) -> Any:
-        """The hashable value of `variable.name`, frozen once per event."""
-        try:
-            return self._frozen[variable, name]
-        except KeyError:
-            values = self.customer if variable == "customer" else self.event
-            value = self._frozen[variable, name] = freeze(values.get(name))
-            return value
+        object.__setattr__(self, "values", _FrozenValues(self))
 
     def days_since(self, event_type: str) -> float:
         seen = self.last_seen.get(event_type)
@@ -305,49 +376,107 @@ class EventFacts:
         return (self.now.timestamp() - seen) / _SECONDS_PER_DAY
 
 
+@dataclass(frozen=True)
+class Exclusions:
+    """What the rules in force excluded at one event: each offer under the first rule only."""
+
+    mask: int  # every excluded offer's bit
+    by_rule: tuple[Excluded, ...]  # in evaluation order
+
+    def verdicts(self) -> dict[str, Verdict]:
+        """offer id -> why it was excluded."""
+        return {
+            offer_id: Verdict(offer_id, e.rule.rule_id, e.rule.version, e.rule.kind, e.reason)
+            for e in self.by_rule
+            for offer_id in e.offer_ids
+        }
+
+
+_NOTHING: tuple[Excluded, ...] = ()
+
+
 @dataclass
 class RuleEvaluator:
     """Evaluates the rules in force for one event, memoising on what each rule reads.
 
-    The memo maps (rule, event key) to the rule's verdicts over all its offer groups, so a
-    repeated situation costs one look-up per rule. One evaluator per processing thread; empty
-    its memo (`reset`) when the catalogue changes.
+    Per rule, the memo maps an event key to what the rule excludes, so a repeated situation
+    costs one look-up per rule; exclusions of several rules combine as bit masks. One evaluator
+    per processing thread; empty its memo (`reset`) when the catalogue changes.
     """
 
-    memo: dict[tuple[Any, ...], dict[str, Verdict]] = field(default_factory=dict)
+    memo: dict[RuleInForce, dict[Any, tuple[Excluded, ...]]] = field(default_factory=dict)
+    memo_size: int = 0
     runs: int = 0
     errors: int = 0
+    _remaining: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    _narrowings: dict[tuple[int, int], Excluded] = field(default_factory=dict)
 
     def reset(self) -> None:
         self.memo.clear()
+        self.memo_size = 0
+        self._remaining.clear()
+        self._narrowings.clear()
 
-    @staticmethod
-    def _event_key(reads: Reads, facts: EventFacts) -> tuple[Any, ...]:
-        parts: list[Any] = []
-        if reads.customer == ("*",):
-            parts.append(freeze(facts.customer))
-        else:
-            parts.extend(facts.frozen("customer", name) for name in reads.customer)
-        if reads.event == ("*",):
-            parts.append(freeze(facts.event))
-        else:
-            parts.extend(facts.frozen("event", name) for name in reads.event)
-        if reads.now:
-            parts.append(facts.now)
-        if reads.days_since == ("*",):
-            parts.append(freeze(dict(facts.last_seen)))
-            parts.append(facts.now)
-        else:
-            parts.extend(facts.days_since(name) for name in reads.days_since)
-        return tuple(parts)
+    def remaining(self, offer_ids: tuple[str, ...], excluded_mask: int) -> tuple[str, ...]:
+        """The offers of `offer_ids` (offer i is bit i) not in `excluded_mask`, in order;
+        memoised, since customers in one situation share a mask."""
+        remaining = self._remaining.get(excluded_mask)
+        if remaining is None:
+            remaining = tuple(
+                offer_id
+                for index, offer_id in enumerate(offer_ids)
+                if not excluded_mask >> index & 1
+            )
+            if len(self._remaining) < _MEMO_LIMIT:
+                self._remaining[excluded_mask] = remaining
+        return remaining
 
-    def _verdicts(self, rule: RuleInForce, facts: EventFacts) -> dict[str, Verdict]:
-        """Run the rule on every group it applies to; the verdicts of the offers it excludes."""
+    def exclusions(self, rules: Iterable[RuleInForce], facts: EventFacts) -> Exclusions:
+        if self.memo_size > _MEMO_LIMIT:
+            self.reset()
+        values = facts.values
+        mask = 0
+        by_rule: list[Excluded] = []
+        for rule in rules:
+            memo = self.memo.get(rule)
+            if memo is None:
+                memo = self.memo[rule] = {}
+            event_key = rule.event_key(values)
+            excluded = memo.get(event_key)
+            if excluded is None:
+                excluded = memo[event_key] = self._evaluate(rule, facts)
+                self.memo_size += 1
+            for part in excluded:
+                new = part.mask & ~mask
+                if new == part.mask:
+                    by_rule.append(part)
+                elif new:  # some of its offers were excluded by an earlier rule already
+                    by_rule.append(self._narrowed(part, new))
+                mask |= new
+        return Exclusions(mask, tuple(by_rule))
+
+    def _narrowed(self, part: Excluded, mask: int) -> Excluded:
+        """`part` reduced to the offers in `mask` (memoised: the same rules overlap the same
+        way for every customer in one situation)."""
+        key = (id(part), mask)  # `part` lives in the memo as long as this entry does
+        narrowed = self._narrowings.get(key)
+        if narrowed is None:
+            pairs = zip(part.offer_ids, part.bits, strict=True)
+            kept = [(offer_id, bit) for offer_id, bit in pairs if mask & bit]
+            narrowed = self._narrowings[key] = Excluded(
+                part.rule, part.reason, tuple(o for o, _ in kept), tuple(b for _, b in kept), mask
+            )
+            self.memo_size += 1
+        return narrowed
+
+    def _evaluate(self, rule: RuleInForce, facts: EventFacts) -> tuple[Excluded, ...]:
+        """Run the rule on every group it applies to: what it excludes, by reason."""
         compiled = rule.compiled
         reads = compiled.reads
         customer = _only(facts.customer, reads.customer)
         event = _only(facts.event, reads.event)
-        verdicts: list[Verdict] = []
+        false: list[OfferGroup] = []
+        failed: dict[str, list[OfferGroup]] = {}
         for group in rule.groups:
             self.runs += 1
             bindings = {"offer": group.representative, "customer": customer, "event": event}
@@ -355,35 +484,13 @@ class RuleEvaluator:
                 bindings["now"] = facts.now
             try:
                 if not compiled.evaluate(bindings, facts.days_since):
-                    verdicts.extend(group.excluded)
+                    false.append(group)
             except RuleError as error:
                 self.errors += 1
-                rule_ = compiled.rule
-                reason = f"could not be evaluated, so excluded: {error}"
-                verdicts.extend(
-                    Verdict(oid, rule_.rule_id, rule_.version, rule_.kind, reason)
-                    for oid in group.offer_ids
-                )
-        return {verdict.offer_id: verdict for verdict in verdicts}
-
-    def exclusions(self, rules: Iterable[RuleInForce], facts: EventFacts) -> dict[str, Verdict]:
-        """offer id -> the verdict of the first rule that excludes it."""
-        if len(self.memo) > _MEMO_LIMIT:
-            self.memo.clear()
-        per_rule: list[dict[str, Verdict]] = []
-        keys: dict[Reads, tuple[Any, ...]] = {}  # rules reading the same fields share a key
-        for rule in rules:
-            reads = rule.compiled.reads
-            event_key = keys.get(reads)
-            if event_key is None:
-                event_key = keys[reads] = self._event_key(reads, facts)
-            memo_key = (rule.compiled.uid, event_key)
-            verdicts = self.memo.get(memo_key)
-            if verdicts is None:
-                verdicts = self.memo[memo_key] = self._verdicts(rule, facts)
-            if verdicts:
-                per_rule.append(verdicts)
-        excluded: dict[str, Verdict] = {}
-        for verdicts in reversed(per_rule):  # earlier rules overwrite later ones: first one wins
-            excluded.update(verdicts)
-        return excluded
+                failed.setdefault(f"could not be evaluated, so excluded: {error}", []).append(group)
+        if len(false) == len(rule.groups):
+            parts = [rule.all_false] if false else []
+        else:
+            parts = [_excluded(compiled.rule, rule.all_false.reason, false)] if false else []
+        parts += [_excluded(compiled.rule, reason, groups) for reason, groups in failed.items()]
+        return tuple(parts) if parts else _NOTHING

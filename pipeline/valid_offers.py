@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,7 +31,7 @@ from pipeline import customer_state
 from pipeline.catalogue import Catalogue, GlobalTables
 from pipeline.dead_letters import DeadLetterProducer, Origin, dead_letter
 from pipeline.quix import make_application
-from pipeline.rules import EventFacts, RuleEvaluator, Verdict
+from pipeline.rules import EventFacts, RuleEvaluator
 from pipeline.schemas import Customer, Interaction, JourneyEvent, describe_errors
 from pipeline.settings import Settings
 
@@ -99,18 +98,16 @@ def decide(
         now=event.timestamp,
         last_seen=state["last_seen"],
     )
-    excluded = evaluator.exclusions(catalogue.rules, facts)
+    exclusions = evaluator.exclusions(catalogue.rules, facts)
     now = event.timestamp.timestamp()
     trigger_days: dict[tuple[str, ...], float | None] = {}  # offers of a kind share triggers
     candidates = []
-    for offer_id, offer in catalogue.offers.items():
-        if offer_id in excluded:
-            continue
+    for offer_id in evaluator.remaining(catalogue.offer_ids, exclusions.mask):
         triggers = catalogue.triggers[offer_id]
         if triggers not in trigger_days:
             trigger_days[triggers] = _days_since(customer_state.trigger_time(state, triggers), now)
         shown, unanswered = customer_state.contact_counts(
-            state, offer_id, now, offer["contact_window_days"]
+            state, offer_id, now, catalogue.offers[offer_id]["contact_window_days"]
         )
         candidates.append(
             {
@@ -130,27 +127,10 @@ def decide(
         "event_attributes": event.attributes,
         "customer": {**customer, "updated_at": _json_time(customer.get("updated_at"))},
         "candidates": candidates,
-        "excluded": _by_rule(excluded.values()),
+        "excluded": [excluded.record() for excluded in exclusions.by_rule],
         "rule_versions": catalogue.rule_versions,
         "catalogue_version": catalogue.version,
     }
-
-
-def _by_rule(verdicts: Iterable[Verdict]) -> list[dict[str, Any]]:
-    """Exclusions grouped per rule, so each rule's reason is written once."""
-    grouped: dict[tuple[str, str], dict[str, Any]] = {}
-    for verdict in verdicts:
-        group = grouped.get((verdict.rule_id, verdict.reason))
-        if group is None:
-            group = grouped[verdict.rule_id, verdict.reason] = {
-                "rule_id": verdict.rule_id,
-                "rule_version": verdict.rule_version,
-                "kind": verdict.kind,
-                "reason": verdict.reason,
-                "offer_ids": [],
-            }
-        group["offer_ids"].append(verdict.offer_id)
-    return list(grouped.values())
 
 
 def _json_time(value: Any) -> Any:

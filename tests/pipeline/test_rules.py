@@ -101,9 +101,9 @@ def test_exclusion_names_the_first_rule_that_says_no() -> None:
         group_offers(compile_rule(rule("customer.age >= 50", "old-enough")), offers),
         group_offers(compile_rule(rule('offer.category == "card"', "cards-only")), offers),
     ]
-    excluded = RuleEvaluator().exclusions(rules, facts(age=40))
+    excluded = RuleEvaluator().exclusions(rules, facts(age=40)).verdicts()
     assert {oid: v.rule_id for oid, v in excluded.items()} == {"a": "old-enough", "b": "old-enough"}
-    excluded = RuleEvaluator().exclusions(rules, facts(age=60))
+    excluded = RuleEvaluator().exclusions(rules, facts(age=60)).verdicts()
     assert {oid: v.rule_id for oid, v in excluded.items()} == {"b": "cards-only"}
     assert "condition false" in excluded["b"].reason
 
@@ -111,13 +111,13 @@ def test_exclusion_names_the_first_rule_that_says_no() -> None:
 def test_days_since_last_and_runtime_errors_exclude_with_reason() -> None:
     offers = [offer("a")]
     cool_off = group_offers(compile_rule(rule('days_since_last("complaint") > 30.0')), offers)
-    assert "a" in RuleEvaluator().exclusions([cool_off], facts())
+    assert "a" in RuleEvaluator().exclusions([cool_off], facts()).verdicts()
     never = group_offers(compile_rule(rule('days_since_last("fraud") >= 1000000.0')), offers)
-    assert RuleEvaluator().exclusions([never], facts()) == {}
+    assert RuleEvaluator().exclusions([never], facts()).verdicts() == {}
     assert NEVER_DAYS >= 1e6
     amount = group_offers(compile_rule(rule("event.attributes.amount > 5.0")), offers)
     evaluator = RuleEvaluator()
-    verdict = evaluator.exclusions([amount], facts())["a"]
+    verdict = evaluator.exclusions([amount], facts()).verdicts()["a"]
     assert "could not be evaluated" in verdict.reason and evaluator.errors == 1
 
 
@@ -150,7 +150,8 @@ def test_memoised_results_equal_plain_evaluation() -> None:
             last_seen={},
         )
         fresh = RuleEvaluator().exclusions(rules, event_facts)
-        assert memoised.exclusions(rules, event_facts) == fresh, f"step {step}"
+        again = memoised.exclusions(rules, event_facts)
+        assert again == fresh and again.verdicts() == fresh.verdicts(), f"step {step}"
     assert memoised.runs < 300 * sum(len(r.groups) for r in rules) / 3
 
 
@@ -195,4 +196,22 @@ def test_arbitrary_records_never_raise_out_of_evaluation(
     excluded = RuleEvaluator().exclusions(
         [in_force], EventFacts(customer=customer, event=event, now=NOW, last_seen={})
     )
-    assert set(excluded) <= {"x"}
+    assert set(excluded.verdicts()) <= {"x"}
+
+
+def test_a_later_rule_is_credited_only_with_the_offers_it_excluded_first() -> None:
+    offers = [offer("a", "card"), offer("b", "loan"), offer("c", "mortgage")]
+    rules = [
+        group_offers(compile_rule(rule('offer.category != "card"', "no-cards")), offers),
+        group_offers(compile_rule(rule('offer.category == "mortgage"', "mortgages")), offers),
+    ]
+    evaluator = RuleEvaluator()
+    for _ in range(2):  # the second time from the memo
+        exclusions = evaluator.exclusions(rules, facts())
+        assert [(e.rule.rule_id, e.offer_ids) for e in exclusions.by_rule] == [
+            ("no-cards", ("a",)),
+            ("mortgages", ("b",)),
+        ]
+        assert exclusions.mask == 0b011
+        assert evaluator.remaining(("a", "b", "c"), exclusions.mask) == ("c",)
+    assert evaluator.runs == 6  # three groups per rule, run once each
