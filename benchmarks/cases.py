@@ -243,10 +243,37 @@ FULL_LOOP = Stream(
     sink="next_best_offers",
     records=workload.events,
 )
+# References: what the same broker and Quix give with no nbo work in the same shape
+VALID_OFFERS_SHAPE = Stream(
+    prepare=lambda settings, bootstrap: topics.create_topics(settings, bootstrap),
+    apps={
+        "reference": [
+            "benchmarks.passthrough",
+            "customers,events,interactions",
+            "valid_offers",
+            "--stateful",
+        ]
+    },
+    source="events",
+    sink="valid_offers",
+    records=workload.events,
+)
+TWO_HOPS = Stream(
+    prepare=lambda settings, bootstrap: topics.create_topics(settings, bootstrap),
+    apps={
+        "hop-1": ["benchmarks.passthrough", "events", "valid_offers"],
+        "hop-2": ["benchmarks.passthrough", "valid_offers", "next_best_offers"],
+    },
+    source="events",
+    sink="next_best_offers",
+    records=workload.events,
+)
 STREAMS = {
     "pass-through": PASS_THROUGH,
+    "valid offers shape, no work": VALID_OFFERS_SHAPE,
     "valid offers": VALID_OFFERS,
     "ranker": RANKER,
+    "two pass-through hops": TWO_HOPS,
     "full loop": FULL_LOOP,
 }
 

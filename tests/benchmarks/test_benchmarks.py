@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
 from rich.console import Console
 
-from benchmarks import cases, soak
+from benchmarks import cases, passthrough, run, soak
+from pipeline.ranker_state import MemoryState
 from pipeline.settings import Settings
 
 
@@ -36,3 +38,33 @@ def test_the_soak_run_samples_each_process_memory_along_the_way(
     assert all(point["valid-offers"] > 50 and point["ranker"] > 50 for point in curve)
     assert set(result["growth MB over the last quarter"]) == {"valid-offers", "ranker"}
     assert {"valid-offers", "ranker"} <= set(result["state on disk MB"])
+
+
+def test_the_stateful_reference_counts_and_remembers_per_key() -> None:
+    state = MemoryState()
+    for index in range(25):
+        raw = json.dumps({"event_id": f"e{index}", "event_type": f"t{index}"}).encode()
+        output = passthrough.count_and_remember(raw, state)  # type: ignore[arg-type]
+    assert output == {"id": "e24", "count": 25}
+    assert state["seen"]["recent"] == [f"t{i}" for i in range(5, 25)]  # the last 20
+
+
+def test_the_valid_offers_shape_reference_streams_and_is_reported(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cases, "BACKLOG", 2_000)
+    monkeypatch.setattr(cases, "STEADY_SECONDS", 2)
+    settings = make_settings(mlflow_tracking=False)
+    assert settings.broker_address is not None
+    shape = cases.run_stream(
+        cases.STREAMS["valid offers shape, no work"], settings, settings.broker_address
+    )
+    assert shape["events/s"] > 0 and shape["steady events"] == 2_000
+    assert set(shape["peak memory MB per process"]) == {"reference"}
+    shape["ratio to ceiling"] = 0.5
+    valid = {"events/s": shape["events/s"] / 4}
+    lines = run.reference_lines({"valid offers shape, no work": shape, "valid offers": valid})
+    assert lines == [
+        "valid offers: 0.25 × the rate of its shape with no work, which is itself 0.50 × the "
+        "ceiling"
+    ]
