@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -13,14 +14,26 @@ from pipeline.ranker_state import MemoryState
 from pipeline.settings import Settings
 
 
-def test_a_streaming_case_measures_rate_latency_and_memory(
+@pytest.fixture
+def run_small(
     make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> Callable[[str], dict[str, Any]]:
+    """Runs a `make bench` case on 2,000 records and 2 s of steady load, on the test broker."""
     monkeypatch.setattr(cases, "BACKLOG", 2_000)
     monkeypatch.setattr(cases, "STEADY_SECONDS", 2)
-    settings = make_settings(mlflow_tracking=False)
-    assert settings.broker_address is not None
-    figures = cases.run_stream(cases.STREAMS["ranker"], settings, settings.broker_address)
+
+    def run_case(name: str) -> dict[str, Any]:
+        settings = make_settings(mlflow_tracking=False)
+        assert settings.broker_address is not None
+        return cases.run_stream(cases.STREAMS[name], settings, settings.broker_address)
+
+    return run_case
+
+
+def test_a_streaming_case_measures_rate_latency_and_memory(
+    run_small: Callable[[str], dict[str, Any]],
+) -> None:
+    figures = run_small("ranker")
     assert figures["events/s"] > 0 and figures["steady events"] == 2_000
     assert 0 < figures["latency p50 ms"] <= figures["latency p99 ms"] < 10_000
     assert set(figures["peak memory MB per process"]) == {"ranker"}
@@ -50,15 +63,9 @@ def test_the_stateful_reference_counts_and_remembers_per_key() -> None:
 
 
 def test_the_valid_offers_shape_reference_streams_and_is_reported(
-    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+    run_small: Callable[[str], dict[str, Any]],
 ) -> None:
-    monkeypatch.setattr(cases, "BACKLOG", 2_000)
-    monkeypatch.setattr(cases, "STEADY_SECONDS", 2)
-    settings = make_settings(mlflow_tracking=False)
-    assert settings.broker_address is not None
-    shape = cases.run_stream(
-        cases.STREAMS["valid offers shape, no work"], settings, settings.broker_address
-    )
+    shape = run_small("valid offers shape, no work")
     assert shape["events/s"] > 0 and shape["steady events"] == 2_000
     assert set(shape["peak memory MB per process"]) == {"reference"}
     shape["ratio to ceiling"] = 0.5
