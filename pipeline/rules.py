@@ -13,8 +13,10 @@ text itself says which fields it reads (`offer.channels`, `event.channel`, ...).
 - the offers it applies to are grouped by the values of the offer fields it reads (all offers
   with the same channel list share one group); this is done once per catalogue change;
 - per event, the values of the customer and event fields it reads form the *event key*;
-- the result for (rule, group, event key) is memoised; CEL has no side effects, so a memoised
-  result is exactly what evaluating again would give.
+- what the rule excludes for (rule, event key) is memoised; CEL has no side effects, so a
+  memoised result is exactly what evaluating again would give;
+- each offer is one bit of an integer (offer i of the catalogue is bit i), so the exclusions
+  of the rules combine by bitwise or, and "the first rule that says no" by and-not.
 
 An event therefore costs a few dictionary look-ups per rule and a CEL run only for combinations
 not seen before (a rule on `now` is run once per group per event).
@@ -46,6 +48,7 @@ from pipeline.schemas import Customer, JourneyEvent, Offer, Rule
 NEVER_DAYS = 1.0e9
 _SECONDS_PER_DAY = 86400.0
 _MEMO_LIMIT = 50_000  # entries; the memo is emptied when it grows past this
+_REMAINING_LIMIT = 10_000  # distinct exclusion masks remembered (each about 400 bytes)
 
 VARIABLES = ("offer", "customer", "event", "now")
 FUNCTIONS = ("days_since_last",)
@@ -427,8 +430,9 @@ class RuleEvaluator:
                 for index, offer_id in enumerate(offer_ids)
                 if not excluded_mask >> index & 1
             )
-            if len(self._remaining) < _MEMO_LIMIT:
-                self._remaining[excluded_mask] = remaining
+            if len(self._remaining) >= _REMAINING_LIMIT:
+                self._remaining.clear()
+            self._remaining[excluded_mask] = remaining
         return remaining
 
     def exclusions(self, rules: Iterable[RuleInForce], facts: EventFacts) -> Exclusions:
