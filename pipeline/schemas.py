@@ -232,8 +232,9 @@ class CandidateOffer(TypedDict):
     unanswered_impressions: Annotated[int, Field(description="impressions since the last response")]
 
 
-class Exclusion(Output):
-    """The offers one rule excluded at this event (each offer under the first rule only)."""
+class Exclusion(TypedDict):
+    """The offers one rule excluded at this event (each offer under the first rule only).
+    A plain dict, as `CandidateOffer` is."""
 
     rule_id: str
     rule_version: int
