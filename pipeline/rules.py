@@ -208,8 +208,17 @@ def compile_rule(rule: Rule) -> CompiledRule:
     return compiled
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def freeze(value: Any) -> Any:
-    """A hashable stand-in for a JSON-like value, for memo keys."""
+    """A hashable stand-in for a JSON-like value, for memo keys.
+
+    >>> freeze({"b": [1, 2], "a": None})
+    (('a', None), ('b', (1, 2)))
+    """
+    if type(value) in _SCALARS:  # most fields: returned as they are, without isinstance checks
+        return value
     if isinstance(value, list | tuple):
         return tuple(freeze(item) for item in value)
     if isinstance(value, dict):
