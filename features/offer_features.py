@@ -1,7 +1,9 @@
 """Features of one candidate offer for one customer at one moment.
 
 Pure functions: they take the customer view, the offer and the decision context and return a
-new `dict[str, float]`; they never change their inputs.
+new `dict[str, float]`; they never change their inputs. `DecisionFeatures` gives the same
+features split in a part shared by many candidates of a decision and a part of each one's own,
+so that the ranker scores the shared part once.
 
 >>> context = DecisionContext(hour=9, weekday=0, channel="web", event_type="travel_booking")
 >>> customer = CustomerPart.of({"segment": "mass", "age": 34, "products_held": ["card"]})
