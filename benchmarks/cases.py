@@ -199,6 +199,10 @@ def _paced(settings: Settings, bootstrap: str, topic: str, records: Records, rat
     producer.flush(30)
 
 
+def _topics_only(settings: Settings, bootstrap: str) -> None:
+    topics.create_topics(settings, bootstrap)
+
+
 def _catalogue(settings: Settings, bootstrap: str) -> None:
     """Topics, 100 offers, 20 rules and the sample customers."""
     topics.create_topics(settings, bootstrap)
@@ -213,7 +217,7 @@ def _valid_offers(count: int, seed: int) -> Records:
 
 
 PASS_THROUGH = Stream(
-    prepare=lambda settings, bootstrap: topics.create_topics(settings, bootstrap),
+    prepare=_topics_only,
     apps={"pass-through": ["benchmarks.passthrough", "events", "valid_offers"]},
     source="events",
     sink="valid_offers",
@@ -245,7 +249,7 @@ FULL_LOOP = Stream(
 )
 # References: what the same broker and Quix give with no nbo work in the same shape
 VALID_OFFERS_SHAPE = Stream(
-    prepare=lambda settings, bootstrap: topics.create_topics(settings, bootstrap),
+    prepare=_topics_only,
     apps={
         "reference": [
             "benchmarks.passthrough",
@@ -259,7 +263,7 @@ VALID_OFFERS_SHAPE = Stream(
     records=workload.events,
 )
 TWO_HOPS = Stream(
-    prepare=lambda settings, bootstrap: topics.create_topics(settings, bootstrap),
+    prepare=_topics_only,
     apps={
         "hop-1": ["benchmarks.passthrough", "events", "valid_offers"],
         "hop-2": ["benchmarks.passthrough", "valid_offers", "next_best_offers"],

@@ -4,11 +4,13 @@
   window (the offer's own `max_impressions`, else the category's, else the default);
 - at most `channel_daily_limit` impressions per channel per customer per day.
 
+An offer is allowed while its impressions in the window are below `max_impressions(offer)`.
+
 >>> policy = ContactPolicy(default_max_impressions=3, category_max_impressions={"loan": 1})
->>> policy.offer_allowed({"category": "loan", "max_impressions": None}, impressions=1)
-False
->>> policy.offer_allowed({"category": "card", "max_impressions": None}, impressions=2)
-True
+>>> policy.max_impressions({"category": "loan", "max_impressions": None})
+1
+>>> policy.max_impressions({"category": "card", "max_impressions": 5})
+5
 """
 
 from __future__ import annotations
@@ -31,9 +33,6 @@ class ContactPolicy:
         if own is not None:
             return int(own)
         return self.category_max_impressions.get(offer["category"], self.default_max_impressions)
-
-    def offer_allowed(self, offer: dict[str, Any], impressions: int) -> bool:
-        return impressions < self.max_impressions(offer)
 
     def channel_allowed(self, shown_at: list[float], now: float) -> bool:
         """`shown_at`: times of this customer's impressions on the channel."""

@@ -99,6 +99,14 @@ def trigger_time(state: State, triggers: tuple[str, ...] | list[str]) -> float |
     return max(times) if times else None
 
 
+def days_since_trigger(
+    state: State, triggers: tuple[str, ...] | list[str], now: float
+) -> float | None:
+    """Days from the latest of `triggers` to `now` (to the microday), or None if none happened."""
+    latest = trigger_time(state, triggers)
+    return None if latest is None else round((now - latest) / _DAY, 6)
+
+
 def customer_view(state: State, customer_id: str) -> dict[str, Any]:
     """What rules and the ranker see as `customer`: profile, `known`, products incl. acquired."""
     profile = state["profile"]

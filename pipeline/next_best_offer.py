@@ -207,17 +207,22 @@ class Ranker:
             }
             for rank, (index, c) in enumerate(zip(top, chosen, strict=True), start=1)
         ]
+        features = {c.key: c.all_features() for c in chosen}  # learned from, and explained
         if chosen:
             book.add(
                 decision_id,
                 now,
                 now + min(self._response_window(c.key) for c in chosen),
-                {c.key: {"x": c.all_features(), "p": c.p_accept, "v": c.value_now} for c in chosen},
+                {c.key: {"x": features[c.key], "p": c.p_accept, "v": c.value_now} for c in chosen},
                 first=chosen[0].key,
                 shadow=self._shadow(candidates, chosen[0].key, propensities[top[0]]),
             )
         self.metrics.decided([phases[c.key] for c in chosen])
-        explanation = self._explain(chosen[0], phases) if chosen else "no offer worth showing"
+        explanation = (
+            self._explain(chosen[0], features[chosen[0].key], phases)
+            if chosen
+            else "no offer worth showing"
+        )
         return self._record(valid, decision_id, offers, explanation)
 
     def _shadow(
@@ -254,7 +259,7 @@ class Ranker:
         for candidate in valid.candidates:
             offer_id, impressions = candidate["offer_id"], candidate["impressions"]
             terms = terms_of.get(offer_id)
-            if terms is None or impressions >= terms.max_impressions:
+            if terms is None or impressions >= terms.max_impressions:  # the contact policy's
                 self.stats.suppressed += 1
                 continue
             days = candidate["days_since_trigger"]
@@ -286,9 +291,9 @@ class Ranker:
             )
         return self._terms[1]
 
-    def _explain(self, top: Candidate, phases: dict[str, str]) -> str:
+    def _explain(self, top: Candidate, features: dict[str, float], phases: dict[str, str]) -> str:
         reasons = ", ".join(
-            f"{name} {weight:+.2f}" for name, weight in self.model.contributions(top.all_features())
+            f"{name} {weight:+.2f}" for name, weight in self.model.contributions(features)
         )
         text = (
             f"{top.key}: P(accept) {top.p_accept:.3f} × value now {top.value_now:.0f} "

@@ -431,7 +431,8 @@ class RuleEvaluator:
 
     def remaining(self, offer_ids: tuple[str, ...], excluded_mask: int) -> tuple[str, ...]:
         """The offers of `offer_ids` (offer i is bit i) not in `excluded_mask`, in order;
-        memoised, since customers in one situation share a mask."""
+        memoised on the mask, since customers in one situation share one, so `offer_ids` must
+        be the same catalogue's until `reset`."""
         remaining = self._remaining.get(excluded_mask)
         if remaining is None:
             remaining = tuple(

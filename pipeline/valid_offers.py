@@ -38,7 +38,6 @@ from pipeline.settings import Settings
 log = logging.getLogger(__name__)
 
 STAGE = "valid-offers"
-_DAY = 86400.0
 SOURCES: dict[str, type[BaseModel]] = {
     "customers": Customer,
     "events": JourneyEvent,
@@ -80,10 +79,6 @@ def parse(
     return Parsed(source, record)
 
 
-def _days_since(epoch: float | None, now: float) -> float | None:
-    return None if epoch is None else round((now - epoch) / _DAY, 6)
-
-
 def decide(
     catalogue: Catalogue,
     evaluator: RuleEvaluator,
@@ -105,7 +100,7 @@ def decide(
     for offer_id in evaluator.remaining(catalogue.offer_ids, exclusions.mask):
         triggers = catalogue.triggers[offer_id]
         if triggers not in trigger_days:
-            trigger_days[triggers] = _days_since(customer_state.trigger_time(state, triggers), now)
+            trigger_days[triggers] = customer_state.days_since_trigger(state, triggers, now)
         shown, unanswered = customer_state.contact_counts(
             state, offer_id, now, catalogue.offers[offer_id]["contact_window_days"]
         )

@@ -13,6 +13,9 @@ def test_event_history_is_bounded_and_tracks_last_seen() -> None:
         state["last_seen"]["type1"], state["last_seen"]["type2"]
     )
     assert cs.trigger_time(state, ["absent"]) is None
+    now = state["last_seen"]["type1"] + 1.5 * DAY
+    assert cs.days_since_trigger(state, ["type1"], now) == 1.5
+    assert cs.days_since_trigger(state, ["absent"], now) is None
 
 
 def test_contacts_count_window_and_unanswered_until_a_response() -> None:
