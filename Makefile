@@ -1,21 +1,35 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
-# Both create .venv from the system python3 and install the project once; the stamp file makes
-# a repeated run skip an install that is already up to date with pyproject.toml.
+# Both create .venv from the system python3 and install the exact versions in requirements.lock
+# (the ones the suite passed with) with uv, then nbo itself; the stamp file makes a repeated run
+# skip an install that is already up to date with the lock and pyproject.toml.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+UV := $(BIN)/uv
+# The lock also pins the install machinery (pip, setuptools to build nbo, uv to install); the
+# bootstrap installs the locked uv with the venv's own pip.
+INSTALL_TOOLS := pip setuptools uv
+UV_PIN = $(shell grep -m1 '^uv==' $(LOCK) | cut -d' ' -f1)
 
-.PHONY: demo test lint format bench soak install clean
+.PHONY: demo test lint format bench soak install lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check '$(UV_PIN)'
+	$(UV) pip sync --quiet --python $(BIN)/python $(LOCK)
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# After changing a dependency range in pyproject.toml, or to take newer releases: run it, then
+# `make test`, and commit requirements.lock with the change that needed it.
+lock: $(STAMP)
+	printf '%s\n' $(INSTALL_TOOLS) | $(UV) pip compile --quiet pyproject.toml - --extra dev \
+		--universal --python-version 3.11 --generate-hashes --upgrade -o $(LOCK)
 
 demo: $(STAMP)
 	$(BIN)/nbo demo
@@ -23,7 +37,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy features models
+	$(BIN)/mypy features models pipeline
 
 # pytest exits 5 when it collects no test; make treats that as a failure like any other.
 test: lint

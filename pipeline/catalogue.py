@@ -65,7 +65,8 @@ class TableState:
         if logical_topic not in TABLE_TOPICS:
             raise ValueError(f"not a table topic: {logical_topic}")
         if raw is None:  # tombstone: the key is deleted
-            return self._delete(logical_topic, origin)
+            self._delete(logical_topic, origin)
+            return None
         try:
             payload = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -214,12 +215,12 @@ class GlobalTables:
                 messages = consumer.consume(num_messages=1000, timeout=0.2)
                 changed = False
                 for message in messages:
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
+                    problem = message.error()
+                    if problem is not None:
+                        if problem.code() == KafkaError._PARTITION_EOF:
                             unread.discard((message.topic(), message.partition()))
                         else:
-                            log.warning("global tables: %s", error)
+                            log.warning("global tables: %s", problem)
                         continue
                     changed |= self._apply(message)
                 if changed:

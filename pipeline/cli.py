@@ -441,20 +441,34 @@ def ui(
     ctx: typer.Context,
     port: Annotated[int, typer.Option(help="port of the MLflow UI")] = 5000,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(help="server worker processes")] = 1,
+    start_timeout: Annotated[
+        float, typer.Option(help="seconds to wait for the tracking API to answer")
+    ] = 120.0,
 ) -> None:
     """Open the MLflow UI on nbo's model store (runs, metrics, plots, registry)."""
-    import os
+    import signal
+
+    from pipeline import tracking_ui
 
     settings = _settings(ctx)
     _registry(settings)  # the store and the experiment exist before the UI opens
-    command = [
-        sys.executable, "-m", "mlflow", "ui",
-        "--backend-store-uri", settings.mlflow_tracking_uri,
-        "--default-artifact-root", settings.mlflow_artifacts_dir.resolve().as_uri(),
-        "--host", host, "--port", str(port),
-    ]  # fmt: skip
-    console.print(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)")
-    os.execv(sys.executable, command)
+    command = tracking_ui.server_command(
+        settings.mlflow_tracking_uri, settings.mlflow_artifacts_dir, host, port, workers
+    )
+    server = tracking_ui.start(command)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the server on the way out
+    try:
+        took = tracking_ui.wait_until_ready(server, tracking_ui.api_url(host, port), start_timeout)
+        console.print(
+            f"MLflow UI ready on http://{host}:{port} after {took:.1f} s (Ctrl-C stops it)"
+        )
+        if code := server.wait():
+            raise NboError(f"the MLflow server exited with code {code}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        tracking_ui.stop(server)
 
 
 # -- offline replay -----------------------------------------------------------------------------

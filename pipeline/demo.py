@@ -25,6 +25,7 @@ from pipeline import broker as broker_mod
 from pipeline import connectors, processes, topics
 from pipeline.errors import NboError
 from pipeline.kafka_io import produce
+from pipeline.schemas import Offer
 from pipeline.settings import Settings
 from pipeline.simulation import Channel, Scoreboard, World
 
@@ -163,7 +164,8 @@ def run_demo(
         offers = {
             o.offer_id: o.model_dump()
             for _, o in connectors.parse_source("offers", SAMPLE / "offers.csv").records
-        }  # type: ignore[attr-defined]
+            if isinstance(o, Offer)
+        }
         world = World(customers=config.customers, seed=config.seed)
         produce(
             loop_settings,

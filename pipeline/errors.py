@@ -19,3 +19,7 @@ class ConfigError(NboError):
 
 class LoadError(NboError):
     """A load was refused as a whole (for example `--strict` with rejected rows)."""
+
+
+class UiNotReady(NboError):
+    """The MLflow UI's server exited or its tracking API did not answer in time."""

@@ -38,7 +38,7 @@ class KafkaRecord:
         return json.loads(self.value) if self.value is not None else None
 
 
-def producer_config(settings: Settings, bootstrap: str) -> dict[str, str | int]:
+def producer_config(settings: Settings, bootstrap: str) -> dict[str, str | int | float]:
     """Config for every plain producer of nbo.
 
     `murmur2_random` is the Java clients' and Quix's partitioner: records keyed by a customer id

@@ -44,7 +44,7 @@ from models.policies import make_policy
 from models.ranker import Candidate, OnlineRanker
 from models.registry import CHALLENGER, CHAMPION
 from models.store import Checkpoint, LabelJournal, load_checkpoint, save_checkpoint
-from models.time_value import TimeValueProfile, value_now
+from models.time_value import Phase, TimeValueProfile, value_now
 from models.tracking import RunTracker
 from pipeline.catalogue import GlobalTables
 from pipeline.dead_letters import DeadLetterProducer, Origin, dead_letter
@@ -159,7 +159,7 @@ class Ranker:
             self.challenger_estimate = RunningEstimate()
 
     def __call__(
-        self, parsed: Parsed, key: str, _timestamp: int, _headers: Any, state: State
+        self, parsed: Parsed, key: str, _timestamp: int, _headers: Any, state: State[str, Any]
     ) -> dict[str, Any] | None:
         if parsed.dead is not None:
             self._dead_letters.send(parsed.dead)
@@ -251,7 +251,7 @@ class Ranker:
 
     def _candidates(
         self, valid: ValidOffers, context: DecisionContext, now: float
-    ) -> tuple[list[Candidate], dict[str, str]]:
+    ) -> tuple[list[Candidate], dict[str, Phase]]:
         features = DecisionFeatures(CustomerPart.of(valid.customer), context)
         terms_of = self._offer_terms()
         fatigue_share = self.contact.fatigue_share
@@ -291,7 +291,7 @@ class Ranker:
             )
         return self._terms[1]
 
-    def _explain(self, top: Candidate, features: dict[str, float], phases: dict[str, str]) -> str:
+    def _explain(self, top: Candidate, features: dict[str, float], phases: dict[str, Phase]) -> str:
         reasons = ", ".join(
             f"{name} {weight:+.2f}" for name, weight in self.model.contributions(features)
         )

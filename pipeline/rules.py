@@ -43,7 +43,7 @@ from typing import Any
 import cel
 
 from pipeline.errors import NboError
-from pipeline.schemas import Customer, JourneyEvent, Offer, Rule
+from pipeline.schemas import Category, Channel, Customer, JourneyEvent, Offer, Rule, Segment
 
 NEVER_DAYS = 1.0e9
 _SECONDS_PER_DAY = 86400.0
@@ -112,12 +112,12 @@ def _probe_bindings() -> dict[str, Any]:
     offer = Offer(
         offer_id="probe",
         name="probe",
-        category="card",
+        category=Category.CARD,
         value=1.0,
         primary_interest_days=1,
         secondary_interest_days=1,
         negative_impact_days=3,
-        channels=["web"],
+        channels=[Channel.WEB],
         valid_from=now,
         valid_to=datetime(2027, 1, 1, tzinfo=UTC),
         stock=1,
@@ -127,16 +127,16 @@ def _probe_bindings() -> dict[str, Any]:
     customer = Customer(
         customer_id="probe",
         age=30,
-        segment="mass",
+        segment=Segment.MASS,
         region="r",
         income=1.0,
         tenure_years=1.0,
         products_held=["card"],
-        consents=["web"],
+        consents=[Channel.WEB],
         updated_at=now,
     )
     event = JourneyEvent(
-        event_id="probe", customer_id="probe", event_type="x", timestamp=now, channel="web"
+        event_id="probe", customer_id="probe", event_type="x", timestamp=now, channel=Channel.WEB
     )
     return {
         "offer": offer.model_dump(),
@@ -493,7 +493,11 @@ class RuleEvaluator:
         failed: dict[str, list[OfferGroup]] = {}
         for group in rule.groups:
             self.runs += 1
-            bindings = {"offer": group.representative, "customer": customer, "event": event}
+            bindings: dict[str, Any] = {
+                "offer": group.representative,
+                "customer": customer,
+                "event": event,
+            }
             if reads.now:
                 bindings["now"] = facts.now
             try:

@@ -142,7 +142,7 @@ class ValidOffersProcessor:
         self._catalogue_version = -1
 
     def __call__(
-        self, parsed: Parsed, key: str, _timestamp: int, _headers: Any, state: State
+        self, parsed: Parsed, key: str, _timestamp: int, _headers: Any, state: State[str, Any]
     ) -> dict[str, Any] | None:
         """The valid_offers record for an event; None for other records."""
         if parsed.dead is not None:

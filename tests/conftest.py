@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import authlib.deprecate  # noqa: F401  (see below)
 import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
@@ -22,6 +23,9 @@ hypothesis_settings.register_profile(
     "nbo", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 hypothesis_settings.load_profile("nbo")
+
+# authlib (under MLflow) sets its deprecation warnings to "always" when first imported, ahead of
+# pytest's filters if that happens inside a test; imported here, the filters in pyproject.toml win.
 
 _prefixes = itertools.count()
 

@@ -62,16 +62,24 @@ def test_the_stateful_reference_counts_and_remembers_per_key() -> None:
     assert state["seen"]["recent"] == [f"t{i}" for i in range(5, 25)]  # the last 20
 
 
-def test_the_valid_offers_shape_reference_streams_and_is_reported(
+def test_the_valid_offers_shape_reference_streams(
     run_small: Callable[[str], dict[str, Any]],
 ) -> None:
     shape = run_small("valid offers shape, no work")
     assert shape["events/s"] > 0 and shape["steady events"] == 2_000
     assert set(shape["peak memory MB per process"]) == {"reference"}
-    shape["ratio to ceiling"] = 0.5
-    valid = {"events/s": shape["events/s"] / 4}
-    lines = run.reference_lines({"valid offers shape, no work": shape, "valid offers": valid})
-    assert lines == [
-        "valid offers: 0.25 × the rate of its shape with no work, which is itself 0.50 × the "
-        "ceiling"
+
+
+def test_the_reference_lines_put_each_goal_beside_its_reference() -> None:
+    results = {
+        "valid offers shape, no work": {"events/s": 40_000.0, "ratio to ceiling": 0.48},
+        "valid offers": {"events/s": 11_000.0},
+        "two pass-through hops": {"latency p99 ms": 51.46},
+        "full loop": {"latency p99 ms": 245.14},
+    }
+    assert run.reference_lines(results) == [
+        "valid offers: 0.28 × the rate of its shape with no work, which is itself 0.48 × the "
+        "ceiling",
+        "full loop: p99 245.1 ms; two pass-through hops on the same broker: p99 51.5 ms",
     ]
+    assert run.reference_lines({"valid offers": {"events/s": 11_000.0}}) == []

@@ -1,56 +1,90 @@
-"""`nbo ui` serves the MLflow UI on nbo's model store."""
+"""`nbo ui` serves the MLflow UI on nbo's model store, and says so only once its API answers."""
 
 from __future__ import annotations
 
 import json
-import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from pipeline import tracking_ui
 from pipeline.broker import _free_loopback_port
+from pipeline.errors import UiNotReady
 
-UI_START_TIMEOUT = 90.0
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status, response.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, b""
+UI_START_TIMEOUT = 180.0  # the install's first MLflow start on a busy 2-core machine
 
 
-def test_nbo_ui_serves_the_store_with_the_nbo_experiment(tmp_path: Path) -> None:
+def _lines(stream: object) -> queue.Queue[str]:
+    """The lines a process prints, as they come, readable with a bounded wait."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for raw in stream:  # type: ignore[attr-defined]
+            lines.put(raw.decode(errors="replace"))
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def test_nbo_ui_announces_its_address_once_the_tracking_api_answers(tmp_path: Path) -> None:
     port = _free_loopback_port()
     env = {
         "PATH": "/usr/bin:/bin",
+        "COLUMNS": "200",  # one line for the announcement
         "NBO_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "NBO_MLFLOW_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
     }
     ui = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "ui", "--port", str(port)],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,  # MLflow starts helper processes: stop them all at the end
     )
     try:
-        base = f"http://127.0.0.1:{port}"
+        printed = _lines(ui.stdout)
         deadline = time.monotonic() + UI_START_TIMEOUT
-        while _get(f"{base}/health")[0] != 200:
-            assert ui.poll() is None, "nbo ui exited"
-            assert time.monotonic() < deadline, "the MLflow UI did not answer in time"
-            time.sleep(0.2)
-        status, body = _get(
-            f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=nbo-ranker"
-        )
-        assert status == 200
-        assert json.loads(body)["experiment"]["name"] == "nbo-ranker"
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0 and ui.poll() is None, "nbo ui never said it was ready"
+            try:
+                line = printed.get(timeout=min(remaining, 1.0))
+            except queue.Empty:
+                continue
+            if "ready on" in line:
+                break
+        assert f"http://127.0.0.1:{port}" in line
+        # ready means ready: the very first API call after the announcement answers
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=nbo-ranker"
+        with urllib.request.urlopen(url, timeout=tracking_ui.REQUEST_TIMEOUT) as response:
+            assert response.status == 200
+            assert json.loads(response.read())["experiment"]["name"] == "nbo-ranker"
     finally:
-        os.killpg(ui.pid, signal.SIGTERM)
-        ui.wait(timeout=30)
+        ui.send_signal(signal.SIGTERM)
+        assert ui.wait(timeout=60) == 0
+    # SIGTERM stopped the server's whole process group: nothing listens on the port any more
+    assert not tracking_ui.answers(tracking_ui.api_url("127.0.0.1", port), timeout=2)
+
+
+def test_a_server_that_exits_is_reported_not_waited_for() -> None:
+    server = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    url = tracking_ui.api_url("127.0.0.1", _free_loopback_port())
+    with pytest.raises(UiNotReady, match="exited with code 3"):
+        tracking_ui.wait_until_ready(server, url, timeout=60)
+
+
+def test_a_server_that_never_answers_times_out_with_the_address() -> None:
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    url = tracking_ui.api_url("0.0.0.0", _free_loopback_port())
+    try:
+        with pytest.raises(UiNotReady, match=r"did not answer http://127\.0\.0\.1:\d+/api"):
+            tracking_ui.wait_until_ready(server, url, timeout=0.5)
+    finally:
+        server.kill()
+        server.wait()
