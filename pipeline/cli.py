@@ -70,8 +70,18 @@ def main(
     ctx.obj = Settings(**{key: value for key, value in overrides.items() if value is not None})
 
 
+def _quiet_library_deprecations() -> None:
+    """authlib (under MLflow) forces its deprecation warnings on at import: not for our users."""
+    import warnings
+
+    from authlib.deprecate import AuthlibDeprecationWarning
+
+    warnings.filterwarnings("ignore", category=AuthlibDeprecationWarning)
+
+
 def run_cli() -> None:
     """Entry point that turns NboError into a clear message and exit code 1."""
+    _quiet_library_deprecations()
     try:
         app(standalone_mode=False)
     except NboError as error:
@@ -252,6 +262,10 @@ def _progress_table(report: Any) -> Table:
             f"{figures['regret (expected value lost to the oracle)']:,.0f}",
         ),
         ("model version", figures["model version"]),
+        (
+            "lag (records waiting)",
+            ", ".join(f"{name} {n:,}" for name, n in figures["lag per μ-product"].items()),
+        ),
         ("dead letters", str(figures["dead letters"])),
         (
             "memory",
@@ -335,6 +349,42 @@ def run_ranker(ctx: typer.Context) -> None:
     from pipeline import next_best_offer
 
     _run_stage(ctx, next_best_offer.run)
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    interval: Annotated[float, typer.Option(help="seconds between the two looks")] = 3.0,
+) -> None:
+    """Each μ-product's consumer group: lag, oldest waiting record, progress (exit 2: stalled)."""
+    from pipeline import progress
+
+    settings = _settings(ctx)
+    with broker_mod.broker_address(settings, start_embedded=False) as address:
+        looks = progress.status(settings, address, interval)
+    title = "nbo status (lag, oldest waiting record)"
+    table = Table("group", "partition", "committed", "end", "lag", "oldest s",
+                  f"done in {interval:.0f} s", title=title)  # fmt: skip
+    for look in looks:
+        for now, moved in look.partitions():
+            table.add_row(
+                look.group,
+                now.name,
+                f"{now.committed:,}",
+                f"{now.end:,}",
+                f"{now.lag:,}",
+                "" if now.oldest_age is None else f"{now.oldest_age:.1f}",
+                f"{moved:,}",
+            )
+    console.print(table)
+    idle = [look for look in looks if look.waiting_without_progress()]
+    for look in idle:
+        errors.print(
+            f"[bold red]{look.stage}[/]: records waiting and no progress in {interval:.0f} s on "
+            + ", ".join(p.name for p in look.waiting_without_progress())
+        )
+    if idle:
+        raise typer.Exit(2)
 
 
 @app.command("explain")

@@ -25,6 +25,8 @@ from pipeline import broker as broker_mod
 from pipeline import connectors, processes, topics
 from pipeline.errors import NboError
 from pipeline.kafka_io import produce
+from pipeline.progress import GroupProbe
+from pipeline.quix import consumer_group
 from pipeline.schemas import Offer
 from pipeline.settings import Settings
 from pipeline.simulation import Channel, Scoreboard, World
@@ -59,6 +61,7 @@ class DemoReport:
     scoreboard: Scoreboard = field(default_factory=Scoreboard)
     exit_codes: dict[str, int] = field(default_factory=dict)
     memory_mb: dict[str, float] = field(default_factory=dict)  # resident memory per process
+    lag: dict[str, int] = field(default_factory=dict)  # records waiting, per μ-product
     logs: str = ""
 
     def figures(self) -> dict[str, Any]:
@@ -78,6 +81,7 @@ class DemoReport:
             "events/s": self.events / self.seconds if self.seconds else 0.0,
             "seconds": self.seconds,
             "memory MB per process": {name: round(mb) for name, mb in self.memory_mb.items()},
+            "lag per μ-product": dict(self.lag),
             "process exit codes": self.exit_codes,
             "process logs": self.logs,
         }
@@ -122,6 +126,36 @@ class _Outputs:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+class _LagWatch:
+    """Each μ-product's lag, looked up at most every `every` seconds (a look costs requests)."""
+
+    def __init__(self, settings: Settings, bootstrap: str, every: float = 2.0) -> None:
+        from pipeline import next_best_offer, valid_offers
+
+        self._probes = {
+            stage: GroupProbe(settings, bootstrap, consumer_group(settings, stage), sources)
+            for stage, sources in (
+                (valid_offers.STAGE, valid_offers.SOURCES),
+                (next_best_offer.STAGE, next_best_offer.SOURCES),
+            )
+        }
+        self._every = every
+        self._looked = float("-inf")
+        self._lag: dict[str, int] = {}
+
+    def latest(self) -> dict[str, int]:
+        if time.monotonic() - self._looked >= self._every:
+            self._looked = time.monotonic()
+            self._lag = {
+                stage: sum(p.lag for p in probe.sample()) for stage, probe in self._probes.items()
+            }
+        return self._lag
+
+    def close(self) -> None:
+        for probe in self._probes.values():
+            probe.close()
 
 
 def _check_alive(running: dict[str, Any], logs: Path) -> None:
@@ -179,6 +213,7 @@ def run_demo(
             for name, args in APPS.items()
         }
         outputs = _Outputs(loop_settings, bootstrap)
+        lag = _LagWatch(loop_settings, bootstrap)
         started = time.monotonic()
         try:
             _loop(
@@ -193,9 +228,11 @@ def run_demo(
                 report,
                 started,
                 on_progress,
+                lag,
             )
         finally:
             outputs.close()
+            lag.close()
             report.exit_codes = {name: processes.stop(process) for name, process in running.items()}
     return report
 
@@ -212,6 +249,7 @@ def _loop(
     report: DemoReport,
     started: float,
     on_progress: Callable[[DemoReport], None] | None,
+    lag: _LagWatch,
 ) -> None:
     events_topic = settings.topic_name("events")
     interactions_topic = settings.topic_name("interactions")
@@ -254,6 +292,7 @@ def _loop(
         report.interactions += len(answers)
         report.dead_letters = outputs.dead_letters
         report.seconds = time.monotonic() - started
+        report.lag = lag.latest()
         report.memory_mb = {
             name: processes.resident_mb(process.pid)
             for name, process in running.items()

@@ -23,3 +23,7 @@ class LoadError(NboError):
 
 class UiNotReady(NboError):
     """The MLflow UI's server exited or its tracking API did not answer in time."""
+
+
+class StreamStalled(NboError):
+    """A μ-product had records waiting and made no progress for `NBO_STALL_TIMEOUT` seconds."""

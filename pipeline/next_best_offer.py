@@ -48,7 +48,7 @@ from models.time_value import Phase, TimeValueProfile, value_now
 from models.tracking import RunTracker
 from pipeline.catalogue import GlobalTables
 from pipeline.dead_letters import DeadLetterProducer, Origin, dead_letter
-from pipeline.quix import make_application, state_dir
+from pipeline.quix import make_application, run_watched, state_dir
 from pipeline.ranker_state import CustomerDecisions
 from pipeline.schemas import Interaction, ValidOffers
 from pipeline.settings import Settings
@@ -513,7 +513,7 @@ def run(settings: Settings, bootstrap: str) -> None:
     app, ranker = build(settings, bootstrap, tables, dead_letters, start_tracking(settings))
     log.info("%s: model %s, policy %s", STAGE, ranker.model.version, ranker.policy.name)
     try:
-        app.run()
+        run_watched(app, settings, bootstrap, STAGE, SOURCES)
     finally:
         ranker.finish()
         dead_letters.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.state.rocksdb import RocksDBOptions
 
 from pipeline.broker import EMBEDDED_CLUSTER_PREFIX, wait_until_ready
+from pipeline.errors import StreamStalled
+from pipeline.progress import GroupProbe, ProgressMonitor
 from pipeline.settings import Settings
 
 _MB = 1024 * 1024
@@ -71,3 +74,27 @@ def make_application(settings: Settings, bootstrap: str, stage: str, **extra: An
         loglevel="WARNING",
         **extra,
     )
+
+
+def run_watched(
+    app: Application, settings: Settings, bootstrap: str, stage: str, sources: Iterable[str]
+) -> None:
+    """`app.run()` with its progress watched; raises `StreamStalled` if it stalled."""
+    probe = GroupProbe(settings, bootstrap, consumer_group(settings, stage), sources)
+    monitor = ProgressMonitor(
+        probe,
+        stage,
+        interval=settings.progress_interval,
+        stall_timeout=settings.stall_timeout,
+        on_stall=lambda: app.stop(fail=True),
+    ).start()
+    try:
+        app.run()
+    finally:
+        monitor.stop()
+    if monitor.stalled:
+        names = ", ".join(p.name for p in monitor.stalled)
+        raise StreamStalled(
+            f"{stage} made no progress for {settings.stall_timeout:.0f} s with records waiting "
+            f"on {names}"
+        )

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         default=None, description="back state up to changelog topics; unset: on for real Kafka"
     )
     broker_start_timeout: float = Field(default=20.0, gt=0)
+    # Each μ-product logs its lag every `progress_interval` seconds and stops, exiting non-zero,
+    # when records have waited `stall_timeout` seconds on a partition whose committed offset
+    # has not moved: longer than a rebalance or a state recovery takes, short enough to page.
+    progress_interval: float = Field(default=10.0, gt=0, description="seconds between lag logs")
+    stall_timeout: float = Field(default=120.0, gt=0, description="seconds without progress")
 
     # The Next Best Offer μ-product
     ranker_model: Literal["logistic", "adaptive_forest", "naive_bayes"] = "logistic"

@@ -162,12 +162,12 @@ class World:
         category = self._rng.choices(list(weights), weights=list(weights.values()))[0]
         return self._rng.choice(TRIGGERS[category])
 
-    def events(self, count: int) -> list[dict[str, Any]]:
-        """The next `count` journey events of the population, in time order."""
+    def events(self, count: int, gap: float = SECONDS_PER_EVENT) -> list[dict[str, Any]]:
+        """The next `count` journey events of the population, `gap` seconds apart in time."""
         out = []
         for _ in range(count):
             customer = self._rng.choice(self.customers)
-            self._clock += timedelta(seconds=SECONDS_PER_EVENT)
+            self._clock += timedelta(seconds=gap)
             out.append(
                 {
                     "event_id": f"S{self._count:08d}",

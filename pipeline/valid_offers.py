@@ -30,7 +30,7 @@ from quixstreams.models import Row
 from pipeline import customer_state
 from pipeline.catalogue import Catalogue, GlobalTables
 from pipeline.dead_letters import DeadLetterProducer, Origin, dead_letter
-from pipeline.quix import make_application
+from pipeline.quix import make_application, run_watched
 from pipeline.rules import EventFacts, RuleEvaluator
 from pipeline.schemas import Customer, Interaction, JourneyEvent, describe_errors
 from pipeline.settings import Settings
@@ -252,7 +252,8 @@ def run(settings: Settings, bootstrap: str) -> None:
     )
     dead_letters = DeadLetterProducer(settings, bootstrap)
     try:
-        build(settings, bootstrap, tables, dead_letters).run()
+        run_watched(build(settings, bootstrap, tables, dead_letters), settings, bootstrap, STAGE,
+                    SOURCES)  # fmt: skip
     finally:
         dead_letters.flush()
         tables.stop()

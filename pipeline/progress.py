@@ -1,0 +1,289 @@
+"""Is a μ-product keeping up? Consumer lag, the age of the oldest unprocessed record, stalls.
+
+A stream that stops making progress without saying so is the worst failure nbo can have, so each
+μ-product watches itself from a thread of its own, through the broker rather than its own
+bookkeeping (a wedged loop cannot report on itself):
+
+- `GroupProbe` reads what the consumer group has committed and where each source partition ends,
+  and the timestamp of the first record not yet processed: lag and age, per partition.
+- `StallWatch` (pure) remembers when each partition's committed offset last moved and names the
+  partitions that have had records waiting, without moving, for `stall_timeout` seconds.
+- `ProgressMonitor` logs a line every `progress_interval` seconds and, on a stall, logs an error
+  naming the partitions and stops the app so that it exits non-zero and a supervisor restarts it.
+
+`nbo status` uses the same probe for every μ-product.
+
+On the embedded broker (Tansu 0.6) a partition's end offset is the last batch's base offset + 1,
+not the log end: lag there is a lower bound, short by at most the last producer batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, TopicPartition
+
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_REQUEST_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str  # logical name
+    partition: int
+    committed: int  # next offset the group will process (the start, if nothing committed)
+    end: int  # the partition's end offset as the broker gives it
+    oldest_age: float | None  # seconds since the first unprocessed record was produced
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.end - self.committed)
+
+    @property
+    def name(self) -> str:
+        return f"{self.topic}[{self.partition}]"
+
+
+class GroupProbe:
+    """Reads a consumer group's progress on its source topics without joining the group."""
+
+    def __init__(
+        self, settings: Settings, bootstrap: str, group: str, sources: Iterable[str]
+    ) -> None:
+        self.group = group
+        self._logical = {settings.topic_name(name): name for name in sources}
+        self._consumer = Consumer(
+            {
+                **settings.kafka_config(bootstrap),
+                "group.id": group,  # to read its committed offsets; it never subscribes
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+            }
+        )
+        self._partitions: list[TopicPartition] | None = None
+
+    def _all_partitions(self) -> list[TopicPartition]:
+        if self._partitions is None:
+            metadata = self._consumer.list_topics(timeout=_REQUEST_TIMEOUT)
+            self._partitions = [
+                TopicPartition(topic, partition)
+                for topic in self._logical
+                if topic in metadata.topics
+                for partition in sorted(metadata.topics[topic].partitions)
+            ]
+        return self._partitions
+
+    def sample(self) -> list[PartitionLag]:
+        partitions = self._all_partitions()
+        committed = self._consumer.committed(partitions, timeout=_REQUEST_TIMEOUT)
+        lags = []
+        for tp in committed:
+            low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=_REQUEST_TIMEOUT, cached=False
+            )
+            start = tp.offset if tp.offset >= 0 else low
+            lags.append(PartitionLag(self._logical[tp.topic], tp.partition, start, high, None))
+        return self._with_ages(lags)
+
+    def _with_ages(self, lags: list[PartitionLag]) -> list[PartitionLag]:
+        """The produce time of the record at each lagging partition's committed offset."""
+        waiting = {(self._real(p.topic), p.partition): p for p in lags if p.lag > 0}
+        if not waiting:
+            return lags
+        self._consumer.assign(
+            [TopicPartition(topic, part, p.committed) for (topic, part), p in waiting.items()]
+        )
+        stamps: dict[tuple[str, int], float] = {}
+        deadline = time.monotonic() + _REQUEST_TIMEOUT
+        while len(stamps) < len(waiting) and time.monotonic() < deadline:
+            for message in self._consumer.consume(num_messages=len(waiting), timeout=0.5):
+                where = (message.topic() or "", message.partition() or 0)
+                if message.error() is None and where not in stamps:
+                    stamps[where] = message.timestamp()[1] / 1000.0
+        self._consumer.unassign()
+        now = time.time()
+        return [
+            PartitionLag(
+                p.topic,
+                p.partition,
+                p.committed,
+                p.end,
+                max(0.0, now - stamps[key]) if (key := (self._real(p.topic), p.partition)) in stamps
+                else None,
+            )
+            for p in lags
+        ]  # fmt: skip
+
+    def _real(self, logical: str) -> str:
+        return next(real for real, name in self._logical.items() if name == logical)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+@dataclass
+class StallWatch:
+    """When did each partition last move? Which have waited too long without moving?
+
+    >>> watch = StallWatch(stall_timeout=60)
+    >>> waiting = [PartitionLag("events", 0, 100, 180, 5.0)]
+    >>> watch.observe(waiting, now=0.0)
+    []
+    >>> watch.observe(waiting, now=61.0)[0].name
+    'events[0]'
+    >>> watch.observe([PartitionLag("events", 0, 101, 180, 1.0)], now=62.0)  # it moved
+    []
+    """
+
+    stall_timeout: float
+    _last: dict[tuple[str, int], PartitionLag] = field(default_factory=dict)
+    _moved_at: dict[tuple[str, int], float] = field(default_factory=dict)
+
+    def observe(self, lags: list[PartitionLag], now: float) -> list[PartitionLag]:
+        """The partitions stalled as of `now`; the clock of a partition starts at the first
+        look that finds records waiting on it (or finds its offset moved)."""
+        stalled = []
+        for p in lags:
+            key = (p.topic, p.partition)
+            last = self._last.get(key)
+            self._last[key] = p
+            if last is None or last.committed != p.committed or last.lag == 0 or p.lag == 0:
+                self._moved_at[key] = now
+            elif now - self._moved_at[key] >= self.stall_timeout:
+                stalled.append(p)
+        return stalled
+
+    def still_for(self, p: PartitionLag, now: float) -> float:
+        return now - self._moved_at.get((p.topic, p.partition), now)
+
+
+def describe(lags: list[PartitionLag]) -> str:
+    """One log line: lag and oldest waiting record per partition that has any."""
+    waiting = [p for p in lags if p.lag > 0]
+    if not waiting:
+        return "caught up"
+    return ", ".join(
+        f"{p.name} lag {p.lag}" + (f" oldest {p.oldest_age:.1f} s" if p.oldest_age else "")
+        for p in waiting
+    )
+
+
+class ProgressMonitor:
+    """Logs a μ-product's lag at a steady interval; on a stall, says so and stops it."""
+
+    def __init__(
+        self,
+        probe: GroupProbe,
+        stage: str,
+        interval: float,
+        stall_timeout: float,
+        on_stall: Callable[[], None],
+        exit_grace: float = 30.0,
+    ) -> None:
+        self._probe = probe
+        self._stage = stage
+        self._interval = interval
+        self._watch = StallWatch(stall_timeout)
+        self._on_stall = on_stall
+        self._exit_grace = exit_grace
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{stage}-progress", daemon=True)
+        self.stalled: list[PartitionLag] = []
+
+    def start(self) -> ProgressMonitor:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=_REQUEST_TIMEOUT * 3)
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.wait(self._interval):
+                if self._check():
+                    return
+        finally:
+            self._probe.close()
+
+    def _check(self) -> bool:
+        """One look; True once a stall was reported."""
+        try:
+            lags = self._probe.sample()
+        except Exception as error:  # the broker may be away for a while: say so, keep watching
+            log.warning("%s progress: cannot read lag: %s", self._stage, error)
+            return False
+        now = time.monotonic()
+        log.info("%s progress: %s", self._stage, describe(lags))
+        stalled = self._watch.observe(lags, now)
+        if not stalled:
+            return False
+        self.stalled = stalled
+        log.error(
+            "%s STALLED: no progress for %.0f s with records waiting on %s; stopping so that a "
+            "supervisor restarts it",
+            self._stage,
+            max(self._watch.still_for(p, now) for p in stalled),
+            ", ".join(f"{p.name} (committed {p.committed}, end {p.end})" for p in stalled),
+        )
+        self._on_stall()
+        if self._stopping.wait(self._exit_grace):
+            return True
+        log.error("%s did not stop within %.0f s of the stall: exiting", self._stage,
+                  self._exit_grace)  # fmt: skip
+        os._exit(STALL_EXIT_CODE)
+
+
+STALL_EXIT_CODE = 3
+
+
+@dataclass(frozen=True)
+class GroupLook:
+    """Two samples of one μ-product's group, `interval` seconds apart (`nbo status`)."""
+
+    stage: str
+    group: str
+    before: list[PartitionLag]
+    after: list[PartitionLag]
+
+    def partitions(self) -> list[tuple[PartitionLag, int]]:
+        """Each partition now, with how many records the group processed between the looks."""
+        then = {(p.topic, p.partition): p.committed for p in self.before}
+        return [
+            (p, p.committed - then.get((p.topic, p.partition), p.committed)) for p in self.after
+        ]
+
+    def waiting_without_progress(self) -> list[PartitionLag]:
+        return [p for p, moved in self.partitions() if p.lag > 0 and moved == 0]
+
+
+def status(settings: Settings, bootstrap: str, interval: float) -> list[GroupLook]:
+    """Look at every μ-product's group twice, `interval` seconds apart."""
+    from pipeline import next_best_offer, quix, valid_offers
+
+    stages = {
+        valid_offers.STAGE: valid_offers.SOURCES,
+        next_best_offer.STAGE: next_best_offer.SOURCES,
+    }
+    probes = {
+        stage: GroupProbe(settings, bootstrap, quix.consumer_group(settings, stage), sources)
+        for stage, sources in stages.items()
+    }
+    try:
+        before = {stage: probe.sample() for stage, probe in probes.items()}
+        time.sleep(interval)  # the measure itself: progress over a known span of time
+        return [
+            GroupLook(stage, probe.group, before[stage], probe.sample())
+            for stage, probe in probes.items()
+        ]
+    finally:
+        for probe in probes.values():
+            probe.close()

@@ -1,0 +1,152 @@
+"""Progress is observable: lag and the oldest waiting record per partition, and stalls are loud."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from typer.testing import CliRunner
+
+from pipeline import topics
+from pipeline.cli import app
+from pipeline.errors import StreamStalled
+from pipeline.kafka_io import producer_config
+from pipeline.progress import GroupProbe, PartitionLag, ProgressMonitor, StallWatch
+from pipeline.quix import consumer_group, run_watched
+from pipeline.settings import Settings
+
+
+def _produce_one_by_one(settings: Settings, topic: str, count: int, partition: int = 0) -> None:
+    """One batch per record: the embedded broker then gives exact end offsets."""
+    producer = Producer(producer_config(settings, settings.broker_address or ""))
+    for index in range(count):
+        value = {"event_id": f"e{index}", "at": datetime.now(UTC).isoformat()}
+        producer.produce(settings.topic_name(topic), json.dumps(value).encode(), b"C1",
+                         partition=partition)  # fmt: skip
+        assert producer.flush(30) == 0
+
+
+def _commit(settings: Settings, group: str, topic: str, partition: int, offset: int) -> None:
+    consumer = Consumer({**settings.kafka_config(settings.broker_address or ""), "group.id": group})
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(settings.topic_name(topic), partition, offset)],
+            asynchronous=False,
+        )
+    finally:
+        consumer.close()
+
+
+def test_the_probe_reads_lag_and_the_age_of_the_first_waiting_record(settings: Settings) -> None:
+    topics.create_topics(settings, settings.broker_address or "")
+    _produce_one_by_one(settings, "events", 10)
+    _commit(settings, "g-probe", "events", 0, 4)
+    probe = GroupProbe(settings, settings.broker_address or "", "g-probe", ["events"])
+    try:
+        lags = {p.name: p for p in probe.sample()}
+    finally:
+        probe.close()
+    waiting = lags["events[0]"]
+    assert (waiting.committed, waiting.end, waiting.lag) == (4, 10, 6)
+    assert waiting.oldest_age is not None and 0 <= waiting.oldest_age < 120
+    assert lags["events[1]"].lag == 0 and lags["events[1]"].oldest_age is None
+
+
+def test_nbo_status_says_which_partitions_wait_without_progress(settings: Settings) -> None:
+    topics.create_topics(settings, settings.broker_address or "")
+    _produce_one_by_one(settings, "events", 3, partition=1)
+    group = consumer_group(settings, "valid-offers")
+    env = {
+        "NBO_BROKER_ADDRESS": settings.broker_address or "",
+        "NBO_TOPIC_PREFIX": settings.topic_prefix,
+        "COLUMNS": "200",
+    }
+    runner = CliRunner()
+    _commit(settings, group, "events", 1, 1)
+    stuck = runner.invoke(app, ["status", "--interval", "0.2"], env=env, catch_exceptions=False)
+    assert stuck.exit_code == 2, stuck.output
+    assert "valid-offers: records waiting and no progress in 0 s on events[1]" in stuck.output
+    assert "ranker:" not in stuck.output  # its group has nothing waiting
+
+    _commit(settings, group, "events", 1, 3)
+    caught_up = runner.invoke(app, ["status", "--interval", "0.2"], env=env, catch_exceptions=False)
+    assert caught_up.exit_code == 0, caught_up.output
+    assert f"{group}" in caught_up.output
+
+
+def test_a_partition_is_stalled_only_while_records_wait_and_its_offset_stays() -> None:
+    watch = StallWatch(stall_timeout=30)
+    idle = PartitionLag("events", 0, 50, 50, None)
+    assert watch.observe([idle], now=0) == [] and watch.observe([idle], now=100) == []
+    waiting = PartitionLag("events", 0, 50, 60, 3.0)
+    assert watch.observe([waiting], now=110) == []  # it was idle until now
+    assert watch.observe([waiting], now=139) == []
+    assert [p.name for p in watch.observe([waiting], now=140)] == ["events[0]"]
+    moving = PartitionLag("events", 0, 55, 60, 1.0)
+    assert watch.observe([moving], now=141) == []
+
+
+class _FrozenProbe:
+    """A group that has records waiting on one partition and never moves."""
+
+    group = "g"
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def sample(self) -> list[PartitionLag]:
+        return [PartitionLag("events", 1, 10, 25, 42.0), PartitionLag("events", 0, 7, 7, None)]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_monitor_stops_a_stalled_app_and_names_its_partitions(caplog) -> None:  # type: ignore[no-untyped-def]
+    stopped = threading.Event()
+    probe = _FrozenProbe()
+    monitor = ProgressMonitor(
+        probe,  # type: ignore[arg-type]
+        "valid-offers",
+        interval=0.01,
+        stall_timeout=0.05,
+        on_stall=stopped.set,
+    )
+    with caplog.at_level("INFO", logger="pipeline.progress"):
+        monitor.start()
+        assert stopped.wait(timeout=30), "the monitor never reported the stall"
+        monitor.stop()
+    assert [p.name for p in monitor.stalled] == ["events[1]"]
+    assert probe.closed
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "valid-offers STALLED" in errors[0]
+    assert "events[1] (committed 10, end 25)" in errors[0] and "events[0]" not in errors[0]
+    assert any("lag 15 oldest 42.0 s" in r.getMessage() for r in caplog.records)
+
+
+class _WedgedApp:
+    """Stands in for a Quix app whose loop makes no progress until it is stopped."""
+
+    def __init__(self) -> None:
+        self._stopped = threading.Event()
+        self.failed = False
+
+    def run(self) -> None:
+        assert self._stopped.wait(timeout=60), "nobody stopped the wedged app"
+
+    def stop(self, fail: bool = False) -> None:
+        self.failed = fail
+        self._stopped.set()
+
+
+def test_a_stalled_stage_stops_and_raises_naming_its_partitions(settings: Settings) -> None:
+    topics.create_topics(settings, settings.broker_address or "")
+    _produce_one_by_one(settings, "events", 3, partition=1)
+    watched = settings.model_copy(update={"progress_interval": 0.1, "stall_timeout": 0.5})
+    _commit(settings, consumer_group(watched, "valid-offers"), "events", 1, 1)
+    app = _WedgedApp()
+    with pytest.raises(StreamStalled, match=r"valid-offers made no progress .* on events\[1\]"):
+        run_watched(app, watched, settings.broker_address or "", "valid-offers", ["events"])  # type: ignore[arg-type]
+    assert app.failed  # stopped as failed: Quix does not commit what it was doing
