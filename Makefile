@@ -14,7 +14,7 @@ UV := $(BIN)/uv
 INSTALL_TOOLS := pip setuptools uv
 UV_PIN = $(shell grep -m1 '^uv==' $(LOCK) | cut -d' ' -f1)
 
-.PHONY: demo test lint format bench soak install lock clean
+.PHONY: demo test lint format bench soak install lock kafka kafka-stop clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# A local Apache Kafka in KRaft mode (Java 17 and Maven; jars fetched once into ~/.cache/nbo).
+# KAFKA_NODES=3 starts three nodes with replication factor 3. `make test` runs on it while it runs.
+kafka: $(STAMP)
+	$(BIN)/python -m tools.kafka.cluster start
+
+kafka-stop: $(STAMP)
+	$(BIN)/python -m tools.kafka.cluster stop
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
@@ -54,4 +62,5 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .nbo state .pytest_cache .mypy_cache .ruff_cache
+	if test -x $(BIN)/python; then $(BIN)/python -m tools.kafka.cluster stop; fi
+	rm -rf $(VENV) .nbo state .kafka .pytest_cache .mypy_cache .ruff_cache

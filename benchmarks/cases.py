@@ -29,6 +29,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from benchmarks import workload
 from pipeline import connectors, processes, topics
 from pipeline.kafka_io import consume, produce, producer_config
+from pipeline.quix import cluster_id, fetch_wait_ms
 from pipeline.settings import Settings
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
@@ -115,7 +116,7 @@ class Reader:
             {
                 **settings.kafka_config(bootstrap),
                 "group.id": "nbo-bench-reader",
-                "fetch.wait.max.ms": settings.fetch_wait_max_ms,
+                "fetch.wait.max.ms": fetch_wait_ms(settings, cluster_id(settings, bootstrap)),
                 "enable.partition.eof": True,
             }
         )

@@ -319,11 +319,16 @@ def demo(
 
 
 def _configure_logging() -> None:
+    """Rich lines on a terminal; one plain line per record otherwise, for log collectors."""
     import logging
 
-    from rich.logging import RichHandler
+    if errors.is_terminal:
+        from rich.logging import RichHandler
 
-    logging.basicConfig(level="INFO", format="%(message)s", handlers=[RichHandler(console=errors)])
+        handler: logging.Handler = RichHandler(console=errors)
+        logging.basicConfig(level="INFO", format="%(message)s", handlers=[handler])
+    else:
+        logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _run_stage(ctx: typer.Context, run: Callable[[Settings, str], None]) -> None:

@@ -26,7 +26,7 @@ from pipeline import connectors, processes, topics
 from pipeline.errors import NboError
 from pipeline.kafka_io import produce
 from pipeline.progress import GroupProbe
-from pipeline.quix import consumer_group
+from pipeline.quix import cluster_id, consumer_group, fetch_wait_ms
 from pipeline.schemas import Offer
 from pipeline.settings import Settings
 from pipeline.simulation import Channel, Scoreboard, World
@@ -98,7 +98,7 @@ class _Outputs:
             {
                 **settings.kafka_config(bootstrap),
                 "group.id": "nbo-demo",
-                "fetch.wait.max.ms": settings.fetch_wait_max_ms,
+                "fetch.wait.max.ms": fetch_wait_ms(settings, cluster_id(settings, bootstrap)),
             }
         )
         metadata = self._consumer.list_topics(timeout=10)

@@ -48,6 +48,26 @@ def use_changelog_topics(settings: Settings, cluster: str) -> bool:
     return not cluster.startswith(EMBEDDED_CLUSTER_PREFIX)
 
 
+KAFKA_FETCH_WAIT_MS = 500  # Kafka's own default: a waiting fetch returns as soon as data arrives
+# The embedded Tansu (0.6, memory engine) cuts each fetch at its wait, and reading a partition
+# costs it about 0.65 µs per record batch the partition holds (measured: a partition of 20,000
+# one-record batches gave a consumer waiting 10 ms nothing at all, for ever; 40,000 starved
+# 25 ms; 160,000 starved 100 ms). A stream fed by small producer batches grows such a partition
+# by one batch per record: at 10 ms, Valid Offers stopped after 17,000-20,000 loop events.
+# 100 ms serves partitions up to about 130,000 batches; Tansu also answers a waiting fetch only
+# when the wait ends, so each hop adds up to this much latency there.
+EMBEDDED_FETCH_WAIT_MS = 100
+
+
+def fetch_wait_ms(settings: Settings, cluster: str) -> int:
+    """`fetch.wait.max.ms` for every consumer of nbo on `cluster`: the setting, else per broker."""
+    if settings.fetch_wait_max_ms is not None:
+        return settings.fetch_wait_max_ms
+    if cluster.startswith(EMBEDDED_CLUSTER_PREFIX):
+        return EMBEDDED_FETCH_WAIT_MS
+    return KAFKA_FETCH_WAIT_MS
+
+
 def make_application(settings: Settings, bootstrap: str, stage: str, **extra: Any) -> Application:
     """A Quix app for `stage` with nbo's broker, security, group, state and timing settings."""
     cluster = cluster_id(settings, bootstrap)
@@ -56,6 +76,7 @@ def make_application(settings: Settings, bootstrap: str, stage: str, **extra: An
         consumer_group=consumer_group(settings, stage),
         auto_offset_reset="earliest",
         commit_interval=settings.commit_interval,
+        processing_guarantee=settings.processing_guarantee,
         state_dir=state_dir(settings, bootstrap, stage, cluster),
         use_changelog_topics=use_changelog_topics(settings, cluster),
         rocksdb_options=RocksDBOptions(
@@ -66,7 +87,7 @@ def make_application(settings: Settings, bootstrap: str, stage: str, **extra: An
         producer_extra_config={"linger.ms": settings.linger_ms},
         consumer_extra_config={
             "session.timeout.ms": settings.session_timeout_ms,
-            "fetch.wait.max.ms": settings.fetch_wait_max_ms,
+            "fetch.wait.max.ms": fetch_wait_ms(settings, cluster),
         },
         # Apps that read several topics as one stream fill Quix's time-aligned buffer with a
         # batch consume, which waits for the whole batch or this timeout: keep it short.

@@ -59,9 +59,9 @@ class Settings(BaseSettings):
     consumer_poll_timeout: float = Field(
         default=0.005, gt=0, description="seconds a poll waits; bounds the latency it adds"
     )
-    # Tansu does not answer a waiting fetch when data arrives, so a consumer waits this long
-    # on every hop; 10 ms costs a real Kafka only some more fetch requests.
-    fetch_wait_max_ms: int = Field(default=10, ge=0)
+    # How long a consumer's fetch may wait on the broker. Unset: chosen per broker by
+    # `pipeline.quix.fetch_wait_ms` (500 ms on Kafka, 100 ms on the embedded broker; see there).
+    fetch_wait_max_ms: int | None = Field(default=None, ge=1)
     # Tansu slows down under many small produce requests: 5 ms batches keep it fast
     linger_ms: float = Field(default=5.0, ge=0, description="producer batching delay")
     # RocksDB holds each app's state on disk; these bound what it keeps in memory (Quix's own
@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     state_write_buffer_mb: int = Field(
         default=8, ge=1, description="RocksDB write buffer per state partition (two at most)"
     )
+    # exactly-once: each checkpoint's outputs, state changelogs and input offsets in one Kafka
+    # transaction (a real Kafka's; the embedded broker's transactions are not to be relied on)
+    processing_guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
     changelog_topics: bool | None = Field(
         default=None, description="back state up to changelog topics; unset: on for real Kafka"
     )

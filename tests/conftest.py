@@ -15,6 +15,7 @@ from hypothesis import settings as hypothesis_settings
 
 from pipeline.broker import EmbeddedBroker
 from pipeline.settings import Settings
+from tools.kafka import cluster as local_kafka
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample"
@@ -30,12 +31,61 @@ hypothesis_settings.load_profile("nbo")
 _prefixes = itertools.count()
 
 
+def _broker_kind() -> str:
+    """Which broker the session's Kafka tests run on: `kafka` or `embedded`.
+
+    NBO_TEST_BROKER chooses; unset, a real Kafka when one is running (`make kafka`) or can be
+    started here (Java and Maven present), else the embedded one. NBO_REQUIRE_KAFKA=1 (CI) makes
+    a missing real Kafka an error instead.
+    """
+    chosen = os.environ.get("NBO_TEST_BROKER", "")
+    if chosen in ("kafka", "embedded"):
+        return chosen
+    if local_kafka.Cluster.load() is not None or local_kafka.available():
+        return "kafka"
+    if os.environ.get("NBO_REQUIRE_KAFKA") == "1":
+        raise pytest.UsageError(
+            "NBO_REQUIRE_KAFKA=1 but there is no real Kafka: run `make kafka` (needs Java 17 and "
+            "Maven)"
+        )
+    return "embedded"
+
+
+BROKER_KIND = _broker_kind()
+
+
+def pytest_report_header() -> str:
+    if BROKER_KIND == "kafka":
+        return f"broker: Apache Kafka {local_kafka.VERSION} (tools/kafka), real-Kafka tests run"
+    return "broker: embedded Tansu; tests marked real_kafka are skipped"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    other = "embedded_broker" if BROKER_KIND == "kafka" else "real_kafka"
+    skip = pytest.mark.skip(reason=f"{other} test; this session runs on {BROKER_KIND}")
+    for item in items:
+        if other in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
-def broker() -> Iterator[str]:
-    """The address of an embedded Tansu broker shared by the whole session."""
-    with EmbeddedBroker(start_timeout=30) as embedded:
-        assert embedded.address is not None
-        yield embedded.address
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The address of the broker shared by the whole session (see `_broker_kind`)."""
+    if BROKER_KIND == "embedded":
+        with EmbeddedBroker(start_timeout=30) as embedded:
+            assert embedded.address is not None
+            yield embedded.address
+        return
+    running = local_kafka.Cluster.load()
+    if running is not None:  # `make kafka` started it; `make kafka-stop` ends it
+        yield running.bootstrap
+        return
+    directory = tmp_path_factory.mktemp("kafka")
+    cluster = local_kafka.start(nodes=1, directory=directory)
+    try:
+        yield cluster.bootstrap
+    finally:
+        local_kafka.stop(directory)
 
 
 @pytest.fixture

@@ -1,0 +1,112 @@
+"""What only a real Kafka does: state backed up to changelog topics moves with its partitions.
+
+An instance that stops (SIGTERM) or dies (SIGKILL) leaves its partitions to another instance
+with its own, empty, local state directory, as on another machine: the other restores the
+customers' state from the changelogs and goes on as if nothing had happened.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from pipeline.settings import Settings
+from tests.pipeline.test_next_best_offer import START, customer, event, interaction, with_offers
+from tests.streams import outputs, running, send
+
+pytestmark = pytest.mark.real_kafka
+
+PEOPLE = [f"K{i:03d}" for i in range(24)]  # keys over all four partitions
+
+
+def _on_two_machines(settings: Settings) -> tuple[Settings, Settings]:
+    return (
+        settings.model_copy(update={"state_dir": settings.state_dir / "machine-a"}),
+        settings.model_copy(update={"state_dir": settings.state_dir / "machine-b"}),
+    )
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+def test_a_customers_contact_history_survives_its_partition_moving(
+    make_settings: Callable[..., Settings], how: signal.Signals
+) -> None:
+    settings = with_offers(make_settings(topic_partitions=4, mlflow_tracking=False))
+    first, second = _on_two_machines(settings)
+    send(settings, "customers", [(c, customer(c, "mass")) for c in PEOPLE])
+    with running(first, "run", "valid-offers") as process:
+        send(settings, "events", [(c, event(f"a-{c}", c, START)) for c in PEOPLE])
+        outputs(settings, "valid_offers", len(PEOPLE))
+        shown = START + timedelta(minutes=1)
+        impressions = [interaction(f"d-a-{c}", c, "offer-a", "impression", shown) for c in PEOPLE]
+        send(settings, "interactions", impressions)
+        send(settings, "events", [(c, event(f"b-{c}", c, START + timedelta(minutes=2)))
+                                  for c in PEOPLE])  # fmt: skip
+        before = outputs(settings, "valid_offers", 2 * len(PEOPLE))
+        process.send_signal(how)
+        process.wait(timeout=60)
+    assert all(_impressions(v, "offer-a") == 1 for v in before if v["event_id"].startswith("b-"))
+
+    with running(second, "run", "valid-offers"):  # empty local state: it restores it
+        send(settings, "events", [(c, event(f"c-{c}", c, START + timedelta(minutes=3)))
+                                  for c in PEOPLE])  # fmt: skip
+        after = [
+            v
+            for v in outputs(settings, "valid_offers", 3 * len(PEOPLE), timeout=120)
+            if v["event_id"].startswith("c-")
+        ]
+    assert len(after) == len(PEOPLE)
+    assert all(_impressions(v, "offer-a") == 1 for v in after)  # the impression was kept
+    assert all(_impressions(v, "offer-b") == 0 for v in after)
+
+
+def _impressions(valid: dict, offer_id: str) -> int:  # type: ignore[type-arg]
+    return next(c["impressions"] for c in valid["candidates"] if c["offer_id"] == offer_id)
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+def test_a_label_for_a_decision_of_a_stopped_ranker_is_learned_by_the_next(
+    make_settings: Callable[..., Settings], how: signal.Signals
+) -> None:
+    settings = with_offers(
+        make_settings(
+            topic_partitions=4,
+            mlflow_tracking=False,
+            exploration="greedy",
+            model_checkpoint_interval=0.5,
+        )
+    )
+    first, second = _on_two_machines(settings)
+    send(settings, "customers", [(c, customer(c, "affluent")) for c in PEOPLE])
+    with running(settings, "run", "valid-offers"):
+        with running(first, "run", "ranker") as ranker:
+            send(settings, "events", [(c, event(f"a-{c}", c, START)) for c in PEOPLE])
+            decided = outputs(settings, "next_best_offers", len(PEOPLE), timeout=120)
+            ranker.send_signal(how)
+            ranker.wait(timeout=60)
+        at = START + timedelta(minutes=5)
+        answers = [
+            record
+            for d in decided
+            for record in (
+                interaction(d["decision_id"], d["customer_id"], "offer-a", "impression", at),
+                interaction(d["decision_id"], d["customer_id"], "offer-a", "accept", at),
+            )
+        ]
+        with running(second, "run", "ranker"):  # another machine: no checkpoint, no journal
+            send(settings, "interactions", answers)
+            late = START + timedelta(hours=1)
+            for probe in range(40):  # bounded: until the labels were learned
+                send(settings, "events", [("K000", event(f"p{probe}", "K000", late))])
+                probed = [
+                    d
+                    for d in outputs(settings, "next_best_offers", len(PEOPLE) + probe + 1)
+                    if d["event_id"] == f"p{probe}"
+                ]
+                if probed and probed[0]["model_version"] == f"logistic-{len(PEOPLE)}":
+                    break
+            else:
+                pytest.fail(f"the labels were not all learned: {probed}")
+    assert outputs(settings, "dead_letter", 0) == []

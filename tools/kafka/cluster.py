@@ -1,0 +1,276 @@
+"""A local Apache Kafka cluster in KRaft mode, from the broker's jars on Maven Central.
+
+    python -m tools.kafka.cluster start [--nodes 3]   # or: make kafka (KAFKA_NODES=3)
+    python -m tools.kafka.cluster stop                 # or: make kafka-stop
+    python -m tools.kafka.cluster address              # the bootstrap address, if one runs
+
+The jars are fetched once, by Maven from `tools/kafka/pom.xml`, into `~/.cache/nbo/kafka-<version>`.
+Each node is a `kafka.Kafka` JVM that is both broker and controller, on loopback ports chosen
+free at start; `.kafka/` (not in git) holds each node's properties, data and log, and
+`cluster.json` with the address and the process ids that `stop` ends. With three nodes, topics
+get replication factor 3 and `min.insync.replicas` 2, for the fault tests.
+
+Needs Java 17+ and Maven on the PATH (`available()` says whether they are).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+POM = HERE / "pom.xml"
+VERSION = "4.4.0"  # keep in step with pom.xml
+CACHE = Path(os.environ.get("NBO_KAFKA_CACHE", Path.home() / ".cache" / "nbo" / f"kafka-{VERSION}"))
+DEFAULT_DIR = REPO / ".kafka"
+READY_TIMEOUT = 120.0
+_HEAP = "-Xmx512m"
+
+
+class ClusterError(RuntimeError):
+    """The local cluster could not be fetched, started or reached."""
+
+
+@dataclass(frozen=True)
+class Cluster:
+    bootstrap: str
+    nodes: int
+    pids: list[int]
+    directory: str
+
+    def save(self) -> None:
+        (Path(self.directory) / "cluster.json").write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, directory: Path = DEFAULT_DIR) -> Cluster | None:
+        """The cluster recorded in `directory`, if its processes are all alive."""
+        try:
+            cluster = cls(**json.loads((directory / "cluster.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        return cluster if all(_alive(pid) for pid in cluster.pids) else None
+
+
+def available() -> bool:
+    """Java and Maven are here (or the jars are already cached)."""
+    return shutil.which("java") is not None and (_jars_ready() or shutil.which("mvn") is not None)
+
+
+def _jars_ready() -> bool:
+    return (CACHE / "complete").exists()
+
+
+def fetch_jars() -> Path:
+    """The broker's jars, fetched once into the cache; returns the folder holding them."""
+    lib = CACHE / "lib"
+    if _jars_ready():
+        return lib
+    if shutil.which("mvn") is None:
+        raise ClusterError("Maven (mvn) is needed once to fetch the Kafka jars")
+    lib.mkdir(parents=True, exist_ok=True)
+    command = ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+               f"-DoutputDirectory={lib}", "-DincludeScope=runtime"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ClusterError(f"Maven could not fetch the Kafka jars:\n{done.stdout}{done.stderr}")
+    (CACHE / "complete").write_text(VERSION)
+    return lib
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _properties(node: int, nodes: int, ports: dict[int, tuple[int, int]], data: Path) -> str:
+    broker, controller = ports[node]
+    voters = ",".join(f"{n}@127.0.0.1:{ports[n][1]}" for n in sorted(ports))
+    replicas = min(3, nodes)
+    in_sync = 2 if nodes >= 3 else 1
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            f"node.id={node}",
+            f"controller.quorum.voters={voters}",
+            f"listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{broker}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={data}",
+            f"default.replication.factor={replicas}",
+            f"min.insync.replicas={in_sync}",
+            f"offsets.topic.replication.factor={replicas}",
+            "offsets.topic.num.partitions=10",  # Kafka's 50 slow a laptop's start for nothing
+            f"transaction.state.log.replication.factor={replicas}",
+            f"transaction.state.log.min.isr={in_sync}",
+            "transaction.state.log.num.partitions=10",
+            f"share.coordinator.state.topic.replication.factor={replicas}",
+            f"share.coordinator.state.topic.min.isr={in_sync}",
+            "group.initial.rebalance.delay.ms=0",  # a test's consumer joins at once
+            "auto.create.topics.enable=false",  # nbo creates its topics; a typo must fail
+            "",
+        ]
+    )
+
+
+_LOG4J = """status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = {level}
+rootLogger.appenderRef.file.ref = file
+"""
+
+
+def _java(lib: Path, log4j: Path, *args: str) -> list[str]:
+    return ["java", _HEAP, "-XX:+UseG1GC", f"-Dlog4j2.configurationFile={log4j}",
+            "-cp", f"{lib}/*", *args]  # fmt: skip
+
+
+def start(nodes: int = 1, directory: Path = DEFAULT_DIR) -> Cluster:
+    """Start a fresh cluster of `nodes` nodes; return once every broker answers."""
+    running = Cluster.load(directory)
+    if running is not None:
+        if running.nodes == nodes:
+            return running
+        stop(directory)
+    lib = fetch_jars()
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    ports = {node: (_free_port(), _free_port()) for node in range(1, nodes + 1)}
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    pids = []
+    for node in ports:
+        home = directory / f"node-{node}"
+        home.mkdir()
+        properties = home / "server.properties"
+        properties.write_text(_properties(node, nodes, ports, home / "data"))
+        log4j = home / "log4j2.properties"
+        log4j.write_text(_LOG4J.format(log=home / "server.log", level="INFO"))
+        storage_format = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c",
+                          str(properties)]  # fmt: skip
+        formatted = subprocess.run(
+            _java(lib, log4j, *storage_format), capture_output=True, text=True
+        )
+        if formatted.returncode != 0:
+            raise ClusterError(f"node {node}: storage format failed:\n{formatted.stderr}")
+        with open(home / "stdout.log", "wb") as out:
+            process = subprocess.Popen(
+                _java(lib, log4j, "kafka.Kafka", str(properties)),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # outlives `make kafka`; `stop` ends it
+            )
+        pids.append(process.pid)
+    bootstrap = ",".join(f"127.0.0.1:{broker}" for broker, _ in ports.values())
+    cluster = Cluster(bootstrap, nodes, pids, str(directory))
+    cluster.save()
+    try:
+        wait_until_ready(cluster)
+    except ClusterError:
+        stop(directory)
+        raise
+    return cluster
+
+
+def wait_until_ready(cluster: Cluster, timeout: float = READY_TIMEOUT) -> None:
+    """Bounded wait until every broker is in the cluster's metadata."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 0})
+    deadline = time.monotonic() + timeout
+    while True:
+        dead = [pid for pid in cluster.pids if not _alive(pid)]
+        if dead:
+            raise ClusterError(f"Kafka node process(es) {dead} exited; see {cluster.directory}")
+        try:
+            brokers = admin.list_topics(timeout=5).brokers
+            if len(brokers) == cluster.nodes:
+                return
+        except Exception:  # not answering yet
+            pass
+        if time.monotonic() > deadline:
+            raise ClusterError(f"the Kafka cluster did not answer within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def stop_node(pid: int, sig: int = signal.SIGTERM, timeout: float = 60.0) -> None:
+    """Stop one node (SIGKILL for a crash); wait until its process is gone."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):  # reap it if it is our child
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def stop(directory: Path = DEFAULT_DIR) -> int:
+    """Stop every node recorded in `directory` and delete its data; return how many ran."""
+    try:
+        recorded = json.loads((directory / "cluster.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    pids = [pid for pid in recorded.get("pids", []) if _alive(pid)]
+    for pid in pids:
+        stop_node(pid)
+    shutil.rmtree(directory, ignore_errors=True)
+    return len(pids)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["start", "stop", "address"])
+    parser.add_argument("--nodes", type=int, default=int(os.environ.get("KAFKA_NODES", "1")))
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    args = parser.parse_args()
+    try:
+        if args.action == "start":
+            started = time.monotonic()
+            cluster = start(args.nodes, args.dir)
+            print(f"Kafka {VERSION} ready ({cluster.nodes} node(s), "
+                  f"{time.monotonic() - started:.0f} s): {cluster.bootstrap}")  # fmt: skip
+            print(f"export NBO_BROKER_ADDRESS={cluster.bootstrap}")
+        elif args.action == "stop":
+            print(f"stopped {stop(args.dir)} Kafka node(s)")
+        else:
+            running = Cluster.load(args.dir)
+            if running is None:
+                sys.exit("no local Kafka cluster runs (make kafka)")
+            print(running.bootstrap)
+    except ClusterError as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()
