@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from benchmarks import workload
@@ -54,12 +55,27 @@ class Stream:
     records: Callable[[int, int], Records]  # (count, seed) -> records
 
 
-def run_stream(case: Stream, settings: Settings, bootstrap: str) -> dict[str, Any]:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the live processes `pids` have used so far."""
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def run_stream(
+    case: Stream, settings: Settings, bootstrap: str, broker_pids: list[int] | None = None
+) -> dict[str, Any]:
+    """Run `case`; `broker_pids` are the broker's processes, whose CPU time is measured too."""
+    broker_pids = broker_pids or []
     case.prepare(settings, bootstrap)
     produce(settings, bootstrap, settings.topic_name(case.source), case.records(BACKLOG, 11))
     sink = settings.topic_name(case.sink)
     steady = case.records(int(STEADY_RATE * STEADY_SECONDS), 12)
     with _running(settings, case.apps) as apps:
+        app_pids = [process.pid for process in apps.values()]
+        broker_cpu, apps_cpu = cpu_seconds(broker_pids), cpu_seconds(app_pids)
         with Reader(settings, bootstrap, sink, apps) as reader:
             rate = reader.output_rate(BACKLOG)
         with (
@@ -73,7 +89,12 @@ def run_stream(case: Stream, settings: Settings, bootstrap: str) -> dict[str, An
         peaks = {
             name: processes.resident_mb(process.pid, peak=True) for name, process in apps.items()
         }
+        thousands = (BACKLOG + len(steady)) / 1000
+        broker_cpu = (cpu_seconds(broker_pids) - broker_cpu) / thousands
+        apps_cpu = (cpu_seconds(app_pids) - apps_cpu) / thousands
     return {
+        "broker CPU s per 1,000 events": broker_cpu,
+        "apps CPU s per 1,000 events": apps_cpu,
         "events/s": rate,
         "latency p50 ms": statistics.median(latencies),
         "latency p99 ms": latencies[int(len(latencies) * 0.99) - 1],

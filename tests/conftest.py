@@ -1,4 +1,4 @@
-"""Shared fixtures: one embedded broker per test session, fresh topics per test."""
+"""Shared fixtures: one broker per test session (real Kafka when there is one), fresh topics."""
 
 from __future__ import annotations
 

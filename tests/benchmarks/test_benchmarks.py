@@ -38,6 +38,8 @@ def test_a_streaming_case_measures_rate_latency_and_memory(
     assert 0 < figures["latency p50 ms"] <= figures["latency p99 ms"] < 10_000
     assert set(figures["peak memory MB per process"]) == {"ranker"}
     assert figures["peak memory MB"] > 50  # a Python process with Quix and River loaded
+    assert figures["apps CPU s per 1,000 events"] > 0
+    assert figures["broker CPU s per 1,000 events"] == 0  # no broker process given to measure
 
 
 def test_the_soak_run_samples_each_process_memory_along_the_way(
