@@ -1,1 +1,1 @@
-"""`make bench`: throughput and latency figures measured on the embedded broker."""
+"""`make bench`: throughput, latency, memory and CPU, on the embedded broker and on Kafka."""

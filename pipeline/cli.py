@@ -70,7 +70,7 @@ def main(
     ctx.obj = Settings(**{key: value for key, value in overrides.items() if value is not None})
 
 
-def _quiet_library_deprecations() -> None:
+def quiet_library_deprecations() -> None:
     """authlib (under MLflow) forces its deprecation warnings on at import: not for our users."""
     import warnings
 
@@ -81,7 +81,7 @@ def _quiet_library_deprecations() -> None:
 
 def run_cli() -> None:
     """Entry point that turns NboError into a clear message and exit code 1."""
-    _quiet_library_deprecations()
+    quiet_library_deprecations()
     try:
         app(standalone_mode=False)
     except NboError as error:
@@ -381,6 +381,11 @@ def status(
                 "" if now.oldest_age is None else f"{now.oldest_age:.1f}",
                 f"{moved:,}",
             )
+    if not any(look.after for look in looks):
+        raise NboError(
+            f"no source topics of the μ-products here (prefix {settings.topic_prefix!r}): "
+            "run `nbo topics create`, or set NBO_TOPIC_PREFIX"
+        )
     console.print(table)
     idle = [look for look in looks if look.waiting_without_progress()]
     for look in idle:

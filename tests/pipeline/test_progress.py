@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from pipeline import topics
 from pipeline.cli import app
-from pipeline.errors import StreamStalled
+from pipeline.errors import NboError, StreamStalled
 from pipeline.kafka_io import producer_config
 from pipeline.progress import GroupProbe, PartitionLag, ProgressMonitor, StallWatch
 from pipeline.quix import consumer_group, run_watched
@@ -150,3 +150,12 @@ def test_a_stalled_stage_stops_and_raises_naming_its_partitions(settings: Settin
     with pytest.raises(StreamStalled, match=r"valid-offers made no progress .* on events\[1\]"):
         run_watched(app, watched, settings.broker_address or "", "valid-offers", ["events"])  # type: ignore[arg-type]
     assert app.failed  # stopped as failed: Quix does not commit what it was doing
+
+
+def test_nbo_status_without_topics_says_what_to_do(settings: Settings) -> None:
+    env = {"NBO_BROKER_ADDRESS": settings.broker_address or "", "NBO_TOPIC_PREFIX": "nothing-here"}
+    result = CliRunner().invoke(app, ["status", "--interval", "0.1"], env=env)
+    assert isinstance(result.exception, NboError)  # `nbo` prints it and exits 1
+    assert "no source topics of the μ-products here (prefix 'nothing-here')" in str(
+        result.exception
+    )

@@ -172,8 +172,9 @@ def start(nodes: int = 1, directory: Path = DEFAULT_DIR) -> Cluster:
         properties.write_text(_properties(node, nodes, ports, home / "data"))
         log4j = home / "log4j2.properties"
         log4j.write_text(_LOG4J.format(log=home / "server.log", level="INFO"))
-        storage_format = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c",
-                          str(properties)]  # fmt: skip
+        # `--cluster-id=`: a random id may start with "-", which argparse takes for an option
+        storage_format = ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                          "-c", str(properties)]  # fmt: skip
         formatted = subprocess.run(
             _java(lib, log4j, *storage_format), capture_output=True, text=True
         )
