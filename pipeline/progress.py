@@ -197,6 +197,7 @@ class ProgressMonitor:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{stage}-progress", daemon=True)
         self.stalled: list[PartitionLag] = []
+        self._last_seen = time.monotonic()  # the last look that could read the group
 
     def start(self) -> ProgressMonitor:
         self._thread.start()
@@ -216,12 +217,24 @@ class ProgressMonitor:
 
     def _check(self) -> bool:
         """One look; True once a stall was reported."""
+        now = time.monotonic()
         try:
             lags = self._probe.sample()
         except Exception as error:  # the broker may be away for a while: say so, keep watching
             log.warning("%s progress: cannot read lag: %s", self._stage, error)
-            return False
-        now = time.monotonic()
+            if now - self._last_seen < self._watch.stall_timeout:
+                return False
+            # blind for as long as a stall may last: the group's progress cannot be shown
+            self.stalled = [PartitionLag("(group offsets unreadable)", -1, 0, 0, None)]
+            log.error(
+                "%s STALLED: its progress could not be read for %.0f s (%s); stopping so that "
+                "a supervisor restarts it",
+                self._stage,
+                now - self._last_seen,
+                error,
+            )
+            return self._stop_stalled()
+        self._last_seen = now
         log.info("%s progress: %s", self._stage, describe(lags))
         stalled = self._watch.observe(lags, now)
         if not stalled:
@@ -234,6 +247,9 @@ class ProgressMonitor:
             max(self._watch.still_for(p, now) for p in stalled),
             ", ".join(f"{p.name} (committed {p.committed}, end {p.end})" for p in stalled),
         )
+        return self._stop_stalled()
+
+    def _stop_stalled(self) -> bool:
         self._on_stall()
         if self._stopping.wait(self._exit_grace):
             return True

@@ -1,5 +1,9 @@
 """Three Kafka brokers, replication factor 3, `min.insync.replicas` 2: one broker is killed
-mid-stream, and every event still gets exactly one decision, and no label is lost."""
+mid-stream, and every event still gets exactly one decision, and no label is lost.
+
+The μ-products run under a supervisor, as in production: losing the group coordinator can cost
+a busy consumer its membership, and a checkpoint that cannot commit ends the process, which the
+supervisor restarts; exactly-once processing keeps such a restart from repeating a decision."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import pytest
 from pipeline.kafka_io import consume
 from pipeline.settings import Settings
 from tests.pipeline.test_next_best_offer import START, customer, event, interaction, with_offers
-from tests.streams import outputs, running, send
+from tests.streams import outputs, send, supervised
 from tools.kafka import cluster as local_kafka
 
 pytestmark = pytest.mark.real_kafka
@@ -43,12 +47,13 @@ def test_one_broker_lost_mid_stream_loses_no_decision_and_no_label(
             mlflow_tracking=False,
             exploration="greedy",
             model_checkpoint_interval=0.5,
+            processing_guarantee="exactly-once",
         )
     )
     send(settings, "customers", [(c, customer(c, "affluent")) for c in PEOPLE])
     first = [(c, event(f"a-{c}", c, START)) for c in PEOPLE]
     second = [(c, event(f"b-{c}", c, START + timedelta(minutes=10))) for c in PEOPLE]
-    with running(settings, "run", "valid-offers"), running(settings, "run", "ranker"):
+    with supervised(settings, "run", "valid-offers"), supervised(settings, "run", "ranker"):
         send(settings, "events", first)
         decided = outputs(settings, "next_best_offers", len(PEOPLE), timeout=120)
         local_kafka.stop_node(three_brokers.pids[1], signal.SIGKILL)  # one of three, no warning

@@ -159,3 +159,26 @@ def test_nbo_status_without_topics_says_what_to_do(settings: Settings) -> None:
     assert "no source topics of the μ-products here (prefix 'nothing-here')" in str(
         result.exception
     )
+
+
+class _UnreachableProbe(_FrozenProbe):
+    def sample(self) -> list[PartitionLag]:
+        raise RuntimeError("Failed to get watermark offsets: Local: Timed out")
+
+
+def test_a_group_whose_progress_cannot_be_read_for_the_stall_timeout_is_stalled(caplog) -> None:  # type: ignore[no-untyped-def]
+    stopped = threading.Event()
+    monitor = ProgressMonitor(
+        _UnreachableProbe(),  # type: ignore[arg-type]
+        "ranker",
+        interval=0.01,
+        stall_timeout=0.1,
+        on_stall=stopped.set,
+    )
+    with caplog.at_level("INFO", logger="pipeline.progress"):
+        monitor.start()
+        assert stopped.wait(timeout=30), "a blind monitor never gave up"
+        monitor.stop()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "ranker STALLED: its progress could not be read" in errors[0]
+    assert "Local: Timed out" in errors[0]
