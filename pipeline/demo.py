@@ -19,14 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
 from pipeline import broker as broker_mod
 from pipeline import connectors, processes, topics
 from pipeline.errors import NboError
-from pipeline.kafka_io import produce
-from pipeline.progress import GroupProbe
-from pipeline.quix import cluster_id, consumer_group, fetch_wait_ms
+from pipeline.kafka_io import LOOP_OUTPUTS, produce, reader_from_start
+from pipeline.progress import stage_probes
 from pipeline.schemas import Offer
 from pipeline.settings import Settings
 from pipeline.simulation import Channel, Scoreboard, World
@@ -91,23 +88,8 @@ class _Outputs:
     """Reads valid_offers, next_best_offers and dead_letter from the start, without a group."""
 
     def __init__(self, settings: Settings, bootstrap: str) -> None:
-        self._names = {
-            settings.topic_name(t): t for t in ("valid_offers", "next_best_offers", "dead_letter")
-        }
-        self._consumer = Consumer(
-            {
-                **settings.kafka_config(bootstrap),
-                "group.id": "nbo-demo",
-                "fetch.wait.max.ms": fetch_wait_ms(settings, cluster_id(settings, bootstrap)),
-            }
-        )
-        metadata = self._consumer.list_topics(timeout=10)
-        self._consumer.assign(
-            [
-                TopicPartition(name, p, OFFSET_BEGINNING)
-                for name in self._names
-                for p in metadata.topics[name].partitions
-            ]
+        self._consumer, self._names = reader_from_start(
+            settings, bootstrap, LOOP_OUTPUTS, "nbo-demo"
         )
         self.valid: dict[str, dict[str, Any]] = {}
         self.decisions: dict[str, dict[str, Any]] = {}
@@ -132,15 +114,7 @@ class _LagWatch:
     """Each μ-product's lag, looked up at most every `every` seconds (a look costs requests)."""
 
     def __init__(self, settings: Settings, bootstrap: str, every: float = 2.0) -> None:
-        from pipeline import next_best_offer, valid_offers
-
-        self._probes = {
-            stage: GroupProbe(settings, bootstrap, consumer_group(settings, stage), sources)
-            for stage, sources in (
-                (valid_offers.STAGE, valid_offers.SOURCES),
-                (next_best_offer.STAGE, next_best_offer.SOURCES),
-            )
-        }
+        self._probes = stage_probes(settings, bootstrap)
         self._every = every
         self._looked = float("-inf")
         self._lag: dict[str, int] = {}

@@ -197,3 +197,32 @@ def read_frame(settings: Settings, bootstrap: str, logical_topic: str) -> Any:
         for record in consume(settings, bootstrap, settings.topic_name(logical_topic))
     ]
     return pd.DataFrame(rows)
+
+
+LOOP_OUTPUTS = ("valid_offers", "next_best_offers", "dead_letter")
+
+
+def reader_from_start(
+    settings: Settings, bootstrap: str, logical_topics: Iterable[str], group: str
+) -> tuple[Consumer, dict[str, str]]:
+    """A consumer assigned to every partition of `logical_topics` from the beginning, without
+    joining `group` (librdkafka needs one), and its map real topic name → logical name."""
+    from pipeline.quix import cluster_id, fetch_wait_ms  # quix imports this module
+
+    names = {settings.topic_name(t): t for t in logical_topics}
+    consumer = Consumer(
+        {
+            **settings.kafka_config(bootstrap),
+            "group.id": group,
+            "fetch.wait.max.ms": fetch_wait_ms(settings, cluster_id(settings, bootstrap)),
+        }
+    )
+    metadata = consumer.list_topics(timeout=10)
+    consumer.assign(
+        [
+            TopicPartition(name, p, OFFSET_BEGINNING)
+            for name in names
+            for p in metadata.topics[name].partitions
+        ]
+    )
+    return consumer, names

@@ -60,6 +60,7 @@ class GroupProbe:
     ) -> None:
         self.group = group
         self._logical = {settings.topic_name(name): name for name in sources}
+        self._real = {name: real for real, name in self._logical.items()}
         self._consumer = Consumer(
             {
                 **settings.kafka_config(bootstrap),
@@ -95,7 +96,7 @@ class GroupProbe:
 
     def _with_ages(self, lags: list[PartitionLag]) -> list[PartitionLag]:
         """The produce time of the record at each lagging partition's committed offset."""
-        waiting = {(self._real(p.topic), p.partition): p for p in lags if p.lag > 0}
+        waiting = {(self._real[p.topic], p.partition): p for p in lags if p.lag > 0}
         if not waiting:
             return lags
         self._consumer.assign(
@@ -116,14 +117,11 @@ class GroupProbe:
                 p.partition,
                 p.committed,
                 p.end,
-                max(0.0, now - stamps[key]) if (key := (self._real(p.topic), p.partition)) in stamps
+                max(0.0, now - stamps[key]) if (key := (self._real[p.topic], p.partition)) in stamps
                 else None,
             )
             for p in lags
         ]  # fmt: skip
-
-    def _real(self, logical: str) -> str:
-        return next(real for real, name in self._logical.items() if name == logical)
 
     def close(self) -> None:
         self._consumer.close()
@@ -281,18 +279,22 @@ class GroupLook:
         return [p for p, moved in self.partitions() if p.lag > 0 and moved == 0]
 
 
-def status(settings: Settings, bootstrap: str, interval: float) -> list[GroupLook]:
-    """Look at every μ-product's group twice, `interval` seconds apart."""
+def stage_probes(settings: Settings, bootstrap: str) -> dict[str, GroupProbe]:
+    """A probe on each μ-product's consumer group and source topics."""
     from pipeline import next_best_offer, quix, valid_offers
 
-    stages = {
-        valid_offers.STAGE: valid_offers.SOURCES,
-        next_best_offer.STAGE: next_best_offer.SOURCES,
-    }
-    probes = {
+    return {
         stage: GroupProbe(settings, bootstrap, quix.consumer_group(settings, stage), sources)
-        for stage, sources in stages.items()
+        for stage, sources in (
+            (valid_offers.STAGE, valid_offers.SOURCES),
+            (next_best_offer.STAGE, next_best_offer.SOURCES),
+        )
     }
+
+
+def status(settings: Settings, bootstrap: str, interval: float) -> list[GroupLook]:
+    """Look at every μ-product's group twice, `interval` seconds apart."""
+    probes = stage_probes(settings, bootstrap)
     try:
         before = {stage: probe.sample() for stage, probe in probes.items()}
         time.sleep(interval)  # the measure itself: progress over a known span of time

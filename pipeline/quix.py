@@ -57,7 +57,7 @@ KAFKA_FETCH_WAIT_MS = 10
 # one-record batches gave a consumer waiting 10 ms nothing at all, for ever; 40,000 starved
 # 25 ms; 160,000 starved 100 ms). A stream fed by small producer batches grows such a partition
 # by one batch per record: at 10 ms, Valid Offers stopped after 17,000-20,000 loop events.
-# 100 ms serves partitions up to about 130,000 batches; Tansu also answers a waiting fetch only
+# 100 ms served 80,000 batches and starved at 160,000; Tansu also answers a waiting fetch only
 # when the wait ends, so each hop adds up to this much latency there.
 EMBEDDED_FETCH_WAIT_MS = 100
 

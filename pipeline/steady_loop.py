@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from pipeline import broker as broker_mod
 from pipeline import connectors, processes, topics
 from pipeline.demo import APPS, SAMPLE
 from pipeline.errors import NboError
-from pipeline.kafka_io import producer_config
+from pipeline.kafka_io import LOOP_OUTPUTS, producer_config, reader_from_start
 from pipeline.schemas import Offer
 from pipeline.settings import Settings
 from pipeline.simulation import Channel, World
@@ -83,17 +83,8 @@ class _Decisions:
     """Reads valid_offers, next_best_offers and dead_letter from the start, without a group."""
 
     def __init__(self, settings: Settings, bootstrap: str) -> None:
-        self._names = {
-            settings.topic_name(t): t for t in ("valid_offers", "next_best_offers", "dead_letter")
-        }
-        self._consumer = Consumer({**settings.kafka_config(bootstrap), "group.id": "nbo-loop"})
-        metadata = self._consumer.list_topics(timeout=10)
-        self._consumer.assign(
-            [
-                TopicPartition(name, p, OFFSET_BEGINNING)
-                for name in self._names
-                for p in metadata.topics[name].partitions
-            ]
+        self._consumer, self._names = reader_from_start(
+            settings, bootstrap, LOOP_OUTPUTS, "nbo-loop"
         )
         self._valid: dict[str, dict[str, Any]] = {}  # read, their decision not yet
         self._decided: dict[str, dict[str, Any]] = {}  # read, their valid offers not yet
