@@ -213,9 +213,11 @@ def _paced(settings: Settings, bootstrap: str, topic: str, records: Records, rat
     producer.list_topics(topic, timeout=10)  # else the first second waits for metadata
     started = time.perf_counter()
     for index, (key, value) in enumerate(records):
-        due = started + index / rate
-        while (ahead := due - time.perf_counter()) > 0:
-            producer.poll(min(ahead, 0.01))
+        ahead = started + index / rate - time.perf_counter()
+        if ahead > 0:
+            # Sleep, not poll: librdkafka's poll takes whole milliseconds, so polling the
+            # sub-millisecond waits between records spun a core the broker and apps needed.
+            time.sleep(ahead)
         producer.produce(topic, key=key.encode(), value=value)
         producer.poll(0)
     producer.flush(30)

@@ -50,9 +50,10 @@ def _ratio_to_embedded(name: str) -> Callable[[dict[str, dict[str, Figures]], st
 
 
 # From the issues: what each figure should reach on this 2-core machine. The embedded broker's
-# CPU per 1,000 loop events was 0.244 s with the 10 ms fetch wait used before (measured by this
-# bench, full loop case, NBO_FETCH_WAIT_MAX_MS=10): the goal is half of it.
-EMBEDDED_LOOP_BROKER_CPU_BEFORE = 0.244
+# CPU per 1,000 loop events with the 10 ms fetch wait used before: 0.330 and 0.321 s in two runs
+# of this bench's full loop case (NBO_FETCH_WAIT_MAX_MS=10, load generator sleeping between
+# records); the goal is half of it.
+EMBEDDED_LOOP_BROKER_CPU_BEFORE = 0.325
 GOALS: dict[str, Goal] = {
     "valid offers": ("kafka ≥ 0.8 × embedded rate", _ratio_to_embedded("valid offers")),
     "ranker": ("kafka ≥ 0.8 × embedded rate", _ratio_to_embedded("ranker")),
