@@ -28,9 +28,11 @@ import psutil
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from benchmarks import workload
-from pipeline import connectors, processes, topics
-from pipeline.kafka_io import consume, produce, producer_config
-from pipeline.quix import cluster_id, fetch_wait_ms
+from pipeline.connectors import load as connectors
+from pipeline.contracts import topics
+from pipeline.kafka import processes
+from pipeline.kafka.clients import consume, produce, producer_config
+from pipeline.kafka.quix import cluster_id, fetch_wait_ms
 from pipeline.settings import Settings
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"

@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 from quixstreams import State
 
-from pipeline.broker import configured_address
-from pipeline.quix import make_application
+from pipeline.kafka.broker import configured_address
+from pipeline.kafka.quix import cluster_id, make_application
 from pipeline.settings import Settings
 
 _RECENT = 20
@@ -38,7 +38,8 @@ def count_and_remember(raw: bytes, state: State) -> dict[str, Any]:
 def main(sources: list[str], sink: str, stateful: bool) -> None:
     settings = Settings()
     stage = "reference-stateful" if stateful else "passthrough"
-    app = make_application(settings, configured_address(settings) or "", stage)
+    bootstrap = configured_address(settings) or ""
+    app = make_application(settings, bootstrap, stage, cluster_id(settings, bootstrap))
     topics = [
         app.topic(settings.topic_name(name), key_deserializer="str", value_deserializer="bytes")
         for name in sources

@@ -28,9 +28,9 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import cases
-from pipeline.broker import EmbeddedBroker
-from pipeline.cli import quiet_library_deprecations
+from pipeline.kafka.broker import EmbeddedBroker
 from pipeline.settings import Settings
+from pipeline.tools.cli import quiet_library_deprecations
 from tools.kafka import cluster as local_kafka
 
 RESULTS = Path(__file__).parent / "results"

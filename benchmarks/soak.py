@@ -25,8 +25,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.demo import DemoConfig, DemoReport, run_demo
 from pipeline.settings import Settings
+from pipeline.tools.demo import DemoConfig, DemoReport, run_demo
 
 RESULTS = Path(__file__).parent / "results"
 SAMPLE_EVERY = 10_000

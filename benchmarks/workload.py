@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline import connectors
+from pipeline.connectors import load as connectors
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 

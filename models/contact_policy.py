@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DAY_SECONDS = 86400.0
+from models.time_value import SECONDS_PER_DAY
 
 
 @dataclass(frozen=True)
@@ -36,4 +36,4 @@ class ContactPolicy:
 
     def channel_allowed(self, shown_at: list[float], now: float) -> bool:
         """`shown_at`: times of this customer's impressions on the channel."""
-        return sum(1 for t in shown_at if now - t < DAY_SECONDS) < self.channel_daily_limit
+        return sum(1 for t in shown_at if now - t < SECONDS_PER_DAY) < self.channel_daily_limit

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -108,6 +109,10 @@ class ThompsonSampling:
         return order, _rounded((counts / self.draws).tolist())
 
 
+PolicyName = Literal["greedy", "epsilon-greedy", "thompson"]
+POLICIES: tuple[str, ...] = get_args(PolicyName)
+
+
 def make_policy(
     name: str, seed: int = 0, epsilon: float = 0.1
 ) -> Greedy | EpsilonGreedy | ThompsonSampling:
@@ -117,4 +122,4 @@ def make_policy(
         return EpsilonGreedy(epsilon=epsilon, seed=seed)
     if name == "thompson":
         return ThompsonSampling(seed=seed)
-    raise ValueError(f"unknown policy {name!r}; choose greedy, epsilon-greedy or thompson")
+    raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")

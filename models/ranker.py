@@ -24,13 +24,15 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from river import forest, linear_model, naive_bayes, optim
 
 # A single Hoeffding tree is not offered: with sparse one-hot crosses it never split in our
 # tests (River 0.26), so it would rank by its prior forever.
-MODELS = ("logistic", "adaptive_forest", "naive_bayes")
+ModelName = Literal["logistic", "adaptive_forest", "naive_bayes"]
+MODELS: tuple[str, ...] = get_args(ModelName)
+DEFAULT_MODEL: ModelName = "logistic"
 # Trees cannot split on a feature that is absent from a dict, and features here are sparse
 # one-hot crosses: for them, every feature seen so far is given, 0.0 where absent.
 _NEEDS_DENSE = frozenset({"adaptive_forest"})
@@ -76,7 +78,9 @@ _PRIORITY = operator.attrgetter("score", "tie_break")
 class OnlineRanker:
     """Ranks candidates by priority = P(accept) × value now × business lever."""
 
-    def __init__(self, model: str = "logistic", learning_rate: float = 0.15, seed: int = 0) -> None:
+    def __init__(
+        self, model: str = DEFAULT_MODEL, learning_rate: float = 0.15, seed: int = 0
+    ) -> None:
         self.model = model
         self.learning_rate = learning_rate
         self.seed = seed

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Phase = Literal["primary", "secondary", "irrelevant", "negative"]
+SECONDS_PER_DAY = 86_400.0  # event times are epoch seconds; interest periods are days
 DEFAULT_FATIGUE_SHARE = 0.25
 
 

@@ -1,3 +1,3 @@
-from pipeline.cli import run_cli
+from pipeline.tools.cli import run_cli
 
 run_cli()

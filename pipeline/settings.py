@@ -16,6 +16,9 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.policies import PolicyName
+from models.ranker import DEFAULT_MODEL, ModelName
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
@@ -60,7 +63,7 @@ class Settings(BaseSettings):
         default=0.005, gt=0, description="seconds a poll waits; bounds the latency it adds"
     )
     # How long a consumer's fetch may wait on the broker. Unset: chosen per broker by
-    # `pipeline.quix.fetch_wait_ms` (500 ms on Kafka, 100 ms on the embedded broker; see there).
+    # `pipeline.kafka.quix.fetch_wait_ms` (500 ms on Kafka, 100 ms on the embedded broker).
     fetch_wait_max_ms: int | None = Field(default=None, ge=1)
     # Tansu slows down under many small produce requests: 5 ms batches keep it fast
     linger_ms: float = Field(default=5.0, ge=0, description="producer batching delay")
@@ -84,9 +87,9 @@ class Settings(BaseSettings):
     stall_timeout: float = Field(default=120.0, gt=0, description="seconds without progress")
 
     # The Next Best Offer μ-product
-    ranker_model: Literal["logistic", "adaptive_forest", "naive_bayes"] = "logistic"
+    ranker_model: ModelName = DEFAULT_MODEL
     learning_rate: float = Field(default=0.15, gt=0, description="SGD step of the linear model")
-    exploration: Literal["greedy", "epsilon-greedy", "thompson"] = "epsilon-greedy"
+    exploration: PolicyName = "epsilon-greedy"
     epsilon: float = Field(default=0.1, ge=0, le=1)
     top_k: int = Field(default=3, ge=1, description="offers per decision")
     channel_daily_limit: int = Field(default=5, ge=1, description="impressions per channel/day")
@@ -98,6 +101,10 @@ class Settings(BaseSettings):
     def topic_name(self, logical: str) -> str:
         """The real topic name for a logical one (`offers` → `nbo.offers`)."""
         return f"{self.topic_prefix}.{logical}" if self.topic_prefix else logical
+
+    def consumer_group(self, stage: str) -> str:
+        """The consumer group of μ-product `stage` (`ranker` → `nbo.ranker`)."""
+        return f"{self.topic_prefix}.{stage}" if self.topic_prefix else stage
 
     def kafka_security(self) -> dict[str, str]:
         """librdkafka security settings, passed through to every client."""

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from pipeline.broker import EmbeddedBroker
+from pipeline.kafka.broker import EmbeddedBroker
 from pipeline.settings import Settings
 from tools.kafka import cluster as local_kafka
 

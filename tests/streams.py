@@ -9,8 +9,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from pipeline import processes
-from pipeline.kafka_io import KafkaRecord, produce, read_at_least
+from pipeline.kafka import processes
+from pipeline.kafka.clients import KafkaRecord, produce, read_at_least
 from pipeline.settings import Settings
 
 

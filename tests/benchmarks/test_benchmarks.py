@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from benchmarks import cases, passthrough, run, soak
-from pipeline.ranker_state import MemoryState
+from pipeline.next_best_offer.state import MemoryState
 from pipeline.settings import Settings
 
 

@@ -11,14 +11,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pipeline.broker import (
+from pipeline.errors import BrokerError
+from pipeline.kafka.broker import (
     EmbeddedBroker,
     broker_address,
     running_embedded_address,
     wait_until_ready,
 )
-from pipeline.errors import BrokerError
 from pipeline.settings import Settings
+from tests.factories import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,15 +29,6 @@ def _gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_embedded_broker_answers_metadata_and_stops() -> None:
@@ -50,7 +42,7 @@ def test_embedded_broker_answers_metadata_and_stops() -> None:
 
 def test_broker_dies_with_a_parent_killed_by_sigkill() -> None:
     child_code = (
-        "import sys; from pipeline.broker import EmbeddedBroker\n"
+        "import sys; from pipeline.kafka.broker import EmbeddedBroker\n"
         "b = EmbeddedBroker(); b.start(); print(b.pid, flush=True); sys.stdin.read()\n"
     )
     parent = subprocess.Popen(
@@ -66,7 +58,7 @@ def test_broker_dies_with_a_parent_killed_by_sigkill() -> None:
         assert not _gone(broker_pid)
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
-        _wait_for(lambda: _gone(broker_pid), timeout=10, what="the orphaned broker to exit")
+        eventually(lambda: _gone(broker_pid), within=10, what="the orphaned broker to exit")
     finally:
         parent.kill()
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.kafka_io import consume
+from pipeline.kafka.clients import consume
 from pipeline.settings import Settings
-from tests.pipeline.test_next_best_offer import START, customer, event, interaction, with_offers
+from tests.factories import START, customer, event, interaction, with_offers
 from tests.streams import outputs, send, supervised
 from tools.kafka import cluster as local_kafka
 

@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.catalogue import TableState
-from pipeline.connectors import parse_source
-from pipeline.dead_letters import Origin
+from pipeline.catalogue.tables import TableState
+from pipeline.connectors.load import parse_source
+from pipeline.kafka.dead_letters import Origin
 
 OFFSETS = iter(range(10**9))
 

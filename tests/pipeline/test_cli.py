@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
 from pipeline.settings import Settings
+from pipeline.tools.cli import app
 
 runner = CliRunner()
 
@@ -79,3 +82,17 @@ def test_topics_list_and_schema_export(topics_ready: Settings, tmp_path: Path) -
     assert exported.exit_code == 0
     decision = json.loads((tmp_path / "schemas" / "decision.schema.json").read_text())
     assert "propensity" in json.dumps(decision)
+
+
+def test_an_unknown_topic_is_named_without_a_traceback(settings: Settings) -> None:
+    env = {**os.environ, "NBO_BROKER_ADDRESS": settings.broker_address or ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "tail", "bogus"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "unknown topic 'bogus'; known: offers, customers" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr

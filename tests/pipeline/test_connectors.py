@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import connectors
+from pipeline.connectors import load as connectors
+from pipeline.connectors.files import parse_file
+from pipeline.contracts.schemas import Offer
+from pipeline.contracts.topics import create_topics
 from pipeline.errors import LoadError
-from pipeline.kafka_io import consume, produce
-from pipeline.loaders import parse_file
-from pipeline.schemas import Offer
+from pipeline.kafka.clients import consume, produce
 from pipeline.settings import Settings
-from pipeline.topics import create_topics
 
 
 def _on_topic(settings: Settings, broker: str, logical: str) -> list[tuple[str | None, dict]]:  # type: ignore[type-arg]
@@ -25,7 +25,7 @@ def _expected(source: str, path: Path) -> dict[str, list[tuple[str, dict]]]:  # 
     for _line, record in connectors.parse_source(source, path).records:
         topic = connectors.logical_topic(source, record)
         by_topic.setdefault(topic, []).append(
-            (connectors.record_key(record), json.loads(record.model_dump_json()))
+            (connectors.record_key(topic, record), json.loads(record.model_dump_json()))
         )
     return by_topic
 

@@ -1,4 +1,4 @@
-from pipeline import customer_state as cs
+from pipeline.valid_offers import state as cs
 
 DAY = 86400.0
 

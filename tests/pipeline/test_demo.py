@@ -8,10 +8,10 @@ from pathlib import Path
 import psutil
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.demo import DemoConfig, run_demo
 from pipeline.settings import Settings
-from pipeline.simulation import Channel, World
+from pipeline.tools.cli import app
+from pipeline.tools.demo import DemoConfig, run_demo
+from pipeline.tools.simulation import Channel, World
 
 
 def test_short_headless_demo_decides_every_event_and_learns(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -23,18 +24,11 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from pipeline import processes
-from pipeline.broker import _free_loopback_port
-from pipeline.kafka_io import consume
-from pipeline.quix import consumer_group
+from pipeline.kafka import processes
+from pipeline.kafka.broker import _free_loopback_port
+from pipeline.kafka.clients import consume
 from pipeline.settings import Settings
-from tests.pipeline.test_next_best_offer import (
-    START,
-    customer,
-    event,
-    interaction,
-    with_offers,
-)
+from tests.factories import START, customer, event, eventually, interaction, with_offers
 from tests.streams import outputs, running, send
 
 COMMIT_WAIT = 30.0
@@ -46,19 +40,19 @@ def wait_for_commit(settings: Settings, stage: str, logical_topic: str, total: i
     consumer = Consumer(
         {
             **settings.kafka_config(settings.broker_address or ""),
-            "group.id": consumer_group(settings, stage),
+            "group.id": settings.consumer_group(stage),
             "enable.auto.commit": False,
         }
     )
     try:
         partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        deadline = time.monotonic() + COMMIT_WAIT
-        while True:
-            committed = consumer.committed(partitions, timeout=5)
-            if sum(max(tp.offset, 0) for tp in committed) >= total:
-                return
-            assert time.monotonic() < deadline, f"{stage} did not commit {topic} in time"
-            time.sleep(0.1)
+        eventually(
+            lambda: (
+                sum(max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=5)) >= total
+            ),
+            within=COMMIT_WAIT,
+            what=f"{stage} to commit all {total} records of {topic}",
+        )
     finally:
         consumer.close()
 
@@ -107,12 +101,13 @@ def test_ranker_killed_mid_stream_decides_every_event_and_loses_no_label(loop: S
     with running(loop, "run", "ranker"):
         send(loop, "events", [("K00", event("e3-probe", "K00", START + timedelta(hours=2)))])
         expected = {f"d-e{n}-{c}" for n in (1, 2) for c in people} | {"d-e3-probe"}
-        deadline = time.monotonic() + 60
-        while True:
+
+        def every_event_decided() -> list[dict[str, Any]] | None:
             decisions = outputs(loop, "next_best_offers", len(expected))
-            ids = Counter(d["decision_id"] for d in decisions)
-            if set(ids) >= expected or time.monotonic() > deadline:
-                break
+            return decisions if {d["decision_id"] for d in decisions} >= expected else None
+
+        decisions = eventually(every_event_decided, within=60, what="a decision for every event")
+        ids = Counter(d["decision_id"] for d in decisions)
     assert set(ids) == expected  # every event decided; some may have been decided twice
     probe = next(d for d in decisions if d["decision_id"] == "d-e3-probe")
     # 60 labels learned before the kill, none after it, each exactly once
@@ -133,13 +128,14 @@ def test_valid_offers_killed_mid_stream_emits_for_every_event(make_settings) -> 
     send(settings, "events", events[150:])
     with running(settings, "run", "valid-offers"):
         expected = {e["event_id"] for _, e in events}
-        deadline = time.monotonic() + 60
-        while True:
+
+        def every_event_emitted() -> Counter[str] | None:
             emitted = Counter(
                 v["event_id"] for v in outputs(settings, "valid_offers", len(expected))
             )
-            if set(emitted) >= expected or time.monotonic() > deadline:
-                break
+            return emitted if set(emitted) >= expected else None
+
+        emitted = eventually(every_event_emitted, within=60, what="valid offers for every event")
     assert set(emitted) == expected  # at least once each; re-emitted ones carry the same event id
 
 
@@ -218,14 +214,17 @@ def test_random_bad_records_on_every_source_go_to_dead_letters_and_good_ones_are
     good = f"good-{uuid.uuid4().hex[:8]}"
     send(settings, "events", [("G01", event(good, "G01", START))])
 
-    deadline = time.monotonic() + 60
-    while True:  # bounded: until each bad record has its dead letter
+    def every_bad_record_dead_lettered() -> Counter[str] | None:
         grown = dead_positions(settings) - before
-        if all(grown[topic] >= n for topic, n in sent.items()) or time.monotonic() > deadline:
-            break
+        return grown if all(grown[topic] >= n for topic, n in sent.items()) else None
+
+    grown = eventually(every_bad_record_dead_lettered, within=60, what=f"dead letters for {sent}")
     assert grown == sent  # every bad record, once, and nothing else
-    decisions = outputs(settings, "next_best_offers", 1)
-    deadline = time.monotonic() + 60
-    while good not in {d["event_id"] for d in decisions} and time.monotonic() < deadline:
-        decisions = outputs(settings, "next_best_offers", len(decisions) + 1)
-    assert good in {d["event_id"] for d in decisions}
+    read = [1]
+
+    def good_event_decided() -> bool:
+        decisions = outputs(settings, "next_best_offers", read[0])
+        read[0] = len(decisions) + 1  # not there yet: wait for one more decision
+        return good in {d["event_id"] for d in decisions}
+
+    eventually(good_event_decided, within=60, what=f"the decision for the good event {good}")

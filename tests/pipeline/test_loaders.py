@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.connectors.files import parse_file
+from pipeline.contracts.schemas import Customer, JourneyEvent, Offer, Rule
 from pipeline.errors import ConfigError
-from pipeline.loaders import parse_file
-from pipeline.schemas import Customer, JourneyEvent, Offer, Rule
 
 CUSTOMER_HEADER = (
     "customer_id,age,segment,region,income,tenure_years,products_held,consents,updated_at"

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from confluent_kafka import Producer
 
-from pipeline import topics
-from pipeline.kafka_io import producer_config
+from pipeline.contracts import topics
+from pipeline.kafka.clients import producer_config
 from pipeline.settings import Settings
 from tests.streams import outputs, running
 
@@ -70,7 +70,7 @@ def test_a_fetch_wait_too_short_for_the_partition_is_a_loud_stall(
     assert code != 0
     log = (settings.state_dir.parent / "run-valid-offers.log").read_text()
     assert re.search(
-        r"ERROR pipeline.progress: valid-offers STALLED: no progress for \d+ s with records "
+        r"ERROR pipeline.kafka.progress: valid-offers STALLED: no progress for \d+ s with records "
         r"waiting on events\[\d\] \(committed 0, end 40000\)",
         log,
     )

@@ -14,18 +14,22 @@ from typer.testing import CliRunner
 
 from models import registry
 from models.ranker import OnlineRanker
-from pipeline.cli import app
-from pipeline.ranker_state import CustomerDecisions, MemoryState
+from pipeline.next_best_offer.state import CustomerDecisions, MemoryState
 from pipeline.settings import Settings
-from tests.pipeline.test_next_best_offer import (
+from pipeline.tools.cli import app
+from tests.factories import (
+    SHORT_INTEREST,
     START,
+    candidate,
+    catalogue_offer,
     customer,
+    decide,
     event,
     interaction,
+    make_ranker,
+    valid_offers,
     with_offers,
 )
-from tests.pipeline.test_ranker_decisions import candidate, make_ranker, valid
-from tests.pipeline.test_ranker_decisions import offer as catalogue_offer
 from tests.streams import output_for, running, send
 
 
@@ -61,16 +65,18 @@ def nbo_model(settings: Settings, *args: str) -> str:
 
 def test_the_logged_pyfunc_scores_like_the_live_ranker(settings: Settings, tmp_path: Path) -> None:
     offers = [
-        catalogue_offer("card-1"),
-        catalogue_offer("loan-1", category="loan"),
-        catalogue_offer("ins-1", category="insurance"),
+        catalogue_offer("card-1", **SHORT_INTEREST),
+        catalogue_offer("loan-1", category="loan", **SHORT_INTEREST),
+        catalogue_offer("ins-1", category="insurance", **SHORT_INTEREST),
     ]
     ranker = make_ranker(tmp_path, offers)
-    ranker.checkpoint.ranker = preferring("card", "loan")
-    record = valid(candidate("card-1", 1), candidate("loan-1", 4, 1, 1), candidate("ins-1", None))
-    decision = ranker.decide(CustomerDecisions(MemoryState()), record)
+    ranker.models.checkpoint.ranker = preferring("card", "loan")
+    record = valid_offers(
+        candidate("card-1", 1), candidate("loan-1", 4, 1, 1), candidate("ins-1", None)
+    )
+    decision = decide(ranker, CustomerDecisions(MemoryState()), record)
 
-    version = register(settings, ranker.model)
+    version = register(settings, ranker.models.model)
     model = mlflow.pyfunc.load_model(f"models:/{registry.REGISTERED_MODEL}/{version}")
     rows = []
     for shown in decision["offers"]:

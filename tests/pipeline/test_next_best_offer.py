@@ -3,78 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 
 from pipeline.settings import Settings
-from pipeline.topics import create_topics
+from tests.factories import START, customer, event, interaction, with_offers
 from tests.streams import output_for, outputs, running, send
-
-START = datetime(2026, 11, 2, 9, tzinfo=UTC)
-OFFERS = {"offer-a": "card", "offer-b": "loan", "offer-c": "savings", "offer-d": "insurance"}
-
-
-def offer(offer_id: str, category: str) -> dict[str, Any]:
-    return {
-        "offer_id": offer_id,
-        "name": offer_id,
-        "category": category,
-        "value": 100.0,
-        "triggers": ["travel_booking"],
-        "primary_interest_days": 5,
-        "secondary_interest_days": 5,
-        "negative_impact_days": 30,
-        "channels": ["web"],
-        "valid_from": "2026-01-01",
-        "valid_to": "2027-01-01",
-        "max_impressions": 50,
-    }
-
-
-def customer(customer_id: str, segment: str) -> dict[str, Any]:
-    return {
-        "customer_id": customer_id,
-        "age": 40,
-        "segment": segment,
-        "region": "north",
-        "income": 60000.0,
-        "tenure_years": 3.0,
-        "consents": ["web"],
-        "updated_at": "2026-01-01",
-    }
-
-
-def event(event_id: str, customer_id: str, at: datetime) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "customer_id": customer_id,
-        "event_type": "travel_booking",
-        "timestamp": at.isoformat(),
-        "channel": "web",
-    }
-
-
-def interaction(
-    decision_id: str, customer_id: str, offer_id: str, outcome: str, at: datetime
-) -> tuple[str, dict[str, Any]]:
-    return customer_id, {
-        "interaction_id": f"{decision_id}-{offer_id}-{outcome}",
-        "decision_id": decision_id,
-        "customer_id": customer_id,
-        "offer_id": offer_id,
-        "channel": "web",
-        "outcome": outcome,
-        "timestamp": at.isoformat(),
-    }
-
-
-def with_offers(settings: Settings) -> Settings:
-    """`settings` once its topics exist and hold the four test offers."""
-    create_topics(settings, settings.broker_address or "")
-    send(settings, "offers", [(oid, offer(oid, category)) for oid, category in OFFERS.items()])
-    return settings
 
 
 @pytest.fixture

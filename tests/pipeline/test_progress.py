@@ -10,13 +10,13 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from typer.testing import CliRunner
 
-from pipeline import topics
-from pipeline.cli import app
+from pipeline.contracts import topics
 from pipeline.errors import NboError, StreamStalled
-from pipeline.kafka_io import producer_config
-from pipeline.progress import GroupProbe, PartitionLag, ProgressMonitor, StallWatch
-from pipeline.quix import consumer_group, run_watched
+from pipeline.kafka.clients import producer_config
+from pipeline.kafka.progress import GroupProbe, PartitionLag, ProgressMonitor, StallWatch
+from pipeline.kafka.quix import run_watched
 from pipeline.settings import Settings
+from pipeline.tools.cli import app
 
 
 def _produce_one_by_one(settings: Settings, topic: str, count: int, partition: int = 0) -> None:
@@ -58,7 +58,7 @@ def test_the_probe_reads_lag_and_the_age_of_the_first_waiting_record(settings: S
 def test_nbo_status_says_which_partitions_wait_without_progress(settings: Settings) -> None:
     topics.create_topics(settings, settings.broker_address or "")
     _produce_one_by_one(settings, "events", 3, partition=1)
-    group = consumer_group(settings, "valid-offers")
+    group = settings.consumer_group("valid-offers")
     env = {
         "NBO_BROKER_ADDRESS": settings.broker_address or "",
         "NBO_TOPIC_PREFIX": settings.topic_prefix,
@@ -114,7 +114,7 @@ def test_the_monitor_stops_a_stalled_app_and_names_its_partitions(caplog) -> Non
         stall_timeout=0.05,
         on_stall=stopped.set,
     )
-    with caplog.at_level("INFO", logger="pipeline.progress"):
+    with caplog.at_level("INFO", logger="pipeline.kafka.progress"):
         monitor.start()
         assert stopped.wait(timeout=30), "the monitor never reported the stall"
         monitor.stop()
@@ -145,7 +145,7 @@ def test_a_stalled_stage_stops_and_raises_naming_its_partitions(settings: Settin
     topics.create_topics(settings, settings.broker_address or "")
     _produce_one_by_one(settings, "events", 3, partition=1)
     watched = settings.model_copy(update={"progress_interval": 0.1, "stall_timeout": 0.5})
-    _commit(settings, consumer_group(watched, "valid-offers"), "events", 1, 1)
+    _commit(settings, watched.consumer_group("valid-offers"), "events", 1, 1)
     app = _WedgedApp()
     with pytest.raises(StreamStalled, match=r"valid-offers made no progress .* on events\[1\]"):
         run_watched(app, watched, settings.broker_address or "", "valid-offers", ["events"])  # type: ignore[arg-type]
@@ -175,7 +175,7 @@ def test_a_group_whose_progress_cannot_be_read_for_the_stall_timeout_is_stalled(
         stall_timeout=0.1,
         on_stall=stopped.set,
     )
-    with caplog.at_level("INFO", logger="pipeline.progress"):
+    with caplog.at_level("INFO", logger="pipeline.kafka.progress"):
         monitor.start()
         assert stopped.wait(timeout=30), "a blind monitor never gave up"
         monitor.stop()

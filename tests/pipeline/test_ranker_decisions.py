@@ -4,79 +4,31 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from quixstreams.context import set_message_context
-from quixstreams.models import MessageContext
 
-from pipeline.next_best_offer import Ranker
-from pipeline.ranker_state import CustomerDecisions, MemoryState
-from pipeline.schemas import Interaction, ValidOffers
-from pipeline.settings import Settings
+from pipeline.contracts.schemas import CandidateOffer, Interaction, ValidOffers
+from pipeline.next_best_offer.feedback import InputPosition
+from pipeline.next_best_offer.state import CustomerDecisions, MemoryState
+from tests.factories import (
+    SHORT_INTEREST,
+    candidate,
+    catalogue_offer,
+    decide,
+    make_ranker,
+    valid_offers,
+)
 
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
 
 
-def offer(offer_id: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "offer_id": offer_id,
-        "category": "card",
-        "value": 100.0,
-        "business_lever": 1.0,
-        "primary_interest_days": 2.0,
-        "secondary_interest_days": 5.0,
-        "negative_impact_days": 10.0,
-        "secondary_value_ratio": 0.5,
-        "negative_value_ratio": -0.5,
-        "max_impressions": 3,
-        "response_window_hours": 48.0,
-        "triggers": ["travel_booking"],
-        **extra,
-    }
+def offer(offer_id: str, **fields: Any) -> dict[str, Any]:
+    return catalogue_offer(offer_id, **{**SHORT_INTEREST, **fields})
 
 
-class Letters:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    def send(self, record: dict[str, Any]) -> None:
-        self.sent.append(record)
-
-
-def make_ranker(tmp_path: Path, offers: list[dict[str, Any]], **settings: Any) -> Ranker:
-    tables = SimpleNamespace(catalogue=SimpleNamespace(offers={o["offer_id"]: o for o in offers}))
-    config = Settings(**{"state_dir": tmp_path, "exploration": "greedy", "top_k": 5, **settings})
-    return Ranker(config, tables, Letters(), tmp_path / "model.pkl")  # type: ignore[arg-type]
-
-
-def valid(*candidates: dict[str, Any], channel: str = "web") -> ValidOffers:
-    return ValidOffers.model_validate(
-        {
-            "event_id": "e1",
-            "event_type": "travel_booking",
-            "customer_id": "C1",
-            "timestamp": NOW.isoformat(),
-            "channel": channel,
-            "customer": {"segment": "mass", "age": 30, "products_held": []},
-            "candidates": list(candidates),
-            "excluded": [],
-            "rule_versions": {"adult": 1},
-            "catalogue_version": 3,
-        }
-    )
-
-
-def candidate(
-    offer_id: str, days_ago: float | None, impressions: int = 0, unanswered: int = 0
-) -> dict[str, Any]:
-    return {
-        "offer_id": offer_id,
-        "days_since_trigger": days_ago,
-        "impressions": impressions,
-        "unanswered_impressions": unanswered,
-    }
+def valid(*candidates: CandidateOffer, channel: str = "web") -> ValidOffers:
+    return valid_offers(*candidates, at=NOW, channel=channel)
 
 
 def test_value_orders_offers_and_negative_impact_or_contact_limit_is_never_emitted(
@@ -93,7 +45,8 @@ def test_value_orders_offers_and_negative_impact_or_contact_limit_is_never_emitt
             offer("rich", value=300.0),
         ],
     )
-    decision = ranker.decide(
+    decision = decide(
+        ranker,
         CustomerDecisions(MemoryState()),
         valid(
             candidate("fresh", 1),
@@ -121,9 +74,9 @@ def test_channel_daily_limit_suppresses_the_whole_decision(tmp_path: Path) -> No
     ranker = make_ranker(tmp_path, [offer("a")], channel_daily_limit=2)
     state = CustomerDecisions(MemoryState())
     state.index["channel_shown"]["web"] = [(NOW - timedelta(hours=h)).timestamp() for h in (1, 2)]
-    suppressed = ranker.decide(state, valid(candidate("a", 1)))
+    suppressed = decide(ranker, state, valid(candidate("a", 1)))
     assert suppressed["offers"] == [] and "channel daily limit" in suppressed["explanation"]
-    other_channel = ranker.decide(state, valid(candidate("a", 1), channel="email"))
+    other_channel = decide(ranker, state, valid(candidate("a", 1), channel="email"))
     assert [o["offer_id"] for o in other_channel["offers"]] == ["a"]
 
 
@@ -131,7 +84,7 @@ def test_channel_daily_limit_suppresses_the_whole_decision(tmp_path: Path) -> No
 def test_exploring_policies_report_propensities(tmp_path: Path, exploration: str) -> None:
     ranker = make_ranker(tmp_path, [offer(f"o{i}") for i in range(20)], exploration=exploration)
     record = valid(*(candidate(f"o{i}", 1) for i in range(20)))
-    decision = ranker.decide(CustomerDecisions(MemoryState()), record)
+    decision = decide(ranker, CustomerDecisions(MemoryState()), record)
     assert len(decision["offers"]) == 5
     assert all(0 < o["propensity"] <= 1 for o in decision["offers"][:1])
     assert sum(o["propensity"] for o in decision["offers"]) <= 1.0
@@ -142,8 +95,7 @@ def test_an_unanswered_impression_becomes_a_negative_label_once_its_window_has_p
 ) -> None:
     ranker = make_ranker(tmp_path, [offer("a", response_window_hours=48.0)])
     book = CustomerDecisions(MemoryState())
-    first = ranker.decide(book, valid(candidate("a", 1)))
-    set_message_context(MessageContext("interactions", 0, 7, 0))
+    first = decide(ranker, book, valid(candidate("a", 1)))
     impression = Interaction(
         interaction_id="i1",
         decision_id=first["decision_id"],
@@ -153,18 +105,18 @@ def test_an_unanswered_impression_becomes_a_negative_label_once_its_window_has_p
         outcome="impression",
         timestamp=NOW + timedelta(hours=1),
     )
-    ranker.observe(book, impression, "C1")
+    assert ranker.observe(book, impression, InputPosition("interactions", 0, 7)) is None
 
     def later(hours: float, event_id: str) -> ValidOffers:
         at = NOW + timedelta(hours=hours)
         return valid(candidate("a", 1)).model_copy(update={"event_id": event_id, "timestamp": at})
 
-    ranker.decide(book, later(48.5, "e2"))  # 47.5 h after the impression: still waiting
-    assert ranker.model.n_learned == 0 and first["decision_id"] in book.pending
-    ranker.decide(book, later(49.5, "e3"))
-    assert ranker.model.n_learned == 1 and ranker.stats.expired == 1
+    decide(ranker, book, later(48.5, "e2"))  # 47.5 h after the impression: still waiting
+    assert ranker.models.model.n_learned == 0 and first["decision_id"] in book.pending
+    decide(ranker, book, later(49.5, "e3"))
+    assert ranker.models.model.n_learned == 1 and ranker.learner.stats.expired == 1
     assert first["decision_id"] not in book.pending
     assert ranker.metrics.labels == 1 and ranker.metrics.accepted == 0
-    ranker.decide(book, later(100, "e4"))
+    decide(ranker, book, later(100, "e4"))
     assert set(book.pending) == {"d-e4"}  # never shown: forgotten once their window passed
-    assert ranker.model.n_learned == 1
+    assert ranker.models.model.n_learned == 1

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.ranker_state import (
+from pipeline.next_best_offer.state import (
     INDEX_KEY,
     PENDING_PER_CUSTOMER,
     CustomerDecisions,

@@ -14,9 +14,9 @@ from datetime import timedelta
 
 import pytest
 
-from pipeline.kafka_io import consume
+from pipeline.kafka.clients import consume
 from pipeline.settings import Settings
-from tests.pipeline.test_next_best_offer import START, customer, event, interaction, with_offers
+from tests.factories import START, customer, event, interaction, with_offers
 from tests.streams import outputs, running, send
 
 pytestmark = pytest.mark.real_kafka

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from models.synthetic import SyntheticBandit
-from pipeline.cli import app
 from pipeline.errors import LoadError
-from pipeline.replay import LogMapping, replay_file
+from pipeline.tools.cli import app
+from pipeline.tools.replay import LogMapping, replay_file
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "data" / "example_log"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.rules import (
+from pipeline.catalogue.rules import (
     NEVER_DAYS,
     EventFacts,
     RuleError,
@@ -19,7 +19,8 @@ from pipeline.rules import (
     compile_rule,
     group_offers,
 )
-from pipeline.schemas import Rule
+from pipeline.contracts.schemas import Rule
+from tests.factories import catalogue_offer
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
@@ -28,17 +29,10 @@ def rule(condition: str, rule_id: str = "r", version: int = 1, **extra: Any) -> 
     return Rule(rule_id=rule_id, version=version, kind="eligibility", condition=condition, **extra)
 
 
-def offer(offer_id: str, category: str = "card", **extra: Any) -> dict[str, Any]:
-    return {
-        "offer_id": offer_id,
-        "category": category,
-        "channels": ["web"],
-        "stock": None,
-        "valid_from": NOW - timedelta(days=10),
-        "valid_to": NOW + timedelta(days=10),
-        "value": 100.0,
-        **extra,
-    }
+def offer(offer_id: str, category: str = "card", **fields: Any) -> dict[str, Any]:
+    """A catalogue offer valid from ten days before `NOW` to ten days after."""
+    window = {"valid_from": NOW - timedelta(days=10), "valid_to": NOW + timedelta(days=10)}
+    return catalogue_offer(offer_id, category, **{**window, **fields})
 
 
 def facts(**customer: Any) -> EventFacts:

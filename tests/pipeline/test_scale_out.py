@@ -3,13 +3,12 @@ when the other stops."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 from pipeline.settings import Settings
-from tests.pipeline.test_next_best_offer import START, customer, event, with_offers
+from tests.factories import START, customer, event, eventually, with_offers
 from tests.streams import outputs, running, send
 
 PEOPLE = [f"S{i:03d}" for i in range(40)]  # keys spread over all four partitions
@@ -21,16 +20,20 @@ def decide_batch(settings: Settings, batch: str, already: int) -> list[dict[str,
     at = START + timedelta(minutes=len(batch))
     send(settings, "events", [(c, event(f"{batch}-{c}", c, at)) for c in PEOPLE])
     expected = {f"d-{batch}-{c}" for c in PEOPLE}
-    deadline = time.monotonic() + BOUND
-    while True:
+    read = [already + len(PEOPLE)]
+
+    def batch_decided() -> list[dict[str, Any]] | None:
         decisions = [
             d
-            for d in outputs(settings, "next_best_offers", already + len(PEOPLE), timeout=BOUND)
+            for d in outputs(settings, "next_best_offers", read[0], timeout=BOUND)
             if d["decision_id"] in expected
         ]
-        if {d["decision_id"] for d in decisions} >= expected or time.monotonic() > deadline:
+        if {d["decision_id"] for d in decisions} >= expected:
             return decisions
-        already += 1  # a duplicate from a rebalance: wait for one more record
+        read[0] += 1  # a duplicate from a rebalance: wait for one more record
+        return None
+
+    return eventually(batch_decided, within=BOUND, what=f"every decision of batch {batch}")
 
 
 def test_two_rankers_share_partitions_and_one_takes_over(make_settings) -> None:  # type: ignore[no-untyped-def]

@@ -5,24 +5,27 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pipeline.schemas import ALL_SCHEMAS, Customer, JourneyEvent, Offer, export_json_schemas
+from pipeline.contracts.schemas import (
+    ALL_SCHEMAS,
+    Customer,
+    JourneyEvent,
+    Offer,
+    export_json_schemas,
+)
+from tests.factories import offer
 
 
-def _offer(**overrides: object) -> dict[str, object]:
-    row: dict[str, object] = {
-        "offer_id": "card-01",
+def _offer(**fields: object) -> dict[str, object]:
+    """An offers row as a CSV file gives it: channels as one pipe-separated field."""
+    travel_card = {
         "name": "Travel Card",
-        "category": "card",
         "value": 120.0,
         "primary_interest_days": 2,
         "secondary_interest_days": 7,
         "negative_impact_days": 21,
         "channels": "web|mobile_app",
-        "valid_from": "2026-01-01",
-        "valid_to": "2027-01-01",
     }
-    row.update(overrides)
-    return row
+    return offer("card-01", **{**travel_card, **fields})
 
 
 def test_offer_reads_pipes_dates_and_defaults() -> None:

@@ -1,7 +1,7 @@
 from confluent_kafka.admin import AdminClient, ConfigResource
 
+from pipeline.contracts.topics import TOPIC_NAMES, create_topics, list_topics
 from pipeline.settings import Settings
-from pipeline.topics import TOPIC_NAMES, create_topics, list_topics
 
 
 def _configs(settings: Settings, bootstrap: str, topic: str) -> dict[str, str]:

@@ -8,15 +8,15 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from pipeline import tracking_ui
-from pipeline.broker import _free_loopback_port
 from pipeline.errors import UiNotReady
+from pipeline.kafka.broker import _free_loopback_port
+from pipeline.tools import tracking_ui
+from tests.factories import eventually
 
 UI_START_TIMEOUT = 180.0  # the install's first MLflow start on a busy 2-core machine
 
@@ -49,16 +49,16 @@ def test_nbo_ui_announces_its_address_once_the_tracking_api_answers(tmp_path: Pa
     )
     try:
         printed = _lines(ui.stdout)
-        deadline = time.monotonic() + UI_START_TIMEOUT
-        while True:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0 and ui.poll() is None, "nbo ui never said it was ready"
+
+        def ready_line() -> str | None:
+            assert ui.poll() is None, "nbo ui exited before it said it was ready"
             try:
-                line = printed.get(timeout=min(remaining, 1.0))
+                line = printed.get(timeout=1.0)
             except queue.Empty:
-                continue
-            if "ready on" in line:
-                break
+                return None
+            return line if "ready on" in line else None
+
+        line = eventually(ready_line, within=UI_START_TIMEOUT, what="nbo ui to say it is ready")
         assert f"http://127.0.0.1:{port}" in line
         # ready means ready: the very first API call after the announcement answers
         url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=nbo-ranker"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from pipeline import connectors
-from pipeline.schemas import Customer, JourneyEvent, Offer
+from pipeline.connectors import load as connectors
+from pipeline.contracts.schemas import Customer, JourneyEvent, Offer
+from pipeline.contracts.topics import create_topics
 from pipeline.settings import Settings
-from pipeline.topics import create_topics
 from tests.streams import output_for, outputs, running, send
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"

@@ -12,19 +12,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.connectors.files import ParsedFile, RejectedRow, parse_file
+from pipeline.contracts.schemas import Record, Rule, RuleKind
+from pipeline.contracts.topics import TOPICS, spec
 from pipeline.errors import LoadError
-from pipeline.kafka_io import produce
-from pipeline.loaders import ParsedFile, RejectedRow, parse_file
-from pipeline.schemas import Customer, Interaction, JourneyEvent, Offer, Record, Rule, RuleKind
+from pipeline.kafka.clients import produce
 from pipeline.settings import Settings
 
-SOURCES: dict[str, type[Record]] = {
-    "offers": Offer,
-    "customers": Customer,
-    "rules": Rule,
-    "events": JourneyEvent,
-    "interactions": Interaction,
-}
+
+def _sources() -> dict[str, type[Record]]:
+    """What a file can be loaded as: each topic fed from outside the loop (its records are
+    strict `Record`s), by name, and "rules", whose kind routes each to its rules topic."""
+    sources: dict[str, type[Record]] = {}
+    for topic in TOPICS:
+        if issubclass(topic.schema, Record) and topic.schema is not Rule:
+            sources[topic.logical] = topic.schema
+    return {**sources, "rules": Rule}
+
+
+SOURCES = _sources()
 
 
 @dataclass
@@ -38,11 +44,9 @@ class LoadReport:
         return sum(self.produced.values())
 
 
-def record_key(record: Record) -> str:
-    for name in ("offer_id", "rule_id", "customer_id"):
-        if hasattr(record, name):
-            return str(getattr(record, name))
-    raise TypeError(f"no key field on {type(record).__name__}")
+def record_key(topic: str, record: Record) -> str:
+    """The message key of `record` on logical `topic`: the field the topics table names."""
+    return str(getattr(record, spec(topic).key))
 
 
 def logical_topic(source: str, record: Record) -> str:
@@ -80,7 +84,7 @@ def load_file(
     for _line, record in parsed.records:
         topic = logical_topic(source, record)
         by_topic.setdefault(topic, []).append(
-            (record_key(record), record.model_dump_json().encode())
+            (record_key(topic, record), record.model_dump_json().encode())
         )
     for topic, items in by_topic.items():
         real_topic = settings.topic_name(topic)

@@ -21,13 +21,20 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError
 from pydantic import ValidationError
 
-from pipeline.dead_letters import DeadLetterProducer, Origin, dead_letter
+from pipeline.catalogue.rules import (
+    CompiledRule,
+    RuleError,
+    RuleInForce,
+    compile_rule,
+    group_offers,
+)
+from pipeline.contracts.schemas import Offer, Rule, RuleKind, describe_errors
 from pipeline.errors import BrokerError
-from pipeline.rules import CompiledRule, RuleError, RuleInForce, compile_rule, group_offers
-from pipeline.schemas import Offer, Rule, RuleKind, describe_errors
+from pipeline.kafka.clients import assigned_from_start
+from pipeline.kafka.dead_letters import DeadLetterProducer, Origin, dead_letter
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -181,26 +188,14 @@ class GlobalTables:
         return self._dead_letters.sent
 
     def _consumer(self) -> tuple[Consumer, set[tuple[str, int]]]:
-        consumer = Consumer(
-            {
-                **self._settings.kafka_config(self._bootstrap),
-                "group.id": "nbo-global-tables",  # never joined: partitions are assigned
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-            }
+        consumer = assigned_from_start(
+            self._settings,
+            self._bootstrap,
+            self._topics,
+            "nbo-global-tables",
+            {"enable.partition.eof": True},
         )
-        metadata = consumer.list_topics(timeout=10)
-        partitions = []
-        for topic in self._topics:
-            if topic not in metadata.topics:
-                raise BrokerError(
-                    f"global tables: topic {topic} is missing; run `nbo topics create`"
-                )
-            partitions += [
-                TopicPartition(topic, p, OFFSET_BEGINNING)
-                for p in metadata.topics[topic].partitions
-            ]
-        consumer.assign(partitions)
+        partitions = consumer.assignment()
         return consumer, {(tp.topic, tp.partition) for tp in partitions}
 
     def _run(self) -> None:

@@ -29,11 +29,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from models.time_value import SECONDS_PER_DAY
+from pipeline.contracts.schemas import POSITIVE_OUTCOMES
+
 RECENT_EVENTS = 20
 EVENT_TYPES = 256
 IMPRESSIONS_KEPT = 50
 CONTACT_HORIZON_DAYS = 180.0
-_DAY = 86400.0
 
 State = dict[str, Any]
 
@@ -48,7 +50,6 @@ DEFAULT_PROFILE: dict[str, Any] = {
     "updated_at": None,
 }
 RESPONSES = frozenset({"click", "accept", "dismiss", "convert"})
-ACQUIRING = frozenset({"accept", "convert"})
 
 
 def new_state() -> State:
@@ -73,12 +74,12 @@ def apply_interaction(state: State, offer_id: str, category: str, outcome: str, 
     if outcome == "impression":
         shown = contact["shown"]
         shown.append(at)
-        horizon = at - CONTACT_HORIZON_DAYS * _DAY
+        horizon = at - CONTACT_HORIZON_DAYS * SECONDS_PER_DAY
         contact["shown"] = [t for t in shown if t >= horizon][-IMPRESSIONS_KEPT:]
         contact["unanswered"] += 1
     elif outcome in RESPONSES:
         contact["unanswered"] = 0
-        if outcome in ACQUIRING and category not in state["acquired"]:
+        if outcome in POSITIVE_OUTCOMES and category not in state["acquired"]:
             state["acquired"].append(category)
 
 
@@ -88,7 +89,7 @@ def contact_counts(state: State, offer_id: str, now: float, window_days: float) 
     contact = contacts.get(offer_id) if contacts else None
     if contact is None:
         return 0, 0
-    since = now - window_days * _DAY
+    since = now - window_days * SECONDS_PER_DAY
     return sum(1 for t in contact["shown"] if t >= since), contact["unanswered"]
 
 
@@ -104,7 +105,7 @@ def days_since_trigger(
 ) -> float | None:
     """Days from the latest of `triggers` to `now` (to the microday), or None if none happened."""
     latest = trigger_time(state, triggers)
-    return None if latest is None else round((now - latest) / _DAY, 6)
+    return None if latest is None else round((now - latest) / SECONDS_PER_DAY, 6)
 
 
 def customer_view(state: State, customer_id: str) -> dict[str, Any]:

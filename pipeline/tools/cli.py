@@ -17,11 +17,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from pipeline import broker as broker_mod
-from pipeline import connectors, kafka_io, topics
+from models.policies import POLICIES
+from models.ranker import DEFAULT_MODEL, MODELS
+from pipeline.connectors import load as connectors
+from pipeline.connectors.files import ParsedFile
+from pipeline.contracts import topics
+from pipeline.contracts.schemas import export_json_schemas
 from pipeline.errors import NboError
-from pipeline.loaders import ParsedFile
-from pipeline.schemas import export_json_schemas
+from pipeline.kafka import broker as broker_mod
+from pipeline.kafka import clients as kafka_io
 from pipeline.settings import Settings
 
 app = typer.Typer(
@@ -289,7 +293,7 @@ def demo(
     """The whole closed loop: broker, both μ-products and simulated customers and channels."""
     from rich.live import Live
 
-    from pipeline.demo import DemoConfig, run_demo
+    from pipeline.tools.demo import DemoConfig, run_demo
 
     settings = _settings(ctx)
     broker_mod.stop_on_sigterm()
@@ -343,7 +347,7 @@ def _run_stage(ctx: typer.Context, run: Callable[[Settings, str], None]) -> None
 @run_app.command("valid-offers")
 def run_valid_offers(ctx: typer.Context) -> None:
     """The Valid Offers μ-product: events in, valid offers per customer out."""
-    from pipeline import valid_offers
+    from pipeline.valid_offers import app as valid_offers
 
     _run_stage(ctx, valid_offers.run)
 
@@ -351,7 +355,7 @@ def run_valid_offers(ctx: typer.Context) -> None:
 @run_app.command("ranker")
 def run_ranker(ctx: typer.Context) -> None:
     """The Next Best Offer μ-product: valid offers in, ranked decisions out; learns online."""
-    from pipeline import next_best_offer
+    from pipeline.next_best_offer import app as next_best_offer
 
     _run_stage(ctx, next_best_offer.run)
 
@@ -362,7 +366,7 @@ def status(
     interval: Annotated[float, typer.Option(help="seconds between the two looks")] = 3.0,
 ) -> None:
     """Each μ-product's consumer group: lag, oldest waiting record, progress (exit 2: stalled)."""
-    from pipeline import progress
+    from pipeline.kafka import progress
 
     settings = _settings(ctx)
     with broker_mod.broker_address(settings, start_embedded=False) as address:
@@ -509,7 +513,7 @@ def ui(
     """Open the MLflow UI on nbo's model store (runs, metrics, plots, registry)."""
     import signal
 
-    from pipeline import tracking_ui
+    from pipeline.tools import tracking_ui
 
     settings = _settings(ctx)
     _registry(settings)  # the store and the experiment exist before the UI opens
@@ -540,17 +544,15 @@ def replay(
     log_file: Annotated[Path, typer.Argument(help="logged feedback: .csv or .jsonl")],
     items: Annotated[Path, typer.Option(help="offer attributes: .csv or .jsonl")],
     mapping: Annotated[Path | None, typer.Option(help="YAML: which column is which")] = None,
-    model: Annotated[str, typer.Option(help="logistic, adaptive_forest or naive_bayes")] = (
-        "logistic"
-    ),
-    policy: Annotated[str, typer.Option(help="greedy, epsilon-greedy or thompson")] = "greedy",
+    model: Annotated[str, typer.Option(help=", ".join(MODELS))] = DEFAULT_MODEL,
+    policy: Annotated[str, typer.Option(help=", ".join(POLICIES))] = "greedy",
     seed: Annotated[int, typer.Option(help="seed of the model, policy and bootstrap")] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write results here")] = None,
     mlflow_run: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="log a run")] = True,
     register: Annotated[bool, typer.Option(help="register the replayed model")] = False,
 ) -> None:
     """Would this model and policy have done better on what was logged? (off-policy estimates)"""
-    from pipeline import replay as replay_mod
+    from pipeline.tools import replay as replay_mod
 
     settings = _settings(ctx)
     result = replay_mod.replay_file(log_file, items, mapping, model=model, policy=policy, seed=seed)

@@ -28,7 +28,7 @@ Reads(offer=(), customer=('age',), event=(), now=False, days_since=())
 >>> compile_rule(Rule(rule_id="typo", version=1, kind="eligibility", condition="customer.agee > 1"))
 Traceback (most recent call last):
 ...
-pipeline.rules.RuleError: rule typo v1: references unknown field customer.agee
+pipeline.catalogue.rules.RuleError: rule typo v1: references unknown field customer.agee
 """
 
 from __future__ import annotations
@@ -42,11 +42,20 @@ from typing import Any
 
 import cel
 
+from models.time_value import SECONDS_PER_DAY
+from pipeline.contracts.schemas import (
+    Category,
+    Channel,
+    Customer,
+    Exclusion,
+    JourneyEvent,
+    Offer,
+    Rule,
+    Segment,
+)
 from pipeline.errors import NboError
-from pipeline.schemas import Category, Channel, Customer, JourneyEvent, Offer, Rule, Segment
 
 NEVER_DAYS = 1.0e9
-_SECONDS_PER_DAY = 86400.0
 _MEMO_LIMIT = 50_000  # entries; the memo is emptied when it grows past this
 _REMAINING_LIMIT = 10_000  # distinct exclusion masks remembered (each about 400 bytes)
 
@@ -265,15 +274,15 @@ class Excluded:
     bits: tuple[int, ...]  # each offer's bit, in `offer_ids` order
     mask: int
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> Exclusion:
         """As a valid_offers `excluded` entry."""
-        return {
-            "rule_id": self.rule.rule_id,
-            "rule_version": self.rule.version,
-            "kind": self.rule.kind,
-            "reason": self.reason,
-            "offer_ids": list(self.offer_ids),
-        }
+        return Exclusion(
+            rule_id=self.rule.rule_id,
+            rule_version=self.rule.version,
+            kind=self.rule.kind,
+            reason=self.reason,
+            offer_ids=list(self.offer_ids),
+        )
 
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: a memo key
@@ -385,7 +394,7 @@ class EventFacts:
         seen = self.last_seen.get(event_type)
         if seen is None:
             return NEVER_DAYS
-        return (self.now.timestamp() - seen) / _SECONDS_PER_DAY
+        return (self.now.timestamp() - seen) / SECONDS_PER_DAY
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,40 @@ def _to_record(message: Message) -> KafkaRecord:
     )
 
 
+def assigned_from_start(
+    settings: Settings,
+    bootstrap: str,
+    topics: Iterable[str],
+    group: str = "nbo-reader",
+    config: dict[str, Any] | None = None,
+) -> Consumer:
+    """A consumer assigned every partition of `topics` (real names) from the beginning. It never
+    joins `group` (librdkafka needs one) and commits nothing; a missing topic is a BrokerError."""
+    consumer = Consumer(
+        {
+            **settings.kafka_config(bootstrap),
+            "group.id": group,
+            "enable.auto.commit": False,
+            **(config or {}),
+        }
+    )
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        partitions = []
+        for topic in topics:
+            found = metadata.topics.get(topic)
+            if found is None or found.error is not None:
+                raise BrokerError(
+                    f"topic {topic} does not exist on {bootstrap}; run `nbo topics create`"
+                )
+            partitions += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in found.partitions]
+    except BaseException:
+        consumer.close()
+        raise
+    consumer.assign(partitions)
+    return consumer
+
+
 def consume(
     settings: Settings,
     bootstrap: str,
@@ -116,21 +150,11 @@ def consume(
     the topic now. The end is taken from the fetch responses (partition EOF), not from
     ListOffsets: Tansu 0.6 answers ListOffsets with the last batch's base offset + 1.
     """
-    consumer = Consumer(
-        {
-            **settings.kafka_config(bootstrap),
-            "group.id": "nbo-reader",  # required by librdkafka; never joined (assign, no subscribe)
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
+    consumer = assigned_from_start(
+        settings, bootstrap, [topic], config={"enable.partition.eof": True}
     )
     try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        topic_meta = metadata.topics.get(topic)
-        if topic_meta is None or topic_meta.error is not None:
-            raise BrokerError(f"topic {topic} does not exist on {bootstrap}")
-        unfinished = set(topic_meta.partitions)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in unfinished])
+        unfinished = {tp.partition for tp in consumer.assignment()}
         while follow or unfinished:
             message = consumer.poll(idle_timeout if not follow else 1.0)
             if message is None:
@@ -160,13 +184,8 @@ def read_at_least(
     """
     deadline = time.monotonic() + timeout
     records: list[KafkaRecord] = []
-    consumer = Consumer(
-        {**settings.kafka_config(bootstrap), "group.id": "nbo-reader", "enable.auto.commit": False}
-    )
+    consumer = assigned_from_start(settings, bootstrap, [topic])
     try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        partitions = metadata.topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         while len(records) < count:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -199,30 +218,14 @@ def read_frame(settings: Settings, bootstrap: str, logical_topic: str) -> Any:
     return pd.DataFrame(rows)
 
 
-LOOP_OUTPUTS = ("valid_offers", "next_best_offers", "dead_letter")
-
-
 def reader_from_start(
     settings: Settings, bootstrap: str, logical_topics: Iterable[str], group: str
 ) -> tuple[Consumer, dict[str, str]]:
-    """A consumer assigned to every partition of `logical_topics` from the beginning, without
-    joining `group` (librdkafka needs one), and its map real topic name → logical name."""
-    from pipeline.quix import cluster_id, fetch_wait_ms  # quix imports this module
+    """`assigned_from_start` on `logical_topics`, with the fetch wait of long-running readers,
+    and its map real topic name → logical name (for the demo's and the steady loop's views)."""
+    from pipeline.kafka.quix import cluster_id, fetch_wait_ms  # quix imports this module
 
     names = {settings.topic_name(t): t for t in logical_topics}
-    consumer = Consumer(
-        {
-            **settings.kafka_config(bootstrap),
-            "group.id": group,
-            "fetch.wait.max.ms": fetch_wait_ms(settings, cluster_id(settings, bootstrap)),
-        }
-    )
-    metadata = consumer.list_topics(timeout=10)
-    consumer.assign(
-        [
-            TopicPartition(name, p, OFFSET_BEGINNING)
-            for name in names
-            for p in metadata.topics[name].partitions
-        ]
-    )
+    wait = fetch_wait_ms(settings, cluster_id(settings, bootstrap))
+    consumer = assigned_from_start(settings, bootstrap, names, group, {"fetch.wait.max.ms": wait})
     return consumer, names

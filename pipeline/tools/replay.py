@@ -40,9 +40,9 @@ from river import metrics
 from features.offer_features import CustomerPart, DecisionContext, candidate_features
 from models.off_policy import Estimate, LoggedRound, OffPolicyLog, estimate_all
 from models.policies import make_policy
-from models.ranker import Candidate, OnlineRanker
+from models.ranker import DEFAULT_MODEL, Candidate, OnlineRanker
+from pipeline.contracts.schemas import describe_errors
 from pipeline.errors import LoadError
-from pipeline.schemas import describe_errors
 
 _UNIFORM_TOLERANCE = 1e-3
 _CURVE_EVERY = 500  # rounds between points of the progressive-validation curve
@@ -242,7 +242,7 @@ class Replayer:
         items: dict[str, Item],
         mapping: LogMapping,
         *,
-        model: str = "logistic",
+        model: str = DEFAULT_MODEL,
         policy: str = "greedy",
         learning_rate: float = 0.15,
         epsilon: float = 0.1,

@@ -4,7 +4,7 @@ CSV, JSON Lines and (for rules) YAML are read. Every row is validated against it
 that fails is reported with file, line, field and reason and the rest of the file still loads.
 
 >>> from pathlib import Path; import tempfile
->>> from pipeline.schemas import JourneyEvent
+>>> from pipeline.contracts.schemas import JourneyEvent
 >>> path = Path(tempfile.mkdtemp()) / "events.jsonl"
 >>> _ = path.write_text('{"event_id": "e1", "customer_id": "c1", "event_type": "app_login", '
 ...     '"timestamp": "2026-01-01T10:00:00", "channel": "web"}\\n{"event_id": "e2"}\\n')
@@ -25,8 +25,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from pipeline.contracts.schemas import Record
 from pipeline.errors import ConfigError
-from pipeline.schemas import Record
 
 SUPPORTED_SUFFIXES = {".csv", ".jsonl", ".ndjson", ".json", ".yaml", ".yml"}
 

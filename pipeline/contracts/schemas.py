@@ -14,7 +14,7 @@ import json
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
+
+from models.time_value import Phase
 
 SCHEMA_VERSION = 1
 
@@ -95,6 +97,13 @@ class Outcome(StrEnum):
     CONVERT = "convert"
 
 
+# What the customers' reactions mean for learning: accept and convert are positive, dismiss is
+# negative; an impression or a click says nothing yet (the offer waits for its outcome).
+POSITIVE_OUTCOMES = frozenset({Outcome.ACCEPT, Outcome.CONVERT})
+NEGATIVE_OUTCOMES = frozenset({Outcome.DISMISS})
+# How long a shown offer waits for a response before its silence is a negative label.
+DEFAULT_RESPONSE_WINDOW_HOURS = 72.0
+
 Channels = Annotated[list[Channel], BeforeValidator(_split_pipes)]
 Names = Annotated[list[str], BeforeValidator(_split_pipes)]
 
@@ -133,7 +142,7 @@ class Offer(Record):
     stock: int | None = Field(default=None, ge=0, description="remaining budget; None: no limit")
     max_impressions: int | None = Field(default=None, ge=1, description="per customer per window")
     contact_window_days: float = Field(default=30, gt=0)
-    response_window_hours: float = Field(default=72, gt=0)
+    response_window_hours: float = Field(default=DEFAULT_RESPONSE_WINDOW_HOURS, gt=0)
 
     @model_validator(mode="after")
     def _periods_in_order(self) -> Offer:
@@ -265,7 +274,7 @@ class RankedOffer(Output):
     score: float = Field(description="priority = P(accept) × value now × business lever")
     p_accept: float
     value_now: float
-    phase: Literal["primary", "secondary", "irrelevant", "negative"]
+    phase: Phase
     propensity: float = Field(description="probability the policy chose this offer here")
 
 
@@ -312,6 +321,13 @@ ALL_SCHEMAS: dict[str, type[BaseModel]] = {
     "decision": Decision,
     "dead_letter": DeadLetter,
 }
+
+
+def response_window_seconds(offer: dict[str, Any] | None) -> float:
+    """Seconds a shown `offer` (an offers-table entry) waits for a response; the default for an
+    offer no longer listed."""
+    hours = offer["response_window_hours"] if offer else DEFAULT_RESPONSE_WINDOW_HOURS
+    return float(hours) * 3600
 
 
 def describe_errors(error: ValidationError) -> str:

@@ -6,34 +6,40 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
+from pydantic import BaseModel
 from quixstreams import Application
+from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.kafka.configuration import ConnectionConfig
+from quixstreams.models.serializers.json import JSONSerializer
+from quixstreams.models.topics import Topic
 from quixstreams.state.rocksdb import RocksDBOptions
 
-from pipeline.broker import EMBEDDED_CLUSTER_PREFIX, wait_until_ready
 from pipeline.errors import StreamStalled
-from pipeline.progress import GroupProbe, ProgressMonitor
+from pipeline.kafka.broker import EMBEDDED_CLUSTER_PREFIX, wait_until_ready
+from pipeline.kafka.dead_letters import parse
+from pipeline.kafka.progress import GroupProbe, ProgressMonitor
 from pipeline.settings import Settings
 
 _MB = 1024 * 1024
 
-
-def consumer_group(settings: Settings, stage: str) -> str:
-    return f"{settings.topic_prefix}.{stage}" if settings.topic_prefix else stage
+# The μ-products emit pydantic models (the schemas `nbo schema export` publishes); pydantic
+# writes their JSON itself, in the form the exported JSON Schema describes.
+OUTPUT = JSONSerializer(dumps=pydantic_core.to_json)
 
 
 def cluster_id(settings: Settings, bootstrap: str) -> str:
     return wait_until_ready(settings.kafka_config(bootstrap), settings.broker_start_timeout)
 
 
-def state_dir(settings: Settings, bootstrap: str, stage: str, cluster: str | None = None) -> Path:
-    """Local state of `stage`, kept per Kafka cluster.
+def state_dir(settings: Settings, stage: str, cluster: str) -> Path:
+    """Local state of `stage`, kept per Kafka cluster (`cluster_id`, asked once per process).
 
     State restored from a changelog is only valid for the cluster that holds the changelog: an
     embedded broker forgets its topics when it stops (and gets a new cluster id when it starts),
     so its old local state must not be reused.
     """
-    return settings.state_dir / (cluster or cluster_id(settings, bootstrap)) / stage
+    return settings.state_dir / cluster / stage
 
 
 def use_changelog_topics(settings: Settings, cluster: str) -> bool:
@@ -73,16 +79,18 @@ def fetch_wait_ms(settings: Settings, cluster: str) -> int:
     return KAFKA_FETCH_WAIT_MS
 
 
-def make_application(settings: Settings, bootstrap: str, stage: str, **extra: Any) -> Application:
-    """A Quix app for `stage` with nbo's broker, security, group, state and timing settings."""
-    cluster = cluster_id(settings, bootstrap)
+def make_application(
+    settings: Settings, bootstrap: str, stage: str, cluster: str, **extra: Any
+) -> Application:
+    """A Quix app for `stage` on `cluster` (its id) with nbo's broker, security, group, state and
+    timing settings."""
     return Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(settings.kafka_config(bootstrap)),
-        consumer_group=consumer_group(settings, stage),
+        consumer_group=settings.consumer_group(stage),
         auto_offset_reset="earliest",
         commit_interval=settings.commit_interval,
         processing_guarantee=settings.processing_guarantee,
-        state_dir=state_dir(settings, bootstrap, stage, cluster),
+        state_dir=state_dir(settings, stage, cluster),
         use_changelog_topics=use_changelog_topics(settings, cluster),
         rocksdb_options=RocksDBOptions(
             block_cache_size=settings.state_cache_mb * _MB,
@@ -106,7 +114,7 @@ def run_watched(
     app: Application, settings: Settings, bootstrap: str, stage: str, sources: Iterable[str]
 ) -> None:
     """`app.run()` with its progress watched; raises `StreamStalled` if it stalled."""
-    probe = GroupProbe(settings, bootstrap, consumer_group(settings, stage), sources)
+    probe = GroupProbe(settings, bootstrap, settings.consumer_group(stage), sources)
     monitor = ProgressMonitor(
         probe,
         stage,
@@ -124,3 +132,26 @@ def run_watched(
             f"{stage} made no progress for {settings.stall_timeout:.0f} s with records waiting "
             f"on {names}"
         )
+
+
+def parsed_sources(
+    app: Application, settings: Settings, sources: dict[str, type[BaseModel]], stage: str
+) -> StreamingDataFrame:
+    """`sources` (logical topic → schema) read as one stream, so each key's records arrive in
+    timestamp order across them, each parsed into its schema or replaced by its dead letter."""
+    topics = {settings.topic_name(name): name for name in sources}
+    streams = [
+        app.dataframe(app.topic(name, key_deserializer="str", value_deserializer="bytes"))
+        for name in topics
+    ]
+    sdf = streams[0]
+    for stream in streams[1:]:
+        sdf = sdf.concat(stream)
+    return sdf.apply(
+        lambda raw, key, _ts, _headers: parse(raw, key, topics, sources, stage), metadata=True
+    )
+
+
+def output_topic(app: Application, settings: Settings, logical: str) -> Topic:
+    """A sink topic of pydantic records, keyed by a string."""
+    return app.topic(settings.topic_name(logical), key_serializer="str", value_serializer=OUTPUT)

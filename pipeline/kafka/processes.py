@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipeline.settings import Settings
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 _STOP_TIMEOUT = 30.0
 
 

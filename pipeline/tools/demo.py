@@ -19,16 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import broker as broker_mod
-from pipeline import connectors, processes, topics
+from pipeline.connectors import load as connectors
+from pipeline.contracts import topics
+from pipeline.contracts.schemas import Offer
+from pipeline.contracts.topics import LOOP_OUTPUTS
 from pipeline.errors import NboError
-from pipeline.kafka_io import LOOP_OUTPUTS, produce, reader_from_start
-from pipeline.progress import stage_probes
-from pipeline.schemas import Offer
+from pipeline.kafka import broker as broker_mod
+from pipeline.kafka import processes
+from pipeline.kafka.clients import produce, reader_from_start
+from pipeline.kafka.progress import stage_probes
 from pipeline.settings import Settings
-from pipeline.simulation import Channel, Scoreboard, World
+from pipeline.tools.simulation import Channel, Scoreboard, World
 
-SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 APPS = {
     "valid-offers": ["pipeline", "run", "valid-offers"],
     "ranker": ["pipeline", "run", "ranker"],

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, TopicPartition
 
+from pipeline.contracts.topics import RANKER, VALID_OFFERS, sources_of
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -281,14 +282,9 @@ class GroupLook:
 
 def stage_probes(settings: Settings, bootstrap: str) -> dict[str, GroupProbe]:
     """A probe on each μ-product's consumer group and source topics."""
-    from pipeline import next_best_offer, quix, valid_offers
-
     return {
-        stage: GroupProbe(settings, bootstrap, quix.consumer_group(settings, stage), sources)
-        for stage, sources in (
-            (valid_offers.STAGE, valid_offers.SOURCES),
-            (next_best_offer.STAGE, next_best_offer.SOURCES),
-        )
+        stage: GroupProbe(settings, bootstrap, settings.consumer_group(stage), sources_of(stage))
+        for stage in (VALID_OFFERS, RANKER)
     }
 
 

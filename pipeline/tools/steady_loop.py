@@ -10,7 +10,7 @@ plain confluent-kafka clients and the documented topics only.
 It ends when every event has a decision, or when no decision has come for `idle_timeout`
 seconds: then it reports how many events were never decided.
 
-    python -m pipeline.steady_loop --events 30000 --rate 100
+    python -m pipeline.tools.steady_loop --events 30000 --rate 100
 """
 
 from __future__ import annotations
@@ -28,14 +28,17 @@ from typing import Any
 import psutil
 from confluent_kafka import Producer
 
-from pipeline import broker as broker_mod
-from pipeline import connectors, processes, topics
-from pipeline.demo import APPS, SAMPLE
+from pipeline.connectors import load as connectors
+from pipeline.contracts import topics
+from pipeline.contracts.schemas import Offer
+from pipeline.contracts.topics import LOOP_OUTPUTS
 from pipeline.errors import NboError
-from pipeline.kafka_io import LOOP_OUTPUTS, producer_config, reader_from_start
-from pipeline.schemas import Offer
+from pipeline.kafka import broker as broker_mod
+from pipeline.kafka import processes
+from pipeline.kafka.clients import producer_config, reader_from_start
 from pipeline.settings import Settings
-from pipeline.simulation import Channel, World
+from pipeline.tools.demo import APPS, SAMPLE
+from pipeline.tools.simulation import Channel, World
 
 
 @dataclass(frozen=True)

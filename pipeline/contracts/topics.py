@@ -11,9 +11,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from confluent_kafka.admin import AdminClient, NewTopic
+from pydantic import BaseModel
 
-from pipeline.errors import BrokerError
+from pipeline.contracts.schemas import (
+    Customer,
+    DeadLetter,
+    Decision,
+    Interaction,
+    JourneyEvent,
+    Offer,
+    Rule,
+    ValidOffers,
+)
+from pipeline.errors import BrokerError, ConfigError
 from pipeline.settings import Settings
+
+# The μ-products, by the name of their consumer group (and state directory).
+VALID_OFFERS = "valid-offers"
+RANKER = "ranker"
 
 
 @dataclass(frozen=True)
@@ -21,29 +36,57 @@ class TopicSpec:
     logical: str
     key: str
     compacted: bool
+    schema: type[BaseModel]  # every record on the topic is one of these (`nbo schema export`)
     description: str
+    streamed_by: tuple[str, ...] = ()  # μ-products that read it as a source stream, in order
+    loop_output: bool = False  # written by the loop's μ-products (the demo's live view reads it)
 
 
+_CUSTOMER = "customer_id"
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("offers", "offer_id", True, "offer pool from the DWH batch, latest per offer"),
-    TopicSpec("customers", "customer_id", True, "customer profiles from the CRM, latest wins"),
-    TopicSpec("events", "customer_id", False, "customer-journey events, the triggers"),
-    TopicSpec("validation_rules", "rule_id", True, "may an offer be offered at all (CEL)"),
-    TopicSpec("eligibilities", "rule_id", True, "may this customer get this offer (CEL)"),
-    TopicSpec("valid_offers", "customer_id", False, "per event, the offers valid right now"),
-    TopicSpec("next_best_offers", "customer_id", False, "per event, the ranked decision"),
-    TopicSpec("interactions", "customer_id", False, "channel impressions and responses"),
-    TopicSpec("dead_letter", "source key", False, "bad records with topic, offset and reason"),
-)
+    TopicSpec("offers", "offer_id", True, Offer, "offer pool from the DWH batch, latest per offer"),
+    TopicSpec(
+        "customers", _CUSTOMER, True, Customer, "customer profiles from the CRM, latest wins",
+        streamed_by=(VALID_OFFERS,),
+    ),
+    TopicSpec(
+        "events", _CUSTOMER, False, JourneyEvent, "customer-journey events, the triggers",
+        streamed_by=(VALID_OFFERS,),
+    ),
+    TopicSpec("validation_rules", "rule_id", True, Rule, "may an offer be offered at all (CEL)"),
+    TopicSpec("eligibilities", "rule_id", True, Rule, "may this customer get this offer (CEL)"),
+    TopicSpec(
+        "valid_offers", _CUSTOMER, False, ValidOffers, "per event, the offers valid right now",
+        streamed_by=(RANKER,), loop_output=True,
+    ),
+    TopicSpec(
+        "next_best_offers", _CUSTOMER, False, Decision, "per event, the ranked decision",
+        loop_output=True,
+    ),
+    TopicSpec(
+        "interactions", _CUSTOMER, False, Interaction, "channel impressions and responses",
+        streamed_by=(VALID_OFFERS, RANKER),
+    ),
+    TopicSpec(
+        "dead_letter", "source key", False, DeadLetter, "bad records: topic, offset and reason",
+        loop_output=True,
+    ),
+)  # fmt: skip
 
 TOPIC_NAMES: tuple[str, ...] = tuple(spec.logical for spec in TOPICS)
+LOOP_OUTPUTS: tuple[str, ...] = tuple(spec.logical for spec in TOPICS if spec.loop_output)
 
 
 def spec(logical: str) -> TopicSpec:
     for topic in TOPICS:
         if topic.logical == logical:
             return topic
-    raise KeyError(f"unknown topic {logical!r}; known: {', '.join(TOPIC_NAMES)}")
+    raise ConfigError(f"unknown topic {logical!r}; known: {', '.join(TOPIC_NAMES)}")
+
+
+def sources_of(stage: str) -> dict[str, type[BaseModel]]:
+    """The topics μ-product `stage` reads as one stream, with their schemas, in table order."""
+    return {topic.logical: topic.schema for topic in TOPICS if stage in topic.streamed_by}
 
 
 def topic_config(topic: TopicSpec, settings: Settings) -> dict[str, str]:

@@ -1,0 +1,217 @@
+"""Deciding: which valid offers to show this customer now, in which order, and why.
+
+contact policy (per-channel daily limit, per-offer impression limit)
+→ time value now (primary / secondary / irrelevant / negative; negative is never shown)
+→ features → P(accept) → priority = P × value now × lever → exploration policy
+→ the decision, with the top-k offers, kept in the customer's book for learning
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from features.offer_features import (
+    FEATURE_SET,
+    CustomerPart,
+    DecisionContext,
+    DecisionFeatures,
+)
+from models.contact_policy import ContactPolicy
+from models.evaluation import StreamMetrics
+from models.policies import make_policy
+from models.ranker import Candidate
+from models.time_value import Phase, TimeValueProfile, value_now
+from pipeline.catalogue.tables import GlobalTables
+from pipeline.contracts.schemas import Decision, RankedOffer, ValidOffers, response_window_seconds
+from pipeline.next_best_offer.champion import ChampionFollower
+from pipeline.next_best_offer.state import CustomerDecisions
+from pipeline.settings import Settings
+
+
+@dataclass(frozen=True)
+class OfferTerms:
+    """What deciding needs of one version of an offer, worked out once."""
+
+    category: str
+    profile: TimeValueProfile
+    max_impressions: int
+    lever: float
+
+
+@dataclass
+class DecisionStats:
+    decisions: int = 0
+    suppressed: int = 0
+
+
+class Decider:
+    """Ranks a customer's valid offers with the champion; scores the challenger in shadow."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tables: GlobalTables,
+        models: ChampionFollower,
+        metrics: StreamMetrics,
+        instance: str,
+    ) -> None:
+        self._top_k = settings.top_k
+        self._tables = tables
+        self._models = models
+        self._metrics = metrics
+        self._instance = instance
+        self.policy = make_policy(settings.exploration, settings.seed, settings.epsilon)
+        # the challenger is scored in shadow with the same kind of policy as the champion
+        self.shadow_policy = make_policy(settings.exploration, settings.seed + 1, settings.epsilon)
+        self.contact = ContactPolicy(
+            default_max_impressions=settings.default_max_impressions,
+            channel_daily_limit=settings.channel_daily_limit,
+            fatigue_share=settings.fatigue_share,
+        )
+        self.stats = DecisionStats()
+        self._terms: tuple[dict[str, Any] | None, dict[str, OfferTerms]] = (None, {})
+
+    def decide(self, book: CustomerDecisions, valid: ValidOffers) -> Decision:
+        now = valid.timestamp.timestamp()
+        decision_id = f"d-{valid.event_id}"
+        if not self.contact.channel_allowed(book.channel_shown(valid.channel), now):
+            self.stats.suppressed += len(valid.candidates)
+            return self._decision(valid, decision_id, [], "channel daily limit reached")
+        context = DecisionContext.at(valid.timestamp, valid.channel, valid.event_type)
+        candidates, phases = self._candidates(valid, context, now)
+        ranked = self._models.model.rank(candidates)
+        order, propensities = self.policy.choose(
+            [c.score for c in ranked], [c.p_accept for c in ranked]
+        )
+        top = order[: self._top_k]
+        chosen = [ranked[i] for i in top]
+        offers = [
+            RankedOffer(
+                offer_id=c.key,
+                rank=rank,
+                score=round(c.score, 6),
+                p_accept=round(c.p_accept, 6),
+                value_now=round(c.value_now, 4),
+                phase=phases[c.key],
+                propensity=propensities[index],
+            )
+            for rank, (index, c) in enumerate(zip(top, chosen, strict=True), start=1)
+        ]
+        features = {c.key: c.all_features() for c in chosen}  # learned from, and explained
+        if chosen:
+            offers_now = self._tables.catalogue.offers
+            book.add(
+                decision_id,
+                now,
+                now + min(response_window_seconds(offers_now.get(c.key)) for c in chosen),
+                {c.key: {"x": features[c.key], "p": c.p_accept, "v": c.value_now} for c in chosen},
+                first=chosen[0].key,
+                shadow=self._shadow(candidates, chosen[0].key, propensities[top[0]]),
+            )
+        self._metrics.decided([phases[c.key] for c in chosen])
+        explanation = (
+            self._explain(chosen[0], features[chosen[0].key], phases)
+            if chosen
+            else "no offer worth showing"
+        )
+        return self._decision(valid, decision_id, offers, explanation)
+
+    def _shadow(
+        self, candidates: list[Candidate], first: str, propensity: float
+    ) -> dict[str, float] | None:
+        """What the challenger would have done: its probability of putting `first` first, and
+        its reward model, for the off-policy estimate once the outcome is known."""
+        challenger = self._models.challenger
+        if challenger is None:
+            return None
+        copies = [
+            Candidate(c.key, c.features, c.value_now, c.lever, c.shared_features)
+            for c in candidates
+        ]
+        ranked = challenger.rank(copies)
+        _, probabilities = self.shadow_policy.choose(
+            [c.score for c in ranked], [c.p_accept for c in ranked]
+        )
+        rewards = [c.p_accept * c.value_now for c in ranked]
+        logged = next(i for i, c in enumerate(ranked) if c.key == first)
+        return {
+            "propensity": propensity,
+            "target_probability": probabilities[logged],
+            "target_value": sum(p * r for p, r in zip(probabilities, rewards, strict=True)),
+            "predicted_reward": rewards[logged],
+        }
+
+    def _candidates(
+        self, valid: ValidOffers, context: DecisionContext, now: float
+    ) -> tuple[list[Candidate], dict[str, Phase]]:
+        features = DecisionFeatures(CustomerPart.of(valid.customer), context)
+        terms_of = self._offer_terms()
+        fatigue_share = self.contact.fatigue_share
+        candidates, phases = [], {}
+        for candidate in valid.candidates:
+            offer_id, impressions = candidate["offer_id"], candidate["impressions"]
+            terms = terms_of.get(offer_id)
+            if terms is None or impressions >= terms.max_impressions:  # the contact policy's
+                self.stats.suppressed += 1
+                continue
+            days = candidate["days_since_trigger"]
+            unanswered = candidate["unanswered_impressions"]
+            value, phase = value_now(terms.profile, days, unanswered, fatigue_share)
+            if value < 0:  # past the point of negative impact: showing it would hurt
+                self.stats.suppressed += 1
+                continue
+            shared, own = features.parts(terms.category, phase, days, impressions, unanswered)
+            candidates.append(Candidate(offer_id, own, value, terms.lever, shared))
+            phases[offer_id] = phase
+        return candidates, phases
+
+    def _offer_terms(self) -> dict[str, OfferTerms]:
+        """Each offer's terms, worked out once per catalogue (which is replaced on any change)."""
+        offers = self._tables.catalogue.offers
+        if self._terms[0] is not offers:
+            self._terms = (
+                offers,
+                {
+                    offer_id: OfferTerms(
+                        category=offer["category"],
+                        profile=TimeValueProfile.of(offer),
+                        max_impressions=self.contact.max_impressions(offer),
+                        lever=float(offer["business_lever"]),
+                    )
+                    for offer_id, offer in offers.items()
+                },
+            )
+        return self._terms[1]
+
+    def _explain(self, top: Candidate, features: dict[str, float], phases: dict[str, Phase]) -> str:
+        reasons = ", ".join(
+            f"{name} {weight:+.2f}" for name, weight in self._models.model.contributions(features)
+        )
+        text = (
+            f"{top.key}: P(accept) {top.p_accept:.3f} × value now {top.value_now:.0f} "
+            f"({phases[top.key]} interest) × lever {top.lever:g}"
+        )
+        return f"{text}; largest contributions: {reasons}" if reasons else text
+
+    def _decision(
+        self, valid: ValidOffers, decision_id: str, offers: list[RankedOffer], explanation: str
+    ) -> Decision:
+        self.stats.decisions += 1
+        return Decision(
+            decision_id=decision_id,
+            customer_id=valid.customer_id,
+            event_id=valid.event_id,
+            event_type=valid.event_type,
+            timestamp=valid.timestamp,
+            channel=valid.channel,
+            offers=offers,
+            model_version=self._models.model.version,
+            registry_version=self._models.registry_version,
+            challenger_version=self._models.challenger_version,
+            instance=self._instance,
+            policy=self.policy.name,
+            feature_set=FEATURE_SET,
+            rule_versions=valid.rule_versions,
+            explanation=explanation,
+        )

@@ -1,0 +1,125 @@
+"""The ranker's parts on their own, without Kafka or Quix: the feedback learner, the decider and
+the models' keeper, each given what the stream step would give it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+from models.evaluation import StreamMetrics
+from models.ranker import OnlineRanker
+from pipeline.contracts.schemas import Decision, Interaction
+from pipeline.next_best_offer.champion import ChampionFollower
+from pipeline.next_best_offer.decider import Decider
+from pipeline.next_best_offer.feedback import FeedbackLearner, InputPosition
+from pipeline.next_best_offer.state import CustomerDecisions, MemoryState
+from pipeline.settings import Settings
+from tests.factories import SHORT_INTEREST, START, candidate, catalogue_offer, valid_offers
+
+
+class Parts:
+    """A decider, a learner and their models over two offers, as one ranker instance has them."""
+
+    def __init__(self, tmp_path: Path, **settings: object) -> None:
+        offers = [catalogue_offer(o, **SHORT_INTEREST) for o in ("a", "b")]
+        self.tables = SimpleNamespace(
+            catalogue=SimpleNamespace(offers={o["offer_id"]: o for o in offers})
+        )
+        self.settings = Settings(state_dir=tmp_path, exploration="greedy", **settings)
+        self.path = tmp_path / "model.pkl"
+        self.metrics = StreamMetrics()
+        self.models = ChampionFollower(self.settings, self.path, self.metrics)
+        self.decider = Decider(self.settings, self.tables, self.models, self.metrics, "host-1")  # type: ignore[arg-type]
+        self.learner = FeedbackLearner(self.tables, self.models, self.metrics)  # type: ignore[arg-type]
+        self.book = CustomerDecisions(MemoryState())
+
+    def decide(self) -> Decision:
+        return self.decider.decide(self.book, valid_offers(candidate("a", 1), candidate("b", 1)))
+
+
+def reaction(decision: Decision, offer_id: str, outcome: str, at: datetime) -> Interaction:
+    return Interaction(
+        interaction_id=f"{decision.decision_id}-{offer_id}-{outcome}",
+        decision_id=decision.decision_id,
+        customer_id=decision.customer_id,
+        offer_id=offer_id,
+        channel="web",
+        outcome=outcome,
+        timestamp=at,
+    )
+
+
+def at(offset: int) -> InputPosition:
+    return InputPosition("interactions", 0, offset)
+
+
+def test_the_decider_emits_a_decision_record_naming_who_decided_with_what(tmp_path: Path) -> None:
+    parts = Parts(tmp_path, top_k=2)
+    decision = parts.decide()
+    assert isinstance(decision, Decision)  # the exported schema's own model
+    assert [o.offer_id for o in decision.offers] == ["a", "b"]  # equal scores: input order
+    assert decision.instance == "host-1" and decision.model_version == "logistic-0"
+    assert decision.challenger_version is None and decision.registry_version is None
+    pending = parts.book.pending[decision.decision_id]
+    assert set(pending["shown"]) == {"a", "b"}
+    assert pending["due"] == START.timestamp() + 48 * 3600  # the offers' response window
+    assert parts.metrics.decisions == 1 and parts.decider.stats.decisions == 1
+
+
+def test_the_decider_scores_the_challenger_in_shadow(tmp_path: Path) -> None:
+    parts = Parts(tmp_path)
+    parts.models.challenger, parts.models.challenger_version = OnlineRanker(seed=3), "7"
+    decision = parts.decide()
+    shadow = parts.book.details(decision.decision_id)["shadow"]
+    assert decision.challenger_version == "7"
+    assert shadow["propensity"] == decision.offers[0].propensity == 1.0  # greedy
+    assert 0 < shadow["target_probability"] <= 1
+
+
+def test_accept_is_learned_a_click_waits_and_a_replayed_offset_is_not_learned_twice(
+    tmp_path: Path,
+) -> None:
+    parts = Parts(tmp_path)
+    decision = parts.decide()
+    later = START + timedelta(minutes=5)
+    for offset, (offer_id, outcome) in enumerate(
+        [("a", "impression"), ("b", "impression"), ("a", "click"), ("a", "accept")]
+    ):
+        assert (
+            parts.learner.observe(
+                parts.book, reaction(decision, offer_id, outcome, later), at(offset)
+            )
+            is None
+        )
+    assert parts.models.model.n_learned == 1 and parts.learner.stats.positives == 1
+    assert parts.metrics.reward == 100.0  # "a" was first: its value is the decision's reward
+    assert set(parts.book.pending[decision.decision_id]["shown"]) == {"b"}  # still open
+    # a dismiss at an offset the models have learned up to (a replay after a restart) resolves
+    # the offer in the customer's book but is not learned again
+    parts.learner.observe(parts.book, reaction(decision, "b", "dismiss", later), at(3))
+    assert parts.models.model.n_learned == 1 and decision.decision_id not in parts.book.pending
+
+
+def test_a_reaction_to_an_unknown_decision_is_refused_with_its_reason(tmp_path: Path) -> None:
+    parts = Parts(tmp_path)
+    decision = parts.decide()
+    unknown = reaction(decision, "a", "accept", START).model_copy(update={"decision_id": "d-x"})
+    reason = parts.learner.observe(parts.book, unknown, at(0))
+    assert (
+        reason
+        == f"interaction {unknown.interaction_id}: decision d-x is unknown or already resolved"
+    )
+    assert parts.models.model.n_learned == 0
+
+
+def test_labels_learned_after_the_last_checkpoint_survive_a_kill(tmp_path: Path) -> None:
+    parts = Parts(tmp_path)
+    parts.models.save()
+    for offset in range(5):
+        parts.models.learn("interactions/0", offset, {"bias": 1.0}, offset % 2 == 0)
+    # killed here: no checkpoint since; a new instance reads the checkpoint and the journal
+    restarted = ChampionFollower(parts.settings, parts.path, StreamMetrics())
+    assert restarted.model.n_learned == 5
+    assert restarted.learned_before("interactions/0", 4)
+    assert not restarted.learned_before("interactions/0", 5)
