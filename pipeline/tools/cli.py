@@ -548,6 +548,10 @@ def replay(
     policy: Annotated[str, typer.Option(help=", ".join(POLICIES))] = "greedy",
     seed: Annotated[int, typer.Option(help="seed of the model, policy and bootstrap")] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write results here")] = None,
+    rows_out: Annotated[
+        Path | None, typer.Option("--rows", help="CSV: per evaluated round, what the policy did")
+    ] = None,
+    resamples: Annotated[int, typer.Option(min=10, help="bootstrap resamples per interval")] = 200,
     mlflow_run: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="log a run")] = True,
     register: Annotated[bool, typer.Option(help="register the replayed model")] = False,
 ) -> None:
@@ -556,8 +560,19 @@ def replay(
 
     settings = _settings(ctx)
     result = replay_mod.replay_file(log_file, items, mapping, model=model, policy=policy, seed=seed)
-    estimates = result.estimates(seed=seed)
+    if not result.rows:
+        first = (
+            f"; line {result.rejected[0].line}: {result.rejected[0].reason}"
+            if result.rejected
+            else ""
+        )
+        raise NboError(
+            f"{log_file}: nothing to evaluate ({len(result.rejected)} rows rejected{first})"
+        )
+    estimates = result.estimates(resamples=resamples, seed=seed)
     _print_replay(result, estimates)
+    for warning in result.warnings():
+        errors.print(f"[bold yellow]warning:[/] {warning}")
     figures = replay_mod.figures(result, estimates)
     if mlflow_run:
         from models.tracking import log_offline_run
@@ -575,8 +590,12 @@ def replay(
         registered = f", registered as version {version}" if version else ""
         console.print(f"[dim]MLflow run {run_id}{registered}[/]")
     if json_out is not None:
-        json_out.write_text(json.dumps(replay_mod.report(result, estimates), indent=2) + "\n")
+        report = replay_mod.report(result, estimates)
+        json_out.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
         console.print(f"[dim]results written to {json_out}[/]")
+    if rows_out is not None:
+        replay_mod.write_rows(result, rows_out)
+        console.print(f"[dim]{len(result.rows):,} evaluated rounds written to {rows_out}[/]")
 
 
 def _print_replay(result: Any, estimates: list[Any]) -> None:

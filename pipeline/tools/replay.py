@@ -46,6 +46,9 @@ from pipeline.errors import LoadError
 
 _UNIFORM_TOLERANCE = 1e-3
 _CURVE_EVERY = 500  # rounds between points of the progressive-validation curve
+# Below this many non-zero rewards among the evaluated rounds, a bootstrap interval says more
+# about the few rounds that paid than about the policy (a handful of rare clicks gives [0, 0]).
+FEW_REWARDS = 30
 
 
 class ContextColumns(BaseModel):
@@ -83,6 +86,8 @@ class LogMapping(BaseModel):
     def from_file(cls, path: Path | None) -> LogMapping:
         if path is None:
             return cls()
+        if not path.is_file():
+            raise LoadError(f"{path}: no such file")
         try:
             return cls.model_validate(yaml.safe_load(path.read_text()) or {})
         except (yaml.YAMLError, ValidationError) as error:
@@ -118,12 +123,52 @@ class Rejected:
     reason: str
 
 
+@dataclass(frozen=True)
+class RowOutcome:
+    """What the target policy made of one evaluated round (`--rows`)."""
+
+    line: int
+    logged_offer: str
+    chosen_offer: str  # the target policy's first choice
+    logged_propensity: float
+    target_probability: float  # of the logged offer, under the target policy
+    predicted_reward: float
+    reward: float
+
+
+class _NumberedLines:
+    """A text file's lines for `csv`, remembering which lines each record was read from, so a
+    row is reported at its true first line (after blank lines and multi-line fields too)."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = lines
+        self._read: list[tuple[int, bool]] = []  # (line number, blank) since the last record
+
+    def __iter__(self) -> Iterator[str]:
+        for number, line in enumerate(self._lines, start=1):
+            self._read.append((number, not line.strip()))
+            yield line
+
+    def first_line(self) -> int:
+        """The first non-blank line read since the last call."""
+        numbers = [number for number, blank in self._read if not blank] or [0]
+        self._read.clear()
+        return numbers[0]
+
+
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) of a CSV or JSON Lines file; a bad JSON line is a row of its own."""
+    if not path.is_file():
+        raise LoadError(f"{path}: no such file")
     with open(path, newline="") as handle:
         if path.suffix.lower() == ".csv":
-            for number, row in enumerate(csv.DictReader(handle), start=2):
-                yield number, row
+            lines = _NumberedLines(handle)
+            reader = csv.DictReader(lines)
+            if reader.fieldnames is None:
+                return
+            lines.first_line()  # the header's
+            for row in reader:
+                yield lines.first_line(), row
             return
         for number, line in enumerate(handle, start=1):
             if line.strip():
@@ -166,6 +211,31 @@ def _list(value: Any) -> tuple[str, ...]:
     return tuple(part.strip() for part in str(value or "").split("|") if part.strip())
 
 
+def _finite(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
+
+
+def check_columns(mapping: LogMapping, columns: set[str], path: Path) -> None:
+    """Refuse a mapping that names a column the log lacks: every row would lose what it maps
+    (a context column) or be rejected (a required one), and the replay would not say why."""
+    named = {
+        name: getattr(mapping, name) for name in ("timestamp", "offer_id", "reward", "propensity")
+    }
+    for name in ("position", "candidates"):
+        if getattr(mapping, name) is not None:
+            named[name] = getattr(mapping, name)
+    for name in mapping.context.model_fields_set:
+        if getattr(mapping.context, name) is not None:
+            named[f"context.{name}"] = getattr(mapping.context, name)
+    missing = {key: column for key, column in named.items() if column not in columns}
+    if missing:
+        listed = ", ".join(f"{key} → {column!r}" for key, column in missing.items())
+        raise LoadError(f"{path}: the mapping names columns the log does not have: {listed}")
+
+
 def parse_show(number: int, row: dict[str, Any], mapping: LogMapping) -> LoggedShow:
     """One log row as a `LoggedShow`; raises ValueError naming the column that is wrong."""
     if "__error__" in row:
@@ -186,7 +256,7 @@ def parse_show(number: int, row: dict[str, Any], mapping: LogMapping) -> LoggedS
         except (TypeError, ValueError) as error:
             raise ValueError(f"column {name!r}: {error}") from error
 
-    propensity = parsed(mapping.propensity, float)
+    propensity = parsed(mapping.propensity, _finite)
     if not 0 < propensity <= 1:
         raise ValueError(f"column {mapping.propensity!r}: propensity {propensity} not in (0, 1]")
     context = mapping.context
@@ -204,7 +274,7 @@ def parse_show(number: int, row: dict[str, Any], mapping: LogMapping) -> LoggedS
         line=number,
         timestamp=parsed(mapping.timestamp, _timestamp),
         offer_id=str(column(mapping.offer_id)),
-        reward=parsed(mapping.reward, float),
+        reward=parsed(mapping.reward, _finite),
         propensity=propensity,
         position=int(position) if position is not None else 1,
         candidates=_list(candidates) if candidates is not None else None,
@@ -227,11 +297,22 @@ class ReplayResult:
     roc_auc: float
     rejected: list[Rejected] = field(default_factory=list)
     curve: list[dict[str, float]] = field(default_factory=list)  # progressive metrics over time
+    rows: list[RowOutcome] = field(default_factory=list)  # per evaluated round
 
     def estimates(self, resamples: int = 200, seed: int = 0) -> list[Estimate]:
         return estimate_all(
             self.log, include_replay=self.uniform_logging, resamples=resamples, seed=seed
         )
+
+    def warnings(self) -> list[str]:
+        """What a reader of the estimates must know before trusting them."""
+        paying = sum(1 for row in self.rows if row.reward != 0)
+        if self.rows and paying < FEW_REWARDS:
+            return [
+                f"only {paying} of {len(self.rows)} evaluated rounds have a non-zero reward "
+                f"(fewer than {FEW_REWARDS}): the intervals are not to be trusted"
+            ]
+        return []
 
 
 class Replayer:
@@ -259,6 +340,7 @@ class Replayer:
         self._roc_auc = metrics.ROCAUC()
         self._learned = 0
         self._curve: list[dict[str, float]] = []
+        self.rows: list[RowOutcome] = []
 
     def step(self, show: LoggedShow) -> None:
         """Score, record for evaluation, then learn: one logged show."""
@@ -285,6 +367,17 @@ class Replayer:
                     target_value=sum(p * q for p, q in zip(propensities, predicted, strict=True)),
                     predicted_reward=predicted[logged],
                     matched=order[0] == logged,
+                )
+            )
+            self.rows.append(
+                RowOutcome(
+                    line=show.line,
+                    logged_offer=show.offer_id,
+                    chosen_offer=ranked[order[0]].key,
+                    logged_propensity=show.propensity,
+                    target_probability=propensities[logged],
+                    predicted_reward=predicted[logged],
+                    reward=show.reward,
                 )
             )
             self._uniform &= abs(show.propensity * len(names) - 1) < _UNIFORM_TOLERANCE
@@ -340,6 +433,7 @@ class Replayer:
             roc_auc=float(self._roc_auc.get()),
             rejected=rejected,
             curve=self._curve_to_end(),
+            rows=list(self.rows),
         )
 
 
@@ -370,7 +464,9 @@ def replay_file(
     """Replay a log file; `replayer_options` are those of `Replayer` (model, policy, seed...)."""
     mapping = LogMapping.from_file(mapping_path)
     items = read_items(items_path, mapping.items)
-    return replay_rows(read_rows(log_path), Replayer(items, mapping, **replayer_options))
+    rows = list(read_rows(log_path))
+    check_columns(mapping, {column for _, row in rows for column in row}, log_path)
+    return replay_rows(rows, Replayer(items, mapping, **replayer_options))
 
 
 def figures(result: ReplayResult, estimates: list[Estimate]) -> dict[str, float]:
@@ -384,15 +480,39 @@ def figures(result: ReplayResult, estimates: list[Estimate]) -> dict[str, float]
 
 
 def report(result: ReplayResult, estimates: list[Estimate]) -> dict[str, Any]:
-    """The replay's results as JSON-ready data."""
-    return {
-        "policy": result.policy,
-        "model_version": result.model.version,
-        "rounds_learned": result.rounds_learned,
-        "rounds_evaluated": len(result.log),
-        "uniform_logging": result.uniform_logging,
-        "log_loss": result.log_loss,
-        "roc_auc": result.roc_auc,
-        "estimates": [estimate.as_dict() for estimate in estimates],
-        "rejected": [{"line": r.line, "reason": r.reason} for r in result.rejected],
-    }
+    """The replay's results as JSON-ready data (a figure that is not a number is null)."""
+    safe: dict[str, Any] = _json_safe(
+        {
+            "policy": result.policy,
+            "model_version": result.model.version,
+            "rounds_learned": result.rounds_learned,
+            "rounds_evaluated": len(result.log),
+            "uniform_logging": result.uniform_logging,
+            "log_loss": result.log_loss,
+            "roc_auc": result.roc_auc,
+            "estimates": [estimate.as_dict() for estimate in estimates],
+            "rejected": [{"line": r.line, "reason": r.reason} for r in result.rejected],
+            "warnings": result.warnings(),
+        }
+    )
+    return safe
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def write_rows(result: ReplayResult, path: Path) -> None:
+    """One CSV line per evaluated round: what was logged and what the target policy made of it."""
+    names = [f.name for f in RowOutcome.__dataclass_fields__.values()]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names)
+        writer.writeheader()
+        for row in result.rows:
+            writer.writerow({name: getattr(row, name) for name in names})

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +16,7 @@ from typer.testing import CliRunner
 from models.synthetic import SyntheticBandit
 from pipeline.errors import LoadError
 from pipeline.tools.cli import app
-from pipeline.tools.replay import LogMapping, replay_file
+from pipeline.tools.replay import LogMapping, read_rows, replay_file
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "data" / "example_log"
@@ -129,3 +133,103 @@ def test_the_command_on_the_shipped_example_prints_writes_json_and_logs_to_mlflo
     runs = mlflow.search_runs(experiment_names=["nbo-ranker"])
     assert len(runs) == 1
     assert runs.iloc[0]["metrics.ope_dr"] == pytest.approx(estimates["dr"]["value"])
+
+
+def _replay_command(tmp_path: Path, log: Path, items: Path, mapping: Path, *extra: str):  # type: ignore[no-untyped-def]
+    """`nbo replay` as a user runs it: its own process, its exit code and both outputs."""
+    env = {
+        **os.environ,
+        "COLUMNS": "400",  # one line per message
+        "NBO_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "NBO_MLFLOW_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+    }
+    command = [sys.executable, "-m", "pipeline", "replay", str(log), "--items", str(items)]
+    return subprocess.run(
+        [*command, "--mapping", str(mapping), "--no-mlflow", *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_reward_or_propensity_that_is_not_a_finite_number_is_rejected_by_line_and_column(
+    bandit_files: tuple[SyntheticBandit, Path, Path, Path],
+) -> None:
+    bandit, log, items, mapping = bandit_files
+    rows = bandit.log(40, "uniform", seed=3)
+    rows[2]["accepted"] = float("nan")
+    rows[4]["propensity"] = float("inf")
+    log.write_text(
+        "".join(json.dumps({RENAMED.get(k, k): v for k, v in row.items()}) + "\n" for row in rows)
+    )
+    result = replay_file(log, items, mapping)
+    reasons = {r.line: r.reason for r in result.rejected}
+    assert sorted(reasons) == [3, 5]
+    assert "column 'clicked'" in reasons[3] and "not a finite number" in reasons[3]
+    assert "column 'p'" in reasons[5] and "not a finite number" in reasons[5]
+    assert all(math.isfinite(e.value) for e in result.estimates())
+
+
+def test_csv_rows_are_reported_at_their_true_line_after_blank_lines_and_multi_line_fields(
+    bandit_files: tuple[SyntheticBandit, Path, Path, Path],
+) -> None:
+    bandit = bandit_files[0]
+    log = bandit_files[1].with_suffix(".csv")
+    rows = bandit.log(6, "uniform", seed=5)
+    rows[1]["note"] = "two\nlines"  # row 2 spans lines 3-4
+    for row in rows:
+        row.setdefault("note", "")
+    write_log(log, rows)
+    text = log.read_text().splitlines(keepends=True)
+    text.insert(5, "\n")  # a blank line before the fourth row (now line 6 -> 7)
+    log.write_text("".join(text))
+    rows_seen = [number for number, _ in read_rows(log)]
+    assert rows_seen == [2, 3, 5, 7, 8, 9]
+
+
+def test_a_mapping_that_names_a_column_the_log_lacks_is_refused(
+    bandit_files: tuple[SyntheticBandit, Path, Path, Path],
+) -> None:
+    bandit, log, items, mapping = bandit_files
+    write_log(log, bandit.log(20, "uniform", seed=6))
+    mapping.write_text(MAPPING + "context: {segment: customer_segment}\n")
+    with pytest.raises(LoadError, match=r"context.segment → 'customer_segment'"):
+        replay_file(log, items, mapping)
+
+
+def test_nothing_to_evaluate_a_missing_file_and_few_rewards_are_said_plainly(
+    tmp_path: Path, bandit_files: tuple[SyntheticBandit, Path, Path, Path]
+) -> None:
+    bandit, log, items, mapping = bandit_files
+    rows = bandit.log(20, "uniform", seed=7)
+    write_log(log, [{**row, "propensity": 2.0} for row in rows])  # every row rejected
+    nothing = _replay_command(tmp_path, log, items, mapping)
+    assert nothing.returncode == 1 and "Traceback" not in nothing.stderr
+    assert "nothing to evaluate (20 rows rejected; line 1:" in nothing.stderr
+
+    missing = _replay_command(tmp_path, tmp_path / "no-such.csv", items, mapping)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "no-such.csv: no such file" in missing.stderr
+
+    write_log(log, [{**row, "accepted": 1.0 if i < 3 else 0.0} for i, row in enumerate(rows)])
+    out, per_row = tmp_path / "replay.json", tmp_path / "rows.csv"
+    few = _replay_command(
+        tmp_path, log, items, mapping, "--json", str(out), "--rows", str(per_row),
+        "--resamples", "50",
+    )  # fmt: skip
+    assert few.returncode == 0, few.stderr
+    assert "only 3 of 20 evaluated rounds have a non-zero reward" in few.stderr
+    report = json.loads(out.read_text(), parse_constant=_refuse)  # valid JSON: no NaN tokens
+    assert report["warnings"] and report["rounds_evaluated"] == 20
+    with open(per_row, newline="") as handle:
+        written = list(csv.DictReader(handle))
+    assert [int(r["line"]) for r in written] == list(range(1, 21))
+    assert {"logged_offer", "chosen_offer", "target_probability", "predicted_reward"} <= set(
+        written[0]
+    )
+    assert sum(float(r["reward"]) for r in written) == 3.0
+
+
+def _refuse(token: str) -> None:
+    raise ValueError(f"not JSON: {token}")
