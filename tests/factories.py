@@ -7,6 +7,7 @@ would send them; `catalogue_offer` is an offer as the offers table holds it once
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -146,10 +147,14 @@ def make_ranker(tmp_path: Path, offers: list[dict[str, Any]], **settings: Any) -
     return Ranker(config, tables, DeadLetters(), tmp_path / "model.pkl")  # type: ignore[arg-type]
 
 
+_VALID_OFFERS_OFFSETS = itertools.count()
+
+
 def decide(ranker: Ranker, book: CustomerDecisions, record: ValidOffers) -> dict[str, Any]:
     """`ranker`'s decision on `record`, as it goes on the topic."""
-    at = InputPosition("valid_offers", 0, 1)
-    return ranker.decide(book, record, at).model_dump(mode="json")
+    at = InputPosition("valid_offers", 0, next(_VALID_OFFERS_OFFSETS))  # each record its own
+    *_feedback, decision = ranker.handle(book, record, at, record.customer_id)
+    return decision.model_dump(mode="json")
 
 
 # The stream tests' four offers, one per category

@@ -97,10 +97,19 @@ class Outcome(StrEnum):
     CONVERT = "convert"
 
 
+class FeedbackOutcome(StrEnum):
+    """How a shown offer was resolved: a response, or none within its response window."""
+
+    ACCEPT = "accept"
+    CONVERT = "convert"
+    DISMISS = "dismiss"
+    NO_RESPONSE = "no response"
+
+
 # What the customers' reactions mean for learning: accept and convert are positive, dismiss is
 # negative; an impression or a click says nothing yet (the offer waits for its outcome).
-POSITIVE_OUTCOMES = frozenset({Outcome.ACCEPT, Outcome.CONVERT})
-NEGATIVE_OUTCOMES = frozenset({Outcome.DISMISS})
+POSITIVE_OUTCOMES: frozenset[str] = frozenset({Outcome.ACCEPT, Outcome.CONVERT})
+NEGATIVE_OUTCOMES: frozenset[str] = frozenset({Outcome.DISMISS})
 # How long a shown offer waits for a response before its silence is a negative label.
 DEFAULT_RESPONSE_WINDOW_HOURS = 72.0
 
@@ -298,6 +307,36 @@ class Decision(Output):
     explanation: str
 
 
+class Feedback(Output):
+    """One shown offer, resolved: what the customer did with it and what the ranker knew when it
+    decided. Learners learn from these; off-policy evaluation reads them."""
+
+    decision_id: str
+    customer_id: str
+    offer_id: str
+    rank: int = Field(description="the offer's place in the decision; 1 is shown first")
+    outcome: FeedbackOutcome = Field(description="no response: none within the response window")
+    label: bool = Field(description="accepted (accept or convert)")
+    reward: float = Field(description="the offer's value at decision time if accepted, else 0")
+    features: dict[str, float] = Field(description="what the model scored, at decision time")
+    feature_set: str
+    p_accept: float = Field(description="the model's P(accept) at decision time")
+    value_now: float
+    propensity: float | None = Field(
+        default=None, description="probability the policy chose this offer at its rank"
+    )
+    model_version: str = Field(description="the model that decided")
+    challenger: dict[str, float] | None = Field(
+        default=None,
+        description="for the first offer, when a challenger was scored in shadow: what it "
+        "would have done (propensity, target_probability, target_value, predicted_reward)",
+    )
+    decided_at: datetime
+    resolved_at: datetime = Field(
+        description="event time of the reaction, or of the first event past the response window"
+    )
+
+
 class DeadLetter(Output):
     """A record nbo could not use, with where it came from and why."""
 
@@ -319,6 +358,7 @@ ALL_SCHEMAS: dict[str, type[BaseModel]] = {
     "interaction": Interaction,
     "valid_offers": ValidOffers,
     "decision": Decision,
+    "feedback": Feedback,
     "dead_letter": DeadLetter,
 }
 

@@ -17,6 +17,7 @@ from pipeline.contracts.schemas import (
     Customer,
     DeadLetter,
     Decision,
+    Feedback,
     Interaction,
     JourneyEvent,
     Offer,
@@ -39,7 +40,7 @@ class TopicSpec:
     schema: type[BaseModel]  # every record on the topic is one of these (`nbo schema export`)
     description: str
     streamed_by: tuple[str, ...] = ()  # μ-products that read it as a source stream, in order
-    loop_output: bool = False  # written by the loop's μ-products (the demo's live view reads it)
+    live_view: bool = False  # read by the demo's and the steady loop's live views
 
 
 _CUSTOMER = "customer_id"
@@ -57,24 +58,27 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("eligibilities", "rule_id", True, Rule, "may this customer get this offer (CEL)"),
     TopicSpec(
         "valid_offers", _CUSTOMER, False, ValidOffers, "per event, the offers valid right now",
-        streamed_by=(RANKER,), loop_output=True,
+        streamed_by=(RANKER,), live_view=True,
     ),
     TopicSpec(
         "next_best_offers", _CUSTOMER, False, Decision, "per event, the ranked decision",
-        loop_output=True,
+        live_view=True,
     ),
     TopicSpec(
         "interactions", _CUSTOMER, False, Interaction, "channel impressions and responses",
         streamed_by=(VALID_OFFERS, RANKER),
     ),
     TopicSpec(
+        "feedback", _CUSTOMER, False, Feedback, "per shown offer resolved, its label and context",
+    ),
+    TopicSpec(
         "dead_letter", "source key", False, DeadLetter, "bad records: topic, offset and reason",
-        loop_output=True,
+        live_view=True,
     ),
 )  # fmt: skip
 
 TOPIC_NAMES: tuple[str, ...] = tuple(spec.logical for spec in TOPICS)
-LOOP_OUTPUTS: tuple[str, ...] = tuple(spec.logical for spec in TOPICS if spec.loop_output)
+LOOP_OUTPUTS: tuple[str, ...] = tuple(spec.logical for spec in TOPICS if spec.live_view)
 
 
 def spec(logical: str) -> TopicSpec:

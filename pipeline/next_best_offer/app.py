@@ -16,10 +16,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from pydantic import BaseModel
 from quixstreams import Application
+from quixstreams.models.topics import Topic
 
 from models.tracking import RunTracker
 from pipeline.catalogue.tables import GlobalTables
+from pipeline.contracts.schemas import Decision, Feedback
 from pipeline.contracts.topics import sources_of
 from pipeline.kafka.dead_letters import DeadLetterProducer, processing_error_to_dead_letter
 from pipeline.kafka.quix import (
@@ -64,9 +67,12 @@ def build(
     )
 
     sdf = parsed_sources(app, settings, SOURCES, STAGE)
-    sdf = sdf.apply(ranker, stateful=True, metadata=True)
-    sdf = sdf.filter(lambda output: output is not None)
-    sdf.to_topic(output_topic(app, settings, "next_best_offers"))
+    sdf = sdf.apply(ranker, stateful=True, metadata=True, expand=True)
+    sinks: dict[type[BaseModel], Topic] = {
+        Decision: output_topic(app, settings, "next_best_offers"),
+        Feedback: output_topic(app, settings, "feedback"),
+    }
+    sdf.to_topic(lambda record, _key, _timestamp, _headers: sinks[type(record)])
     return app, ranker
 
 

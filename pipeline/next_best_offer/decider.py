@@ -105,9 +105,21 @@ class Decider:
                 decision_id,
                 now,
                 now + min(response_window_seconds(offers_now.get(c.key)) for c in chosen),
-                {c.key: {"x": features[c.key], "p": c.p_accept, "v": c.value_now} for c in chosen},
+                {
+                    o.offer_id: {
+                        "x": features[o.offer_id],
+                        "p": o.p_accept,
+                        "v": o.value_now,
+                        "q": o.propensity,
+                        "r": o.rank,
+                    }
+                    for o in offers
+                },
                 first=chosen[0].key,
                 shadow=self._shadow(candidates, chosen[0].key, propensities[top[0]]),
+                customer=valid.customer_id,
+                model=self._models.model.version,
+                feature_set=FEATURE_SET,
             )
         self._metrics.decided([phases[c.key] for c in chosen])
         explanation = (

@@ -1,15 +1,20 @@
-"""Labels from the customers' reactions, and from their silence, learned once each.
+"""Labels from the customers' reactions, and from their silence, learned once each and told.
 
 Each offer of a decision is resolved on its own (a channel may show several): accept and
 convert are positive, dismiss negative, a click neutral (the offer waits for its outcome), and a
 shown offer with no response within its response window negative, by event time. The label is
-scored against the P(accept) of decision time (progressive validation), then learned from the
-features stored at decision time: nothing is rebuilt.
+scored against the P(accept) of decision time (progressive validation), learned from the
+features stored at decision time (nothing is rebuilt), and emitted as a `Feedback` record.
+
+Whether a record's labels are in the model already is decided once per input record: a record
+at or before the offsets the models were checkpointed with (a replay after a restart) resolves
+its offers and emits their feedback again, but teaches the models nothing twice.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from models.evaluation import StreamMetrics
@@ -17,6 +22,8 @@ from pipeline.catalogue.tables import GlobalTables
 from pipeline.contracts.schemas import (
     NEGATIVE_OUTCOMES,
     POSITIVE_OUTCOMES,
+    Feedback,
+    FeedbackOutcome,
     Interaction,
     response_window_seconds,
 )
@@ -38,14 +45,23 @@ class InputPosition:
 
 
 @dataclass
+class Resolution:
+    """What one interaction resolved: feedback records, or why it could not be used."""
+
+    feedback: list[Feedback] = field(default_factory=list)
+    refused: str | None = None
+
+
+@dataclass
 class FeedbackStats:
     learned: int = 0
     positives: int = 0
     expired: int = 0
+    resolved: int = 0
 
 
 class FeedbackLearner:
-    """Turns interactions and expired impressions into labels for the models."""
+    """Turns interactions and expired impressions into labels for the models, and feedback."""
 
     def __init__(
         self, tables: GlobalTables, models: ChampionFollower, metrics: StreamMetrics
@@ -57,30 +73,48 @@ class FeedbackLearner:
 
     def observe(
         self, book: CustomerDecisions, interaction: Interaction, at: InputPosition
-    ) -> str | None:
-        """Resolve what `interaction` says; the reason it cannot be used, if it cannot."""
+    ) -> Resolution:
+        """Resolve what `interaction` says (after what its time has expired)."""
         now = interaction.timestamp.timestamp()
-        self.expire(book, now, at)
+        learn = not self._models.learned_before(at.partition_name, at.offset)
+        feedback = self._expire(book, now, at, learn)
         decision = book.pending.get(interaction.decision_id)
         if decision is None or interaction.offer_id not in decision["shown"]:
             what = "decision" if decision is None else f"offer {interaction.offer_id} of decision"
-            return (
+            reason = (
                 f"interaction {interaction.interaction_id}: {what} {interaction.decision_id} "
                 "is unknown or already resolved"
             )
-        if interaction.outcome == "impression":
+            return Resolution(feedback, refused=reason)
+        outcome = interaction.outcome
+        if outcome == "impression":
             book.shown(interaction.decision_id, interaction.offer_id, now, interaction.channel)
-        elif interaction.outcome in POSITIVE_OUTCOMES or interaction.outcome in NEGATIVE_OUTCOMES:
-            accepted = interaction.outcome in POSITIVE_OUTCOMES
-            self._label(book, interaction.decision_id, interaction.offer_id, accepted, at)
-            book.resolve(interaction.decision_id, interaction.offer_id)
+        elif outcome in POSITIVE_OUTCOMES or outcome in NEGATIVE_OUTCOMES:
+            feedback.append(
+                self._resolve(
+                    book,
+                    interaction.decision_id,
+                    interaction.offer_id,
+                    FeedbackOutcome(outcome),
+                    now,
+                    at,
+                    learn,
+                )
+            )
         # a click is neutral: the offer stays open for its outcome
-        return None
+        return Resolution(feedback)
 
-    def expire(self, book: CustomerDecisions, now: float, at: InputPosition) -> None:
+    def expire(self, book: CustomerDecisions, now: float, at: InputPosition) -> list[Feedback]:
         """A shown offer with no response within its window becomes a negative label; an
         offer not shown within its window is forgotten (nothing to learn from it)."""
+        learn = not self._models.learned_before(at.partition_name, at.offset)
+        return self._expire(book, now, at, learn)
+
+    def _expire(
+        self, book: CustomerDecisions, now: float, at: InputPosition, learn: bool
+    ) -> list[Feedback]:
         offers = self._tables.catalogue.offers
+        feedback = []
         for decision_id, decision in list(book.pending.items()):
             if now <= decision["due"]:  # none of its offers can have expired yet
                 continue
@@ -91,31 +125,61 @@ class FeedbackLearner:
                 if now <= expires:
                     next_due = expires if next_due is None else min(next_due, expires)
                     continue
-                if shown_at is not None:
-                    self._label(book, decision_id, offer_id, False, at)
-                    self.stats.expired += 1
-                book.resolve(decision_id, offer_id)
-            if next_due is not None:
+                if shown_at is None:
+                    book.resolve(decision_id, offer_id)
+                    continue
+                feedback.append(
+                    self._resolve(
+                        book, decision_id, offer_id, FeedbackOutcome.NO_RESPONSE, now, at, learn
+                    )
+                )
+                self.stats.expired += 1
+            if next_due is not None and decision_id in book.pending:
                 decision["due"] = next_due
+        return feedback
 
-    def _label(
+    def _resolve(
         self,
         book: CustomerDecisions,
         decision_id: str,
         offer_id: str,
-        accepted: bool,
+        outcome: FeedbackOutcome,
+        now: float,
         at: InputPosition,
-    ) -> None:
-        """Measure, then learn, one shown offer's label (once, even across a restart)."""
-        if self._models.learned_before(at.partition_name, at.offset):
-            return  # learned before the restart this checkpoint comes from
+        learn: bool,
+    ) -> Feedback:
+        """Measure, learn (unless `learn` is False: a replay) and tell one shown offer's label."""
         decision: dict[str, Any] = book.details(decision_id)
+        decided_at = book.pending[decision_id]["at"]
         offer = decision["offers"][offer_id]
-        self._metrics.labelled(offer["p"], accepted)
-        if offer_id == decision["first"]:
-            reward = offer["v"] if accepted else 0.0
-            self._metrics.rewarded(reward)
-            self._models.rewarded_in_shadow(decision.get("shadow"), reward)
-        self._models.learn(at.partition_name, at.offset, offer["x"], accepted)
-        self.stats.learned += 1
-        self.stats.positives += int(accepted)
+        accepted = outcome in POSITIVE_OUTCOMES
+        reward = offer["v"] if accepted else 0.0
+        first = offer_id == decision["first"]
+        if learn:
+            self._metrics.labelled(offer["p"], accepted)
+            if first:
+                self._metrics.rewarded(reward)
+                self._models.rewarded_in_shadow(decision.get("shadow"), reward)
+            self._models.learn(at.partition_name, at.offset, offer["x"], accepted)
+            self.stats.learned += 1
+            self.stats.positives += int(accepted)
+        self.stats.resolved += 1
+        book.resolve(decision_id, offer_id)
+        return Feedback(
+            decision_id=decision_id,
+            customer_id=decision.get("customer", ""),
+            offer_id=offer_id,
+            rank=offer.get("r", 1 if first else 2),
+            outcome=outcome,
+            label=accepted,
+            reward=reward,
+            features=offer["x"],
+            feature_set=decision.get("feature_set", ""),
+            p_accept=offer["p"],
+            value_now=offer["v"],
+            propensity=offer.get("q"),
+            model_version=decision.get("model", ""),
+            challenger=decision.get("shadow") if first else None,
+            decided_at=datetime.fromtimestamp(decided_at, UTC),
+            resolved_at=datetime.fromtimestamp(now, UTC),
+        )

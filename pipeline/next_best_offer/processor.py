@@ -1,9 +1,10 @@
 """The ranker's stateful step: routes each record to the part that owns its kind of work.
 
-A valid_offers record: expire the customer's unanswered impressions, then decide. An
-interaction: resolve it into labels, or dead-letter it. After either, the customer's book is
-saved and the models are checkpointed when due. Only this step reads Quix's message context;
-the parts it calls are given what they need, so each is tested without a stream.
+A valid_offers record: resolve what the event's time has expired, then decide. An interaction:
+resolve it into labels, or dead-letter it. Either returns the records to emit: the feedback of
+each offer resolved, and the decision. After either, the customer's book is saved and the
+models are checkpointed when due. Only this step reads Quix's message context; the parts it
+calls are given what they need, so each is tested without a stream.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from quixstreams import State, message_context
 
 from models.evaluation import StreamMetrics
 from models.tracking import RunTracker
 from pipeline.catalogue.tables import GlobalTables
-from pipeline.contracts.schemas import Decision, Interaction, ValidOffers
+from pipeline.contracts.schemas import Decision, Feedback, Interaction, ValidOffers
 from pipeline.contracts.topics import RANKER
 from pipeline.kafka.dead_letters import DeadLetterProducer, Origin, Parsed, dead_letter
 from pipeline.next_best_offer.champion import ChampionFollower
@@ -28,6 +30,7 @@ from pipeline.next_best_offer.state import CustomerDecisions
 from pipeline.settings import Settings
 
 STAGE = RANKER
+Emitted = Decision | Feedback
 
 
 class Ranker:
@@ -51,37 +54,32 @@ class Ranker:
 
     def __call__(
         self, parsed: Parsed, key: str, _timestamp: int, _headers: Any, state: State[str, Any]
-    ) -> Decision | None:
+    ) -> list[Emitted]:
         if parsed.dead is not None:
             self._dead_letters.send(parsed.dead)
-            return None
-        record = parsed.record
-        if record is None:
-            return None
+            return []
+        if parsed.record is None:
+            return []
         context = message_context()
         at = InputPosition(context.topic, context.partition, context.offset)
         book = CustomerDecisions(state)
-        output: Decision | None = None
-        if isinstance(record, ValidOffers):
-            output = self.decide(book, record, at)
-        elif isinstance(record, Interaction):
-            reason = self.observe(book, record, at)
-            if reason is not None:
-                origin = Origin(context.topic, context.partition, context.offset, key)
-                raw = record.model_dump_json()
-                self._dead_letters.send(dead_letter(STAGE, origin, reason, raw))
-        else:
-            raise TypeError(f"the ranker reads valid_offers and interactions, not {record!r}")
+        emitted = self.handle(book, parsed.record, at, key)
         book.save()
         self.models.maybe_checkpoint()
-        return output
+        return emitted
 
-    def decide(self, book: CustomerDecisions, valid: ValidOffers, at: InputPosition) -> Decision:
-        """Expire what the event's time has passed, then decide."""
-        self.learner.expire(book, valid.timestamp.timestamp(), at)
-        return self.decider.decide(book, valid)
-
-    def observe(
-        self, book: CustomerDecisions, interaction: Interaction, at: InputPosition
-    ) -> str | None:
-        return self.learner.observe(book, interaction, at)
+    def handle(
+        self, book: CustomerDecisions, record: BaseModel, at: InputPosition, key: str
+    ) -> list[Emitted]:
+        """The records `record` makes the ranker emit, in order."""
+        if isinstance(record, ValidOffers):
+            feedback = self.learner.expire(book, record.timestamp.timestamp(), at)
+            return [*feedback, self.decider.decide(book, record)]
+        if isinstance(record, Interaction):
+            resolution = self.learner.observe(book, record, at)
+            if resolution.refused is not None:
+                origin = Origin(at.topic, at.partition, at.offset, key)
+                raw = record.model_dump_json()
+                self._dead_letters.send(dead_letter(STAGE, origin, resolution.refused, raw))
+            return list(resolution.feedback)
+        raise TypeError(f"the ranker reads valid_offers and interactions, not {record!r}")

@@ -24,7 +24,7 @@ def validators(directory: Path) -> dict[str, Draft202012Validator]:
     exported = {path.name: path for path in export_json_schemas(directory)}
     by_model = {model: name for name, model in ALL_SCHEMAS.items()}
     found = {}
-    for topic in ("valid_offers", "next_best_offers", "dead_letter"):
+    for topic in ("valid_offers", "next_best_offers", "feedback", "dead_letter"):
         path = exported[f"{by_model[spec(topic).schema]}.schema.json"]
         found[topic] = Draft202012Validator(json.loads(path.read_text()))
     return found
@@ -58,11 +58,15 @@ def test_every_emitted_record_validates_against_its_exported_schema(
         emitted = {
             "valid_offers": outputs(settings, "valid_offers", 2 * len(PEOPLE)),
             "next_best_offers": outputs(settings, "next_best_offers", 2 * len(PEOPLE)),
+            "feedback": outputs(settings, "feedback", len(PEOPLE)),
             "dead_letter": outputs(settings, "dead_letter", 2),
         }
     check = validators(tmp_path / "schemas")
     for topic, records in emitted.items():
         for record in records:
             assert errors(check[topic], record) == [], f"{topic}: {record}"
+    accepted = {(f["decision_id"], f["offer_id"]) for f in emitted["feedback"] if f["label"]}
+    firsts = {(d["decision_id"], d["offers"][0]["offer_id"]) for d in decisions}
+    assert accepted == firsts  # one feedback record per accepted offer, naming it
     reasons = sorted(letter["stage"] for letter in emitted["dead_letter"])
     assert reasons == ["ranker", "valid-offers"]  # each μ-product names itself

@@ -105,7 +105,7 @@ def test_an_unanswered_impression_becomes_a_negative_label_once_its_window_has_p
         outcome="impression",
         timestamp=NOW + timedelta(hours=1),
     )
-    assert ranker.observe(book, impression, InputPosition("interactions", 0, 7)) is None
+    assert ranker.handle(book, impression, InputPosition("interactions", 0, 7), "C1") == []
 
     def later(hours: float, event_id: str) -> ValidOffers:
         at = NOW + timedelta(hours=hours)

@@ -83,31 +83,39 @@ def test_accept_is_learned_a_click_waits_and_a_replayed_offset_is_not_learned_tw
     parts = Parts(tmp_path)
     decision = parts.decide()
     later = START + timedelta(minutes=5)
+    told = []
     for offset, (offer_id, outcome) in enumerate(
         [("a", "impression"), ("b", "impression"), ("a", "click"), ("a", "accept")]
     ):
-        assert (
-            parts.learner.observe(
-                parts.book, reaction(decision, offer_id, outcome, later), at(offset)
-            )
-            is None
+        resolution = parts.learner.observe(
+            parts.book, reaction(decision, offer_id, outcome, later), at(offset)
         )
+        assert resolution.refused is None
+        told += resolution.feedback
     assert parts.models.model.n_learned == 1 and parts.learner.stats.positives == 1
+    [accepted] = told  # one label, one feedback record, with what the decision knew
+    assert (accepted.offer_id, accepted.outcome, accepted.label) == ("a", "accept", True)
+    assert accepted.rank == 1 and accepted.propensity == 1.0 and accepted.reward == 100.0
+    assert accepted.model_version == "logistic-0" and accepted.customer_id == "C1"
+    assert accepted.features == parts.book.details(decision.decision_id)["offers"]["a"]["x"]
+    assert accepted.decided_at == START and accepted.resolved_at == later
     assert parts.metrics.reward == 100.0  # "a" was first: its value is the decision's reward
     assert set(parts.book.pending[decision.decision_id]["shown"]) == {"b"}  # still open
     # a dismiss at an offset the models have learned up to (a replay after a restart) resolves
     # the offer in the customer's book but is not learned again
-    parts.learner.observe(parts.book, reaction(decision, "b", "dismiss", later), at(3))
+    replayed = parts.learner.observe(parts.book, reaction(decision, "b", "dismiss", later), at(3))
     assert parts.models.model.n_learned == 1 and decision.decision_id not in parts.book.pending
+    assert [(f.offer_id, f.label) for f in replayed.feedback] == [("b", False)]  # told again
 
 
 def test_a_reaction_to_an_unknown_decision_is_refused_with_its_reason(tmp_path: Path) -> None:
     parts = Parts(tmp_path)
     decision = parts.decide()
     unknown = reaction(decision, "a", "accept", START).model_copy(update={"decision_id": "d-x"})
-    reason = parts.learner.observe(parts.book, unknown, at(0))
+    resolution = parts.learner.observe(parts.book, unknown, at(0))
+    assert resolution.feedback == []
     assert (
-        reason
+        resolution.refused
         == f"interaction {unknown.interaction_id}: decision d-x is unknown or already resolved"
     )
     assert parts.models.model.n_learned == 0
@@ -123,3 +131,21 @@ def test_labels_learned_after_the_last_checkpoint_survive_a_kill(tmp_path: Path)
     assert restarted.model.n_learned == 5
     assert restarted.learned_before("interactions/0", 4)
     assert not restarted.learned_before("interactions/0", 5)
+
+
+def test_every_offer_an_event_finds_unanswered_is_learned_and_told(tmp_path: Path) -> None:
+    parts = Parts(tmp_path)
+    decision = parts.decide()
+    soon = START + timedelta(minutes=1)
+    for offset, offer_id in enumerate(["a", "b"]):
+        parts.learner.observe(
+            parts.book, reaction(decision, offer_id, "impression", soon), at(offset)
+        )
+    # one event three days later finds both past their 48-hour response window
+    told = parts.learner.expire(parts.book, (START + timedelta(days=3)).timestamp(), at(2))
+    assert [(f.offer_id, f.outcome, f.label) for f in told] == [
+        ("a", "no response", False),
+        ("b", "no response", False),
+    ]
+    assert parts.models.model.n_learned == 2 and parts.learner.stats.expired == 2
+    assert told[0].rank == 1 and told[1].rank == 2 and told[1].challenger is None
