@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Literal, get_args
 
 import numpy as np
+
+from models.names import POLICIES
 
 
 def _rounded(values: Sequence[float]) -> list[float]:
@@ -107,10 +108,6 @@ class ThompsonSampling:
         order = _greedy_order(list(samples[0]))
         counts = np.bincount(winners[1:], minlength=n)
         return order, _rounded((counts / self.draws).tolist())
-
-
-PolicyName = Literal["greedy", "epsilon-greedy", "thompson"]
-POLICIES: tuple[str, ...] = get_args(PolicyName)
 
 
 def make_policy(

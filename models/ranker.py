@@ -24,15 +24,14 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any
 
 from river import forest, linear_model, naive_bayes, optim
 
+from models.names import DEFAULT_MODEL, MODELS
+
 # A single Hoeffding tree is not offered: with sparse one-hot crosses it never split in our
 # tests (River 0.26), so it would rank by its prior forever.
-ModelName = Literal["logistic", "adaptive_forest", "naive_bayes"]
-MODELS: tuple[str, ...] = get_args(ModelName)
-DEFAULT_MODEL: ModelName = "logistic"
 # Trees cannot split on a feature that is absent from a dict, and features here are sparse
 # one-hot crosses: for them, every feature seen so far is given, 0.0 where absent.
 _NEEDS_DENSE = frozenset({"adaptive_forest"})

@@ -16,8 +16,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.policies import PolicyName
-from models.ranker import DEFAULT_MODEL, ModelName
+from models.names import DEFAULT_MODEL, ModelName, PolicyName
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]

@@ -17,8 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from models.policies import POLICIES
-from models.ranker import DEFAULT_MODEL, MODELS
+from models.names import DEFAULT_MODEL, MODELS, POLICIES
 from pipeline.connectors import load as connectors
 from pipeline.connectors.files import ParsedFile
 from pipeline.contracts import topics

@@ -38,9 +38,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from river import metrics
 
 from features.offer_features import CustomerPart, DecisionContext, candidate_features
+from models.names import DEFAULT_MODEL
 from models.off_policy import Estimate, LoggedRound, OffPolicyLog, estimate_all
 from models.policies import make_policy
-from models.ranker import DEFAULT_MODEL, Candidate, OnlineRanker
+from models.ranker import Candidate, OnlineRanker
 from pipeline.contracts.schemas import describe_errors
 from pipeline.errors import LoadError
 

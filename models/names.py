@@ -1,0 +1,13 @@
+"""The names a setting may choose a model or an exploration policy by.
+
+Kept apart from the models themselves so that reading the settings does not import River.
+"""
+
+from typing import Literal, get_args
+
+ModelName = Literal["logistic", "adaptive_forest", "naive_bayes"]
+MODELS: tuple[str, ...] = get_args(ModelName)
+DEFAULT_MODEL: ModelName = "logistic"
+
+PolicyName = Literal["greedy", "epsilon-greedy", "thompson"]
+POLICIES: tuple[str, ...] = get_args(PolicyName)
