@@ -57,13 +57,13 @@ def decide(
         shown, unanswered = customer_state.contact_counts(
             state, offer_id, now, catalogue.offers[offer_id]["contact_window_days"]
         )
-        candidates.append(
-            CandidateOffer(
-                offer_id=offer_id,
-                days_since_trigger=trigger_days[triggers],
-                impressions=shown,
-                unanswered_impressions=unanswered,
-            )
+        candidates.append(  # a literal: calling the TypedDict costs 0.2 µs more per candidate
+            {
+                "offer_id": offer_id,
+                "days_since_trigger": trigger_days[triggers],
+                "impressions": shown,
+                "unanswered_impressions": unanswered,
+            }
         )
     # Built without validating again what is validated already (the event, the customer state,
     # the catalogue): 5 µs rather than 24 for 100 candidates. The output-contract test checks
