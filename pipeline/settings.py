@@ -62,7 +62,7 @@ class Settings(BaseSettings):
         default=0.005, gt=0, description="seconds a poll waits; bounds the latency it adds"
     )
     # How long a consumer's fetch may wait on the broker. Unset: chosen per broker by
-    # `pipeline.kafka.quix.fetch_wait_ms` (500 ms on Kafka, 100 ms on the embedded broker).
+    # `pipeline.kafka.quix.fetch_wait_ms` (100 ms on both brokers).
     fetch_wait_max_ms: int | None = Field(default=None, ge=1)
     # Tansu slows down under many small produce requests: 5 ms batches keep it fast
     linger_ms: float = Field(default=5.0, ge=0, description="producer batching delay")
