@@ -314,7 +314,7 @@ class Feedback(Output):
     decision_id: str
     customer_id: str
     offer_id: str
-    rank: int = Field(description="the offer's place in the decision; 1 is shown first")
+    rank: int | None = Field(description="the offer's place in the decision; 1 is shown first")
     outcome: FeedbackOutcome = Field(description="no response: none within the response window")
     label: bool = Field(description="accepted (accept or convert)")
     reward: float = Field(description="the offer's value at decision time if accepted, else 0")

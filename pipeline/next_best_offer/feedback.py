@@ -134,7 +134,7 @@ class FeedbackLearner:
                     )
                 )
                 self.stats.expired += 1
-            if next_due is not None and decision_id in book.pending:
+            if next_due is not None:  # an offer is still open, so the decision is pending
                 decision["due"] = next_due
         return feedback
 
@@ -169,7 +169,7 @@ class FeedbackLearner:
             decision_id=decision_id,
             customer_id=decision.get("customer", ""),
             offer_id=offer_id,
-            rank=offer.get("r", 1 if first else 2),
+            rank=offer.get("r"),  # none for decisions made before ranks were kept
             outcome=outcome,
             label=accepted,
             reward=reward,
