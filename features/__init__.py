@@ -1,1 +1,39 @@
-"""Pure feature functions: customer state, offer and context in, a new feature dict out."""
+"""Feature sets: nbo's default, and the way to write and choose your own (`NBO_FEATURE_SET`)."""
+
+from typing import Any
+
+from features.feature_set import Exposure, FeatureSet, Moment, feature_set
+from features.offer_features import DEFAULT_FEATURES
+from models.names import FEATURE_SETS, import_reference, is_reference
+
+__all__ = [
+    "DEFAULT_FEATURES",
+    "Exposure",
+    "FeatureSet",
+    "Moment",
+    "feature_set",
+    "make_feature_set",
+]
+
+
+def make_feature_set(name: str) -> FeatureSet:
+    """The feature set a setting names: `default`, or an import reference
+    `package.module:attribute` to a `FeatureSet` (as `@feature_set` makes).
+
+    >>> make_feature_set("default").label
+    'default/2'
+    """
+    if name == "default":
+        return DEFAULT_FEATURES
+    if is_reference(name):
+        found: Any = import_reference(name)
+        if isinstance(found, FeatureSet):
+            return found
+        raise ValueError(
+            f"{name} is not a FeatureSet: decorate the function with "
+            "@features.feature_set(name, version)"
+        )
+    raise ValueError(
+        f"unknown feature set {name!r}; choose one of {', '.join(FEATURE_SETS)} "
+        "or name your own as package.module:attribute"
+    )

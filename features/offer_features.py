@@ -1,30 +1,33 @@
-"""Features of one candidate offer for one customer at one moment.
+"""nbo's default feature set: segment, age band, category, phase, channel, event, time, their
+crosses, the offer's exposure, and the offer's identity.
 
-Pure functions: they take the customer view, the offer and the decision context and return a
-new `dict[str, float]`; they never change their inputs. `DecisionFeatures` gives the same
-features split in a part shared by many candidates of a decision and a part of each one's own,
-so that the ranker scores the shared part once.
+Pure: it reads the customer, the offer, the moment and the exposure and returns new dicts; it
+never changes its inputs. `for_decision` splits each candidate's features in a part shared by
+the candidates of a decision and a part of its own, so that a linear ranker scores the shared
+part once per decision.
 
->>> context = DecisionContext(hour=9, weekday=0, channel="web", event_type="travel_booking")
->>> customer = CustomerPart.of({"segment": "mass", "age": 34, "products_held": ["card"]})
->>> offer = {"category": "insurance"}
->>> x = candidate_features(customer, offer, context, days_since_trigger=0.5, phase="primary",
-...                        impressions=1, unanswered=1)
+>>> from datetime import datetime, UTC
+>>> moment = Moment("travel_booking", "web", datetime(2026, 3, 2, 9, tzinfo=UTC))
+>>> customer = {"segment": "mass", "age": 34, "products_held": ["card"]}
+>>> x = DEFAULT_FEATURES.features(customer, {"offer_id": "ins-1", "category": "insurance"},
+...                               moment, Exposure(0.5, "primary", impressions=1, unanswered=1))
 >>> x["segment=mass×category=insurance"], x["event=travel_booking×category=insurance"]
 (1.0, 1.0)
->>> "holds_category" in x
-False
+>>> x["offer=ins-1"], "holds_category" in x
+(1.0, False)
+>>> DEFAULT_FEATURES.label
+'default/2'
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-FEATURE_SET = "v1: bias, segment, age band, category, phase, channel, hour, weekday, crosses"
+from features.feature_set import DecisionParts, Exposure, Features, FeatureSet, Moment
 
 
 @dataclass(frozen=True)
@@ -35,9 +38,12 @@ class DecisionContext:
     event_type: str
 
     @classmethod
-    def at(cls, moment: datetime, channel: str, event_type: str) -> DecisionContext:
+    def of(cls, moment: Moment) -> DecisionContext:
         return cls(
-            hour=moment.hour, weekday=moment.weekday(), channel=channel, event_type=event_type
+            hour=moment.timestamp.hour,
+            weekday=moment.timestamp.weekday(),
+            channel=moment.channel,
+            event_type=moment.event_type,
         )
 
 
@@ -63,42 +69,48 @@ class CustomerPart:
     products_held: frozenset[str]
 
     @classmethod
-    def of(cls, customer: dict[str, Any]) -> CustomerPart:
+    def of(cls, customer: Mapping[str, Any]) -> CustomerPart:
         return cls(
-            segment=str(customer.get("segment", "unknown")),
+            segment=str(customer.get("segment") or "unknown"),
             age_band=age_band(float(customer.get("age") or 0)),
-            products_held=frozenset(customer.get("products_held", ())),
+            products_held=frozenset(customer.get("products_held") or ()),
         )
 
 
-def candidate_features(
-    customer: CustomerPart,
-    offer: dict[str, Any],
-    context: DecisionContext,
-    *,
-    days_since_trigger: float | None,
-    phase: str,
-    impressions: int,
-    unanswered: int,
-) -> dict[str, float]:
-    """All features of one candidate: customer, offer, context and their crosses."""
-    shared, own = DecisionFeatures(customer, context).parts(
-        offer["category"], phase, days_since_trigger, impressions, unanswered
-    )
-    return {**shared, **own}
+class DefaultFeatures(FeatureSet):
+    """Version 1 was the same without the offer's identity."""
+
+    def __init__(self) -> None:
+        super().__init__("default", 2)
+
+    def features(
+        self,
+        customer: Mapping[str, Any],
+        offer: Mapping[str, Any],
+        moment: Moment,
+        exposure: Exposure,
+    ) -> Features:
+        shared, own = self.for_decision(customer, moment).parts(offer, exposure)
+        return {**shared, **own}
+
+    def for_decision(self, customer: Mapping[str, Any], moment: Moment) -> DecisionFeatures:
+        return DecisionFeatures(CustomerPart.of(customer), DecisionContext.of(moment))
+
+
+DEFAULT_FEATURES = DefaultFeatures()
 
 
 _TENTHS = tuple(count / 10 for count in range(11))  # a count within [0, 10], scaled to [0, 1]
 
 
-class DecisionFeatures:
-    """The features of the candidates of one decision, in two parts per candidate.
+class DecisionFeatures(DecisionParts):
+    """The default features of the candidates of one decision, in two parts per candidate.
 
-    `parts` gives (shared, own), with no feature in both; together they are exactly
-    `candidate_features`. The shared part depends only on the customer, the context, the offer's
-    category and its phase, so the candidates of a decision have a few of them: each is built
-    once, is one read-only object for all candidates that have it, and a linear model scores it
-    once per decision instead of once per candidate. The own part is a new dict per call.
+    Together the two parts are exactly `DefaultFeatures.features`. The shared part depends only
+    on the customer, the context, the offer's category and its phase, so the candidates of a
+    decision have a few of them: each is built once, is one read-only object for all candidates
+    that have it, and a linear model scores it once per decision instead of once per candidate.
+    The own part is a new dict per call.
     """
 
     def __init__(self, customer: CustomerPart, context: DecisionContext) -> None:
@@ -106,27 +118,28 @@ class DecisionFeatures:
         self._context = context
         self._shared: dict[tuple[str, str], dict[str, float]] = {}
 
-    def parts(
-        self,
-        category: str,
-        phase: str,
-        days_since_trigger: float | None,
-        impressions: int,
-        unanswered: int,
-    ) -> tuple[dict[str, float], dict[str, float]]:
+    def parts(self, offer: Mapping[str, Any], exposure: Exposure) -> tuple[Features, Features]:
+        category, phase = offer["category"], exposure.phase
         shared = self._shared.get((category, phase))
         if shared is None:
             shared = _categorical(self._customer, category, phase, self._context)
             self._shared[category, phase] = shared
         own = {
-            "impressions": _TENTHS[max(0, min(impressions, 10))],
-            "unanswered": _TENTHS[max(0, min(unanswered, 10))],
+            _offer_feature(offer["offer_id"]): 1.0,
+            "impressions": _TENTHS[max(0, min(exposure.impressions, 10))],
+            "unanswered": _TENTHS[max(0, min(exposure.unanswered, 10))],
         }
-        if days_since_trigger is not None:
-            own["log_days_since_trigger"] = math.log1p(max(0.0, days_since_trigger)) / 5
+        days = exposure.days_since_trigger
+        if days is not None:
+            own["log_days_since_trigger"] = math.log1p(max(0.0, days)) / 5
         if category in self._customer.products_held:
             own["holds_category"] = 1.0
         return shared, own
+
+
+@functools.lru_cache(maxsize=16384)
+def _offer_feature(offer_id: str) -> str:
+    return f"offer={offer_id}"
 
 
 def _categorical(

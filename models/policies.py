@@ -16,10 +16,24 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
 from models.names import POLICIES
+
+
+class Policy(Protocol):
+    """What the ranker, the replay and a data scientist's own policy have in common."""
+
+    @property
+    def name(self) -> str: ...
+
+    def choose(
+        self, scores: Sequence[float], p_accept: Sequence[float]
+    ) -> tuple[list[int], list[float]]:
+        """The order to show the candidates in, and each one's propensity of being first."""
+        ...
 
 
 def _rounded(values: Sequence[float]) -> list[float]:
@@ -110,9 +124,7 @@ class ThompsonSampling:
         return order, _rounded((counts / self.draws).tolist())
 
 
-def make_policy(
-    name: str, seed: int = 0, epsilon: float = 0.1
-) -> Greedy | EpsilonGreedy | ThompsonSampling:
+def make_policy(name: str, seed: int = 0, epsilon: float = 0.1) -> Policy:
     if name == "greedy":
         return Greedy()
     if name == "epsilon-greedy":

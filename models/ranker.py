@@ -1,22 +1,34 @@
-"""The online ranker: P(accept) from any River classifier, priority from time value and levers.
+"""The online ranker: P(accept) from any River binary classifier, priority from time value.
 
-Behaves like a River estimator: `learn_one(x, y)`, `predict_one(x)` (P(accept)) and `rank`.
-Hyper-parameters are `__init__` arguments stored under the same names; learned state is
-`_`-prefixed.
+`OnlineRanker` is a River classifier (`learn_one`, `predict_proba_one`, `predict_one`,
+`clone`) that wraps the classifier or pipeline a data scientist chooses and adds `rank`:
+priority = P(accept) × value now × business lever. `make_ranker` builds the named models a
+setting chooses (`NBO_RANKER_MODEL`).
 
->>> ranker = OnlineRanker(model="logistic", seed=1)
+>>> from river import linear_model, optim, preprocessing
+>>> ranker = OnlineRanker(linear_model.LogisticRegression(optimizer=optim.SGD(0.15)))
 >>> for _ in range(50):
 ...     ranker.learn_one({"bias": 1.0, "category=card": 1.0}, True)
 ...     ranker.learn_one({"bias": 1.0, "category=loan": 1.0}, False)
->>> ranker.predict_one({"bias": 1.0, "category=card": 1.0}) > 0.5
+>>> ranker.predict_one({"bias": 1.0, "category=card": 1.0})
 True
+>>> round(ranker.predict_proba_one({"bias": 1.0, "category=card": 1.0})[True], 3)
+0.87
 >>> ranker.version
-'logistic-100'
+'LogisticRegression-100'
 >>> [c.key for c in ranker.rank([
 ...     Candidate("loan", {"bias": 1.0, "category=loan": 1.0}, value_now=100.0),
 ...     Candidate("card", {"bias": 1.0, "category=card": 1.0}, value_now=100.0),
 ... ])]
 ['card', 'loan']
+
+Any River pipeline whose last step is a binary classifier plugs in the same way:
+
+>>> scaled = OnlineRanker(preprocessing.StandardScaler() | linear_model.LogisticRegression())
+>>> scaled.version
+'StandardScaler|LogisticRegression-0'
+>>> scaled.clone().n_learned
+0
 """
 
 from __future__ import annotations
@@ -24,28 +36,72 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from river import forest, linear_model, naive_bayes, optim
+from river import base, compose, forest, linear_model, naive_bayes, optim, preprocessing
 
-from models.names import DEFAULT_MODEL, MODELS
+from features import DEFAULT_FEATURES, FeatureSet
+from models.names import DEFAULT_MODEL, MODELS, import_reference, is_reference
 
-# A single Hoeffding tree is not offered: with sparse one-hot crosses it never split in our
-# tests (River 0.26), so it would rank by its prior forever.
-# Trees cannot split on a feature that is absent from a dict, and features here are sparse
-# one-hot crosses: for them, every feature seen so far is given, 0.0 where absent.
-_NEEDS_DENSE = frozenset({"adaptive_forest"})
+# Steps that transform each feature on its own (x_i → f_i(x_i)): a pipeline of them before a
+# logistic regression scores the shared part of a ranking once (see `OnlineRanker.rank`).
+_ELEMENTWISE = (
+    preprocessing.StandardScaler,
+    preprocessing.MaxAbsScaler,
+    preprocessing.MinMaxScaler,
+)
 
 
-def make_classifier(name: str, seed: int, learning_rate: float = 0.15) -> Any:
-    """A fresh River binary classifier by name (see `MODELS`)."""
-    if name == "logistic":
-        return linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate), l2=1e-5)
-    if name == "adaptive_forest":
-        return forest.ARFClassifier(n_models=10, seed=seed)
-    if name == "naive_bayes":
-        return naive_bayes.BernoulliNB()
-    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+def default_classifier(learning_rate: float = 0.15) -> linear_model.LogisticRegression:
+    """nbo's logistic regression: plain SGD, a little L2."""
+    return linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate), l2=1e-5)
+
+
+def make_ranker(
+    model: str = DEFAULT_MODEL,
+    *,
+    features: FeatureSet = DEFAULT_FEATURES,
+    learning_rate: float = 0.15,
+    seed: int = 0,
+) -> OnlineRanker:
+    """A fresh ranker for the setting `NBO_RANKER_MODEL`: a name of `MODELS`, or an import
+    reference `package.module:attribute` to an `OnlineRanker`, a River classifier or pipeline,
+    or a function that returns one (see `as_ranker`). `features` is the feature set of a named
+    model or of a bare classifier; an `OnlineRanker` keeps its own.
+
+    >>> make_ranker("naive_bayes").version
+    'naive_bayes-0'
+    """
+    if model == "logistic":
+        return OnlineRanker(default_classifier(learning_rate), features, name="logistic")
+    if model == "adaptive_forest":
+        # A single Hoeffding tree is not offered: with sparse one-hot crosses it never split in
+        # our tests (River 0.26), so it would rank by its prior forever.
+        forest_ = forest.ARFClassifier(n_models=10, seed=seed)
+        return OnlineRanker(forest_, features, dense=True, name=model)
+    if model == "naive_bayes":
+        return OnlineRanker(naive_bayes.BernoulliNB(), features, name=model)
+    if is_reference(model):
+        return as_ranker(import_reference(model), features, name=model.partition(":")[2])
+    raise ValueError(
+        f"unknown model {model!r}; choose one of {', '.join(MODELS)} "
+        "or name your own as package.module:attribute"
+    )
+
+
+def as_ranker(
+    model: Any, features: FeatureSet = DEFAULT_FEATURES, name: str | None = None
+) -> OnlineRanker:
+    """A fresh, unlearned `OnlineRanker` from what a data scientist hands over: an
+    `OnlineRanker` (with its own feature set), a River binary classifier or pipeline (with
+    `features`), or a function that returns one."""
+    if callable(model) and not isinstance(model, base.Estimator):
+        model = model()
+    if isinstance(model, OnlineRanker):
+        return model.clone()
+    if isinstance(model, base.Classifier):
+        return OnlineRanker(model.clone(), features, name=name)
+    raise TypeError(f"{model!r} is neither an OnlineRanker nor a River classifier")
 
 
 @dataclass(slots=True)
@@ -74,46 +130,104 @@ class Candidate:
 _PRIORITY = operator.attrgetter("score", "tie_break")
 
 
-class OnlineRanker:
-    """Ranks candidates by priority = P(accept) × value now × business lever."""
+def steps_of(classifier: base.Estimator) -> list[base.Estimator]:
+    """The steps of a pipeline, or the classifier alone."""
+    if isinstance(classifier, compose.Pipeline):
+        return list(classifier.steps.values())
+    return [classifier]
+
+
+def transformed(transformers: list[base.Estimator], x: dict[str, float]) -> dict[Any, Any]:
+    """`x` through the transformers of a pipeline, in order."""
+    out: dict[Any, Any] = x
+    for step in transformers:
+        out = cast(base.Transformer, step).transform_one(out)
+    return out
+
+
+class OnlineRanker(base.Classifier):
+    """Ranks candidates by priority = P(accept) × value now × business lever.
+
+    Parameters
+    ----------
+    classifier
+        Any River binary classifier or pipeline ending in one; learns True (accepted) or False.
+        Default: logistic regression with SGD (step 0.15) and L2 1e-5.
+    features
+        The feature set the model learns from and is scored with (see `features`); it travels
+        with the model, to the registry and to a replay. Default: nbo's default feature set.
+    dense
+        Give the classifier every feature seen so far, 0.0 where absent. Trees need it: they
+        cannot split on a feature that is absent from a dict, and nbo's features are sparse
+        one-hot crosses.
+    name
+        What `version` starts with; default the class names of the classifier's steps.
+    """
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, learning_rate: float = 0.15, seed: int = 0
+        self,
+        classifier: base.Classifier | None = None,
+        features: FeatureSet = DEFAULT_FEATURES,
+        dense: bool = False,
+        name: str | None = None,
     ) -> None:
-        self.model = model
-        self.learning_rate = learning_rate
-        self.seed = seed
-        self._classifier = make_classifier(model, seed, learning_rate)
+        if classifier is not None and not isinstance(classifier, base.Classifier):
+            raise TypeError(f"{classifier!r} is not a River classifier")
+        if not isinstance(features, FeatureSet):
+            raise TypeError(f"{features!r} is not a FeatureSet (see features.feature_set)")
+        self.classifier = classifier if classifier is not None else default_classifier()
+        self.features = features
+        self.dense = dense
+        self.name = name
         self._n_learned = 0
-        self._n_positive = 0
-        self._feature_names: dict[str, float] = {}  # all zeros; for models that need dense x
+        self._feature_names: dict[str, float] = {}  # all zeros: every feature seen, for `dense`
+        self._weights_seen: tuple[int, dict[str, float]] = (-1, {})  # (n_learned, weights)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_classifier" in state:  # pickled when a model was picked by name (feature set v1)
+            state = {
+                "classifier": state["_classifier"],
+                # default/2 adds the offer's identity, which such a model never learned a weight
+                # for: it scores exactly as with default/1 until it learns one
+                "features": DEFAULT_FEATURES,
+                "dense": state["model"] == "adaptive_forest",
+                "name": state["model"],
+                "_n_learned": state["_n_learned"],
+                "_feature_names": state.get("_feature_names", {}),
+                "_weights_seen": (-1, {}),
+            }
+        self.__dict__.update(state)
 
     @property
     def version(self) -> str:
         """Changes with every label learned: a decision records the version that made it."""
-        return f"{self.model}-{self._n_learned}"
+        kind = self.name or "|".join(type(step).__name__ for step in steps_of(self.classifier))
+        return f"{kind}-{self._n_learned}"
 
     @property
     def n_learned(self) -> int:
         return self._n_learned
 
-    def _dense(self, x: dict[str, float]) -> dict[str, float]:
-        if self.model not in _NEEDS_DENSE:
-            return x
-        return {**self._feature_names, **x}
+    def _dense(self, x: dict[str, float]) -> dict[Any, Any]:
+        return {**self._feature_names, **x} if self.dense else x
 
-    def learn_one(self, x: dict[str, float], y: bool) -> None:
-        if self.model in _NEEDS_DENSE:
+    def learn_one(self, x: dict[str, float], y: bool) -> None:  # type: ignore[override]
+        if self.dense:
             for name in x.keys() - self._feature_names.keys():
                 self._feature_names[name] = 0.0
-        self._classifier.learn_one(self._dense(x), y)
+        self.classifier.learn_one(self._dense(x), bool(y))
         self._n_learned += 1
-        self._n_positive += int(y)
 
-    def predict_one(self, x: dict[str, float]) -> float:
-        """P(accept) for a shown offer with features `x`."""
-        proba = self._classifier.predict_proba_one(self._dense(x))
-        if not proba:  # a tree with nothing learned yet
+    def predict_proba_one(self, x: dict[str, float]) -> dict[bool, float]:  # type: ignore[override]
+        """{False: 1 - P(accept), True: P(accept)} for a shown offer with features `x`."""
+        p = self.p_accept(x)
+        return {False: 1.0 - p, True: p}
+
+    def p_accept(self, x: dict[str, float]) -> float:
+        """P(accept) for a shown offer with features `x` (0.5 before anything is learned by a
+        classifier that has no prior)."""
+        proba = self.classifier.predict_proba_one(self._dense(x))
+        if not proba:
             return 0.5
         return float(proba.get(True, 0.0))
 
@@ -129,17 +243,25 @@ class OnlineRanker:
         return ranked
 
     def _p_accept(self, candidate: Candidate) -> float:
-        return self.predict_one(candidate.all_features())
+        return self.p_accept(candidate.all_features())
 
     def _linear_p_accept(self) -> Callable[[Candidate], float] | None:
-        """For a logistic model: P(accept) that scores each distinct `shared_features` object
-        once per ranking. It is River's own `predict_proba_one` (the loss's mean function of
-        weights · x + intercept) with the dot product split in two; a test holds them equal."""
-        classifier = self._classifier
-        if not isinstance(classifier, linear_model.LogisticRegression):
+        """When the last step is a logistic regression and every step before it transforms each
+        feature on its own: P(accept) that transforms and scores each distinct
+        `shared_features` object once per ranking. It is River's own `predict_proba_one` (the
+        loss's mean function of weights · x + intercept) with the dot product split in two;
+        it reads the weights River keeps for its own dot product (`_weights`: copying them
+        through the public `weights` would cost more than the scoring), and a test holds the
+        two paths equal."""
+        *before, last = steps_of(self.classifier)
+        if (
+            self.dense
+            or type(last) is not linear_model.LogisticRegression
+            or not all(type(step) in _ELEMENTWISE for step in before)
+        ):
             return None
-        weights, intercept = classifier._weights, classifier.intercept
-        mean = classifier.loss.mean_func
+        weights, intercept, mean = last._weights, last.intercept, last.loss.mean_func
+
         # keyed by id(): each shared dict outlives this ranking, as the candidates hold it
         shared_logits: dict[int, float] = {}
 
@@ -147,23 +269,36 @@ class OnlineRanker:
             shared = candidate.shared_features
             logit = shared_logits.get(id(shared))
             if logit is None:
-                logit = shared_logits[id(shared)] = weights.dot(shared) + intercept
-            return float(mean(logit + weights.dot(candidate.features)))
+                logit = shared_logits[id(shared)] = (
+                    weights.dot(transformed(before, shared)) + intercept
+                )
+            return float(mean(logit + weights.dot(transformed(before, candidate.features))))
 
         return p_accept
 
+    # -- explanations ----------------------------------------------------------------------
+
     def weights(self) -> dict[str, float]:
-        """The linear model's feature weights ({} for models without weights)."""
-        return {name: float(w) for name, w in getattr(self._classifier, "weights", {}).items()}
+        """The feature weights of the last step ({} when it has none, as a tree or naive Bayes).
+
+        Read through River's public `weights`, once per label learned."""
+        seen, weights = self._weights_seen
+        if seen != self._n_learned:
+            last = steps_of(self.classifier)[-1]
+            found = getattr(last, "weights", None)
+            weights = (
+                {str(k): float(v) for k, v in found.items()} if isinstance(found, dict) else {}
+            )
+            self._weights_seen = (self._n_learned, weights)
+        return weights
 
     def contributions(self, x: dict[str, float], top: int = 3) -> list[tuple[str, float]]:
-        """The features that moved P(accept) most for `x` (linear models only; else [])."""
-        classifier = self._classifier
-        weight: Callable[[str, float], Any]
-        if isinstance(classifier, linear_model.LogisticRegression):
-            weight = classifier._weights.get  # `.weights` would copy every weight
-        else:
-            weight = getattr(classifier, "weights", {}).get
-        parts = [(name, float(weight(name, 0.0)) * value) for name, value in x.items()]
+        """The features that moved P(accept) most for `x`: weight × the value the last step sees
+        (after the pipeline's transformers). [] when the last step has no weights."""
+        weights = self.weights()
+        if not weights:
+            return []
+        x = transformed(steps_of(self.classifier)[:-1], x)
+        parts = [(str(name), weights.get(str(name), 0.0) * value) for name, value in x.items()]
         parts.sort(key=lambda part: abs(part[1]), reverse=True)
         return [(name, round(value, 4)) for name, value in parts[:top] if value != 0.0]

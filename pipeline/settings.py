@@ -11,12 +11,25 @@ Stages receive a `Settings`; they never read `os.environ` themselves.
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.names import DEFAULT_MODEL, ModelName, PolicyName
+from models.names import (
+    DEFAULT_FEATURE_SET,
+    DEFAULT_MODEL,
+    FEATURE_SETS,
+    MODELS,
+    PolicyName,
+    check_choice,
+)
+
+# A built-in name, or a data scientist's own object as `package.module:attribute`
+ModelChoice = Annotated[str, AfterValidator(lambda text: check_choice(text, MODELS, "model"))]
+FeatureSetChoice = Annotated[
+    str, AfterValidator(lambda text: check_choice(text, FEATURE_SETS, "feature set"))
+]
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
@@ -86,7 +99,8 @@ class Settings(BaseSettings):
     stall_timeout: float = Field(default=120.0, gt=0, description="seconds without progress")
 
     # The Next Best Offer μ-product
-    ranker_model: ModelName = DEFAULT_MODEL
+    ranker_model: ModelChoice = DEFAULT_MODEL
+    feature_set: FeatureSetChoice = DEFAULT_FEATURE_SET
     learning_rate: float = Field(default=0.15, gt=0, description="SGD step of the linear model")
     exploration: PolicyName = "epsilon-greedy"
     epsilon: float = Field(default=0.1, ge=0, le=1)

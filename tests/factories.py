@@ -15,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
+from models.ranker import OnlineRanker
 from pipeline.contracts.schemas import CandidateOffer, Offer, ValidOffers
 from pipeline.contracts.topics import create_topics
 from pipeline.next_best_offer.feedback import InputPosition
@@ -159,6 +160,19 @@ def decide(ranker: Ranker, book: CustomerDecisions, record: ValidOffers) -> dict
 
 # The stream tests' four offers, one per category
 OFFERS = {"offer-a": "card", "offer-b": "loan", "offer-c": "savings", "offer-d": "insurance"}
+
+
+def register(settings: Settings, ranker: OnlineRanker) -> str:
+    """Register `ranker` as a new version of the settings' MLflow registry; its version."""
+    import mlflow
+
+    from models import registry
+
+    registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifacts_dir)
+    with mlflow.start_run(run_name="test"):
+        version = registry.log_ranker(ranker)
+    assert version is not None
+    return version
 
 
 def with_offers(settings: Settings) -> Settings:

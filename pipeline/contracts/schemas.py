@@ -53,9 +53,28 @@ def _split_pipes(value: Any) -> Any:
     return value
 
 
+def _json_object(value: Any) -> Any:
+    """A map written as JSON text (a CSV cell): `{"tier": "gold"}`; empty text is no map."""
+    if isinstance(value, str):
+        if not value.strip():
+            return {}
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not a JSON object: {error.msg}") from error
+    return value
+
+
 Timestamp = Annotated[datetime, BeforeValidator(_date_as_midnight), AfterValidator(_naive_as_utc)]
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 EventType = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+# Free-form attributes a feature set may read: names to scalars (in CSV, a JSON object)
+AttributeName = Annotated[str, Field(min_length=1, max_length=64)]
+Attributes = Annotated[
+    dict[AttributeName, str | float | int | bool],
+    BeforeValidator(_json_object),
+    Field(description="free-form attributes for feature sets: name to scalar"),
+]
 
 
 class Category(StrEnum):
@@ -152,6 +171,7 @@ class Offer(Record):
     max_impressions: int | None = Field(default=None, ge=1, description="per customer per window")
     contact_window_days: float = Field(default=30, gt=0)
     response_window_hours: float = Field(default=DEFAULT_RESPONSE_WINDOW_HOURS, gt=0)
+    attributes: Attributes = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _periods_in_order(self) -> Offer:
@@ -178,6 +198,7 @@ class Customer(Record):
     products_held: Names = Field(default_factory=list, description="offer categories held")
     consents: Channels = Field(default_factory=list, description="channels the customer allows")
     updated_at: Timestamp
+    attributes: Attributes = Field(default_factory=dict)
 
 
 class JourneyEvent(Record):
@@ -188,7 +209,7 @@ class JourneyEvent(Record):
     event_type: EventType
     timestamp: Timestamp
     channel: Channel = Field(description="where the customer is, where an offer can be shown")
-    attributes: dict[str, str | float | int | bool] = Field(default_factory=dict)
+    attributes: Attributes = Field(default_factory=dict)
 
 
 class Rule(Record):

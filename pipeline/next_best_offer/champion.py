@@ -13,10 +13,10 @@ import logging
 import time
 from pathlib import Path
 
-from features.offer_features import FEATURE_SET
+from features import make_feature_set
 from models.evaluation import StreamMetrics
 from models.off_policy import LoggedRound, RunningEstimate
-from models.ranker import OnlineRanker
+from models.ranker import OnlineRanker, make_ranker
 from models.registry import CHALLENGER, CHAMPION
 from models.store import Checkpoint, LabelJournal, load_checkpoint, save_checkpoint
 from models.tracking import RunTracker
@@ -41,9 +41,7 @@ class ChampionFollower:
         self._tracker = tracker
         checkpoint = load_checkpoint(checkpoint_path)
         if checkpoint is None:
-            checkpoint = Checkpoint(
-                OnlineRanker(settings.ranker_model, settings.learning_rate, settings.seed)
-            )
+            checkpoint = Checkpoint(new_model(settings))
         self.checkpoint = checkpoint
         self._journal = LabelJournal(checkpoint_path.with_name("labels.jsonl"))
         self.challenger: OnlineRanker | None = None
@@ -111,8 +109,22 @@ class ChampionFollower:
             challenger = None
         if challenger != self.challenger_version:
             self.challenger = self._tracker.load(challenger) if challenger else None
+            if self.challenger is not None and not self._same_features(self.challenger):
+                self.challenger = None
             self.challenger_version = challenger if self.challenger else None
             self.challenger_estimate = RunningEstimate()
+
+    def _same_features(self, challenger: OnlineRanker) -> bool:
+        """A challenger learns from the champion's labels, so it must read the same features."""
+        if challenger.features.label == self.model.features.label:
+            return True
+        log.error(
+            "ranker: challenger %s reads feature set %s, the champion %s: not scored in shadow",
+            challenger.version,
+            challenger.features.label,
+            self.model.features.label,
+        )
+        return False
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -154,6 +166,16 @@ class ChampionFollower:
         self._saved_at = time.monotonic()
 
 
+def new_model(settings: Settings) -> OnlineRanker:
+    """The unlearned model the settings choose, with the feature set they choose."""
+    return make_ranker(
+        settings.ranker_model,
+        features=make_feature_set(settings.feature_set),
+        learning_rate=settings.learning_rate,
+        seed=settings.seed,
+    )
+
+
 def start_tracking(settings: Settings) -> RunTracker | None:
     """The ranker's MLflow run, with the parameters a reviewer compares runs by."""
     if not settings.mlflow_tracking:
@@ -171,7 +193,7 @@ def start_tracking(settings: Settings) -> RunTracker | None:
             "channel_daily_limit": settings.channel_daily_limit,
             "default_max_impressions": settings.default_max_impressions,
             "fatigue_share": settings.fatigue_share,
-            "feature_set": FEATURE_SET,
+            "feature_set": make_feature_set(settings.feature_set).label,
             "seed": settings.seed,
         },
         poll_interval=settings.model_poll_interval,

@@ -11,12 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from features.offer_features import (
-    FEATURE_SET,
-    CustomerPart,
-    DecisionContext,
-    DecisionFeatures,
-)
+from features import Exposure, Moment
 from models.contact_policy import ContactPolicy
 from models.evaluation import StreamMetrics
 from models.policies import make_policy
@@ -33,7 +28,6 @@ from pipeline.settings import Settings
 class OfferTerms:
     """What deciding needs of one version of an offer, worked out once."""
 
-    category: str
     profile: TimeValueProfile
     max_impressions: int
     lever: float
@@ -78,9 +72,9 @@ class Decider:
         if not self.contact.channel_allowed(book.channel_shown(valid.channel), now):
             self.stats.suppressed += len(valid.candidates)
             return self._decision(valid, decision_id, [], "channel daily limit reached")
-        context = DecisionContext.at(valid.timestamp, valid.channel, valid.event_type)
-        candidates, phases = self._candidates(valid, context, now)
-        ranked = self._models.model.rank(candidates)
+        model = self._models.model
+        candidates, phases = self._candidates(valid, now)
+        ranked = model.rank(candidates)
         order, propensities = self.policy.choose(
             [c.score for c in ranked], [c.p_accept for c in ranked]
         )
@@ -118,8 +112,8 @@ class Decider:
                 first=chosen[0].key,
                 shadow=self._shadow(candidates, chosen[0].key, propensities[top[0]]),
                 customer=valid.customer_id,
-                model=self._models.model.version,
-                feature_set=FEATURE_SET,
+                model=model.version,
+                feature_set=model.features.label,
             )
         self._metrics.decided([phases[c.key] for c in chosen])
         explanation = (
@@ -155,9 +149,11 @@ class Decider:
         }
 
     def _candidates(
-        self, valid: ValidOffers, context: DecisionContext, now: float
+        self, valid: ValidOffers, now: float
     ) -> tuple[list[Candidate], dict[str, Phase]]:
-        features = DecisionFeatures(CustomerPart.of(valid.customer), context)
+        moment = Moment(valid.event_type, valid.channel, valid.timestamp, valid.event_attributes)
+        features = self._models.model.features.for_decision(valid.customer, moment)
+        offers = self._tables.catalogue.offers
         terms_of = self._offer_terms()
         fatigue_share = self.contact.fatigue_share
         candidates, phases = [], {}
@@ -173,7 +169,8 @@ class Decider:
             if value < 0:  # past the point of negative impact: showing it would hurt
                 self.stats.suppressed += 1
                 continue
-            shared, own = features.parts(terms.category, phase, days, impressions, unanswered)
+            exposure = Exposure(days, phase, impressions, unanswered)
+            shared, own = features.parts(offers[offer_id], exposure)
             candidates.append(Candidate(offer_id, own, value, terms.lever, shared))
             phases[offer_id] = phase
         return candidates, phases
@@ -186,7 +183,6 @@ class Decider:
                 offers,
                 {
                     offer_id: OfferTerms(
-                        category=offer["category"],
                         profile=TimeValueProfile.of(offer),
                         max_impressions=self.contact.max_impressions(offer),
                         lever=float(offer["business_lever"]),
@@ -223,7 +219,7 @@ class Decider:
             challenger_version=self._models.challenger_version,
             instance=self._instance,
             policy=self.policy.name,
-            feature_set=FEATURE_SET,
+            feature_set=self._models.model.features.label,
             rule_versions=valid.rule_versions,
             explanation=explanation,
         )

@@ -543,8 +543,23 @@ def replay(
     log_file: Annotated[Path, typer.Argument(help="logged feedback: .csv or .jsonl")],
     items: Annotated[Path, typer.Option(help="offer attributes: .csv or .jsonl")],
     mapping: Annotated[Path | None, typer.Option(help="YAML: which column is which")] = None,
-    model: Annotated[str, typer.Option(help=", ".join(MODELS))] = DEFAULT_MODEL,
-    policy: Annotated[str, typer.Option(help=", ".join(POLICIES))] = "greedy",
+    model: Annotated[
+        str,
+        typer.Option(
+            help=f"{', '.join(MODELS)}, package.module:attribute, or a registered version: "
+            "models:/nbo-ranker/N or models:/nbo-ranker@champion"
+        ),
+    ] = DEFAULT_MODEL,
+    features: Annotated[
+        str | None,
+        typer.Option(
+            help="feature set of a fresh model: default, or package.module:attribute "
+            "(a registered version reads its own)"
+        ),
+    ] = None,
+    policy: Annotated[
+        str, typer.Option(help=f"{', '.join(POLICIES)}, or package.module:attribute")
+    ] = "greedy",
     seed: Annotated[int, typer.Option(help="seed of the model, policy and bootstrap")] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write results here")] = None,
     rows_out: Annotated[
@@ -558,7 +573,13 @@ def replay(
     from pipeline.tools import replay as replay_mod
 
     settings = _settings(ctx)
-    result = replay_mod.replay_file(log_file, items, mapping, model=model, policy=policy, seed=seed)
+    if model.startswith("models:/"):
+        import mlflow
+
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    result = replay_mod.replay_file(
+        log_file, items, mapping, model=model, features=features, policy=policy, seed=seed
+    )
     if not result.rows:
         first = (
             f"; line {result.rejected[0].line}: {result.rejected[0].reason}"
@@ -580,7 +601,13 @@ def replay(
             settings.mlflow_tracking_uri,
             settings.mlflow_artifacts_dir,
             run_name=f"replay-{log_file.stem}-{model}-{policy}",
-            params={"log": str(log_file), "model": model, "policy": policy, "seed": seed},
+            params={
+                "log": str(log_file),
+                "model": model,
+                "feature_set": result.model.features.label,
+                "policy": policy,
+                "seed": seed,
+            },
             metrics=figures,
             curve=result.curve,
             ranker=result.model,

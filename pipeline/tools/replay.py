@@ -2,10 +2,14 @@
 
 `nbo replay LOG --items ITEMS --mapping MAPPING` reads a log (CSV or JSON Lines) of shown
 offers, each with its reward and the logging policy's propensity, in time order. For each
-round the target policy (an `OnlineRanker` and an exploration policy, as in the stream) ranks
-the candidates with `features.offer_features`, its action probabilities are recorded for
-off-policy evaluation, its P(accept) for the shown offer is scored (progressive validation)
-and only then does it learn the logged reward: the model never sees a label before it predicts.
+round the target policy (an `OnlineRanker` with its feature set, and an exploration policy, as
+in the stream) ranks the candidates, its action probabilities are recorded for off-policy
+evaluation, its P(accept) for the shown offer is scored (progressive validation) and only then
+does it learn the logged reward: the model never sees a label before it predicts.
+
+The target model is a name or import reference (as `NBO_RANKER_MODEL`), a registered version
+(`models:/nbo-ranker/3`, `models:/nbo-ranker@champion`: it goes on learning from the log), or,
+from Python, any `OnlineRanker` or River classifier or pipeline (see `resolve_model`).
 
 The mapping (YAML) says which column is which, so a log from another system is used as is:
 
@@ -15,8 +19,9 @@ The mapping (YAML) says which column is which, so a log from another system is u
     propensity: p_log              # required: P(logging policy showed this offer)
     position: slot                 # optional: only position 1 is evaluated, all are learned
     candidates: eligible           # optional: offers considered, `a|b|c`; default every item
-    context: {segment: seg, age: age, channel: channel, event_type: trigger}
-    items: {offer_id: id, category: family, value: value}
+    context: {segment: seg, age: age, channel: channel, event_type: trigger,
+              attributes: [user_feature_0]}   # customer attributes a feature set may read
+    items: {offer_id: id, category: family, value: value, attributes: [brand]}
 
 A missing entry means the column has nbo's own name. The reward model of doubly robust is the
 ranker's P(accept), times the offer's value when `reward_model: accept_times_value`.
@@ -24,6 +29,7 @@ ranker's P(accept), times the offer's value when `reward_model: accept_times_val
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -35,21 +41,23 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
-from river import metrics
+from river import base, metrics
 
-from features.offer_features import CustomerPart, DecisionContext, candidate_features
-from models.names import DEFAULT_MODEL
+from features import DEFAULT_FEATURES, Exposure, FeatureSet, Moment, make_feature_set
+from features.feature_set import DecisionParts
+from models.names import DEFAULT_MODEL, import_reference, is_reference
 from models.off_policy import Estimate, LoggedRound, OffPolicyLog, estimate_all
-from models.policies import make_policy
-from models.ranker import Candidate, OnlineRanker
+from models.policies import Policy, make_policy
+from models.ranker import Candidate, OnlineRanker, as_ranker, make_ranker
 from pipeline.contracts.schemas import describe_errors
-from pipeline.errors import LoadError
+from pipeline.errors import ConfigError, LoadError
 
 _UNIFORM_TOLERANCE = 1e-3
 _CURVE_EVERY = 500  # rounds between points of the progressive-validation curve
 # Below this many non-zero rewards among the evaluated rounds, a bootstrap interval says more
 # about the few rounds that paid than about the policy (a handful of rare clicks gives [0, 0]).
 FEW_REWARDS = 30
+_NO_EXPOSURE = Exposure(days_since_trigger=None, phase="primary", impressions=0, unanswered=0)
 
 
 class ContextColumns(BaseModel):
@@ -59,6 +67,7 @@ class ContextColumns(BaseModel):
     products_held: str | None = "products_held"
     channel: str | None = "channel"
     event_type: str | None = "event_type"
+    attributes: tuple[str, ...] = ()  # columns read as the customer's attributes
 
 
 class ItemColumns(BaseModel):
@@ -67,6 +76,7 @@ class ItemColumns(BaseModel):
     category: str = "category"
     value: str | None = None
     lever: str | None = None
+    attributes: tuple[str, ...] = ()  # columns read as the offer's attributes
 
 
 class LogMapping(BaseModel):
@@ -99,7 +109,7 @@ class LogMapping(BaseModel):
 @dataclass(frozen=True)
 class Item:
     offer_id: str
-    attributes: dict[str, Any]  # what features read: category
+    offer: dict[str, Any]  # what a feature set reads: offer_id, category, value, attributes
     value: float = 1.0
     lever: float = 1.0
 
@@ -113,7 +123,7 @@ class LoggedShow:
     propensity: float
     position: int
     candidates: tuple[str, ...] | None
-    customer: CustomerPart
+    customer: dict[str, Any]
     channel: str
     event_type: str
 
@@ -184,12 +194,15 @@ def read_items(path: Path, columns: ItemColumns) -> dict[str, Item]:
     for number, row in read_rows(path):
         try:
             offer_id = str(row[columns.offer_id])
-            items[offer_id] = Item(
-                offer_id,
-                {"category": str(row[columns.category])},
-                float(row[columns.value]) if columns.value else 1.0,
-                float(row[columns.lever]) if columns.lever else 1.0,
-            )
+            value = float(row[columns.value]) if columns.value else 1.0
+            offer = {
+                "offer_id": offer_id,
+                "category": str(row[columns.category]),
+                "value": value,
+                "attributes": {name: row[name] for name in columns.attributes},
+            }
+            lever = float(row[columns.lever]) if columns.lever else 1.0
+            items[offer_id] = Item(offer_id, offer, value, lever)
         except (KeyError, TypeError, ValueError) as error:
             raise LoadError(f"{path}:{number}: bad item row: {error!r}") from error
     if not items:
@@ -228,9 +241,11 @@ def check_columns(mapping: LogMapping, columns: set[str], path: Path) -> None:
     for name in ("position", "candidates"):
         if getattr(mapping, name) is not None:
             named[name] = getattr(mapping, name)
-    for name in mapping.context.model_fields_set:
+    for name in mapping.context.model_fields_set - {"attributes"}:
         if getattr(mapping.context, name) is not None:
             named[f"context.{name}"] = getattr(mapping.context, name)
+    for column in mapping.context.attributes:
+        named[f"context.attributes[{column}]"] = column
     missing = {key: column for key, column in named.items() if column not in columns}
     if missing:
         listed = ", ".join(f"{key} → {column!r}" for key, column in missing.items())
@@ -262,13 +277,14 @@ def parse_show(number: int, row: dict[str, Any], mapping: LogMapping) -> LoggedS
         raise ValueError(f"column {mapping.propensity!r}: propensity {propensity} not in (0, 1]")
     context = mapping.context
     age = column(context.age, required=False)
-    customer = CustomerPart.of(
-        {
-            "segment": column(context.segment, required=False) or "unknown",
-            "age": float(age) if age is not None else 0.0,
-            "products_held": _list(column(context.products_held, required=False)),
-        }
-    )
+    customer = {
+        "segment": column(context.segment, required=False) or "unknown",
+        "age": float(age) if age is not None else 0.0,
+        "products_held": _list(column(context.products_held, required=False)),
+        "attributes": {
+            name: row[name] for name in context.attributes if row.get(name) not in ("", None)
+        },
+    }
     position = column(mapping.position, required=False)
     candidates = column(mapping.candidates, required=False)
     return LoggedShow(
@@ -316,25 +332,85 @@ class ReplayResult:
         return []
 
 
+ModelChoice = str | OnlineRanker | base.Classifier
+
+
+def resolve_model(
+    model: ModelChoice,
+    features: str | FeatureSet | None = None,
+    *,
+    learning_rate: float = 0.15,
+    seed: int = 0,
+) -> OnlineRanker:
+    """The ranker a replay evaluates, its own copy (a replay learns as it goes):
+
+    - an `OnlineRanker` object as it is, learned state and feature set included;
+    - a River classifier or pipeline object, fresh, with `features` (default: nbo's);
+    - `models:/nbo-ranker/N` or `models:/nbo-ranker@alias`: a registered version as it was
+      registered, with its feature set (MLflow's tracking URI must point at the registry);
+    - a model name or `package.module:attribute`, as the setting `NBO_RANKER_MODEL`.
+
+    Raises ConfigError when `model` or `features` names nothing usable.
+    """
+    learned = isinstance(model, OnlineRanker) or (
+        isinstance(model, str) and model.startswith("models:/")
+    )
+    if learned and features is not None:
+        raise ConfigError(f"{model}: a learned ranker reads its own feature set; give no features")
+    try:
+        if isinstance(model, OnlineRanker):
+            return copy.deepcopy(model)
+        if learned:
+            from models.registry import load_ranker_at  # MLflow only when a registry is named
+
+            return load_ranker_at(str(model))
+        feature_set = make_feature_set(features) if isinstance(features, str) else features
+        if isinstance(model, str):
+            return make_ranker(
+                model,
+                features=feature_set or DEFAULT_FEATURES,
+                learning_rate=learning_rate,
+                seed=seed,
+            )
+        return as_ranker(model, feature_set or DEFAULT_FEATURES)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"cannot replay model {model}: {error}") from error
+
+
+def resolve_policy(policy: str | Policy, *, epsilon: float = 0.1, seed: int = 0) -> Policy:
+    """An exploration policy by name, by `package.module:attribute`, or as an object."""
+    if not isinstance(policy, str):
+        return policy
+    try:
+        if is_reference(policy):
+            found: Policy = import_reference(policy)
+            return found
+        return make_policy(policy, seed, epsilon)
+    except ValueError as error:
+        raise ConfigError(f"cannot replay policy {policy}: {error}") from error
+
+
 class Replayer:
-    """Replays shows in time order through a ranker and a policy; one instance per replay."""
+    """Replays shows in time order through a ranker and a policy; one instance per replay.
+
+    `model`, `features` and `policy` are as `resolve_model` and `resolve_policy` take them."""
 
     def __init__(
         self,
         items: dict[str, Item],
         mapping: LogMapping,
         *,
-        model: str = DEFAULT_MODEL,
-        policy: str = "greedy",
+        model: ModelChoice = DEFAULT_MODEL,
+        features: str | FeatureSet | None = None,
+        policy: str | Policy = "greedy",
         learning_rate: float = 0.15,
         epsilon: float = 0.1,
         seed: int = 0,
-        ranker: OnlineRanker | None = None,
     ) -> None:
         self.items = items
         self.mapping = mapping
-        self.ranker = ranker or OnlineRanker(model, learning_rate, seed)
-        self.policy = make_policy(policy, seed, epsilon)
+        self.ranker = resolve_model(model, features, learning_rate=learning_rate, seed=seed)
+        self.policy = resolve_policy(policy, epsilon=epsilon, seed=seed)
         self._rounds: list[LoggedRound] = []
         self._uniform = True
         self._log_loss = metrics.LogLoss()
@@ -351,8 +427,9 @@ class Replayer:
             raise ValueError(f"offer {unknown[0]!r} is not in the items file")
         if show.offer_id not in names:
             raise ValueError(f"offer {show.offer_id!r} is not among the row's candidates")
-        context = DecisionContext.at(show.timestamp, show.channel, show.event_type)
-        candidates = [self._candidate(name, show, context) for name in names]
+        moment = Moment(show.event_type, show.channel, show.timestamp)
+        features = self.ranker.features.for_decision(show.customer, moment)
+        candidates = [self._candidate(self.items[name], features) for name in names]
         ranked = self.ranker.rank(candidates)
         order, propensities = self.policy.choose(
             [c.score for c in ranked], [c.p_accept for c in ranked]
@@ -390,18 +467,11 @@ class Replayer:
         if self._learned % _CURVE_EVERY == 0:
             self._curve.append(self._progress())
 
-    def _candidate(self, name: str, show: LoggedShow, context: DecisionContext) -> Candidate:
-        item = self.items[name]
-        features = candidate_features(
-            show.customer,
-            item.attributes,
-            context,
-            days_since_trigger=None,
-            phase="primary",
-            impressions=0,
-            unanswered=0,
-        )
-        return Candidate(name, features, value_now=item.value, lever=item.lever)
+    @staticmethod
+    def _candidate(item: Item, features: DecisionParts) -> Candidate:
+        # a log knows no trigger: every offer is as if in its primary interest, never shown
+        shared, own = features.parts(item.offer, _NO_EXPOSURE)
+        return Candidate(item.offer_id, own, item.value, item.lever, shared)
 
     def _predicted_reward(self, candidate: Candidate) -> float:
         if self.mapping.reward_model == "accept_times_value":
@@ -486,6 +556,7 @@ def report(result: ReplayResult, estimates: list[Estimate]) -> dict[str, Any]:
         {
             "policy": result.policy,
             "model_version": result.model.version,
+            "feature_set": result.model.features.label,
             "rounds_learned": result.rounds_learned,
             "rounds_evaluated": len(result.log),
             "uniform_logging": result.uniform_logging,

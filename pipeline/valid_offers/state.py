@@ -48,6 +48,7 @@ DEFAULT_PROFILE: dict[str, Any] = {
     "products_held": [],
     "consents": [],
     "updated_at": None,
+    "attributes": {},
 }
 RESPONSES = frozenset({"click", "accept", "dismiss", "convert"})
 

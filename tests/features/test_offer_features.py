@@ -1,15 +1,11 @@
 import copy
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.offer_features import (
-    CustomerPart,
-    DecisionContext,
-    DecisionFeatures,
-    candidate_features,
-)
+from features import DEFAULT_FEATURES, Exposure, Moment, feature_set, make_feature_set
 
 customers = st.fixed_dictionaries(
     {
@@ -19,48 +15,78 @@ customers = st.fixed_dictionaries(
     }
 )
 offers = st.fixed_dictionaries(
-    {"category": st.sampled_from(["card", "loan", "mortgage"]), "value": st.floats(1, 1000)}
+    {
+        "offer_id": st.sampled_from(["o1", "o2", "o3"]),
+        "category": st.sampled_from(["card", "loan", "mortgage"]),
+        "value": st.floats(1, 1000),
+    }
+)
+exposures = st.builds(
+    Exposure,
+    st.floats(0, 400) | st.none(),
+    st.sampled_from(["primary", "secondary", "irrelevant"]),
+    st.integers(0, 20),
+    st.integers(0, 20),
 )
 
 
-@given(customers, offers, st.floats(0, 400) | st.none(), st.integers(0, 20), st.integers(0, 20))
-def test_features_never_mutate_their_inputs(customer, offer, days, impressions, unanswered) -> None:  # type: ignore[no-untyped-def]
-    context = DecisionContext.at(datetime(2026, 11, 7, 22, tzinfo=UTC), "web", "travel_booking")
-    before = copy.deepcopy((customer, offer, context))
-    features = candidate_features(
-        CustomerPart.of(customer),
-        offer,
-        context,
-        days_since_trigger=days,
-        phase="primary",
-        impressions=impressions,
-        unanswered=unanswered,
-    )
-    assert (customer, offer, context) == before
+@given(customers, offers, exposures)
+def test_features_never_mutate_their_inputs(customer, offer, exposure) -> None:  # type: ignore[no-untyped-def]
+    moment = Moment("travel_booking", "web", datetime(2026, 11, 7, 22, tzinfo=UTC))
+    before = copy.deepcopy((customer, offer, moment))
+    features = DEFAULT_FEATURES.features(customer, offer, moment, exposure)
+    assert (customer, offer, moment) == before
     assert all(isinstance(v, float) for v in features.values())
     assert features["weekend"] == 1.0  # 2026-11-07 is a Saturday
+    assert features[f"offer={offer['offer_id']}"] == 1.0
     assert ("holds_category" in features) == (offer["category"] in customer["products_held"])
-    assert ("log_days_since_trigger" in features) == (days is not None)
+    assert ("log_days_since_trigger" in features) == (exposure.days_since_trigger is not None)
 
 
-@given(customers, offers, st.floats(0, 400) | st.none(), st.integers(0, 20), st.integers(0, 20))
+@given(customers, offers, exposures)
 def test_decision_parts_are_the_candidate_features_split_in_two(  # type: ignore[no-untyped-def]
-    customer, offer, days, impressions, unanswered
+    customer, offer, exposure
 ) -> None:
-    context = DecisionContext.at(datetime(2026, 11, 9, 8, tzinfo=UTC), "email", "salary_increase")
-    part = CustomerPart.of(customer)
-    decision = DecisionFeatures(part, context)
-    shared, own = decision.parts(offer["category"], "secondary", days, impressions, unanswered)
+    moment = Moment("salary_increase", "email", datetime(2026, 11, 9, 8, tzinfo=UTC))
+    decision = DEFAULT_FEATURES.for_decision(customer, moment)
+    shared, own = decision.parts(offer, exposure)
     assert not shared.keys() & own.keys()
-    assert {**shared, **own} == candidate_features(
-        part,
-        offer,
-        context,
-        days_since_trigger=days,
-        phase="secondary",
-        impressions=impressions,
-        unanswered=unanswered,
-    )
-    again, own_again = decision.parts(offer["category"], "secondary", 1.0, 0, 0)
+    assert {**shared, **own} == DEFAULT_FEATURES.features(customer, offer, moment, exposure)
+    again, own_again = decision.parts(offer, exposure._replace(days_since_trigger=1.0))
     assert again is shared  # one object per (category, phase) in a decision
     assert own_again is not own
+
+
+def test_a_feature_function_is_a_feature_set_that_shares_nothing() -> None:
+    @feature_set("tier", version=3)
+    def tier(customer, offer, moment, exposure):  # type: ignore[no-untyped-def]
+        return {f"tier={customer['attributes']['tier']}×{offer['offer_id']}": 1.0}
+
+    moment = Moment("login", "web", datetime(2026, 11, 9, 8, tzinfo=UTC))
+    shared, own = tier.for_decision({"attributes": {"tier": "gold"}}, moment).parts(
+        {"offer_id": "o1"}, Exposure()
+    )
+    assert (shared, own) == ({}, {"tier=gold×o1": 1.0})
+    assert tier.label == "tier/3"
+
+
+def test_a_feature_set_is_chosen_by_name_or_import_reference() -> None:
+    assert make_feature_set("default") is DEFAULT_FEATURES
+    chosen = make_feature_set("tests.plugins:segment_by_offer")
+    assert chosen.label == "segment-by-offer/1"
+    with pytest.raises(ValueError, match="unknown feature set 'fancy'"):
+        make_feature_set("fancy")
+    with pytest.raises(ValueError, match="is not a FeatureSet"):
+        make_feature_set("tests.plugins:not_a_feature_set")
+    with pytest.raises(ValueError, match="cannot import"):
+        make_feature_set("tests.nowhere:anything")
+
+
+def test_a_feature_that_is_not_a_number_is_named() -> None:
+    @feature_set("careless", version=1)
+    def careless(customer, offer, moment, exposure):  # type: ignore[no-untyped-def]
+        return {"bias": 1.0, "tier": customer["attributes"]["tier"]}
+
+    moment = Moment("login", "web", datetime(2026, 11, 9, 8, tzinfo=UTC))
+    with pytest.raises(ValueError, match="careless/1: feature 'tier' of offer 'o1' is 'gold'"):
+        careless.features({"attributes": {"tier": "gold"}}, {"offer_id": "o1"}, moment, Exposure())

@@ -2,8 +2,12 @@ import pickle
 import random
 
 import pytest
+from river import linear_model, naive_bayes, optim, preprocessing, tree
 
-from models.ranker import MODELS, Candidate, OnlineRanker
+from features import DEFAULT_FEATURES
+from models.names import MODELS
+from models.ranker import Candidate, OnlineRanker, make_ranker
+from tests.plugins import segment_by_offer
 
 
 def test_higher_value_ranks_higher_at_equal_p_accept() -> None:
@@ -22,12 +26,12 @@ def test_higher_value_ranks_higher_at_equal_p_accept() -> None:
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_learns_a_preference(model: str) -> None:
-    ranker = OnlineRanker(model=model, seed=2)
+    ranker = make_ranker(model, seed=2)
     liked, disliked = {"offer=a": 1.0, "bias": 1.0}, {"offer=b": 1.0, "bias": 1.0}
     for _ in range(300):
         ranker.learn_one(liked, True)
         ranker.learn_one(disliked, False)
-    assert ranker.predict_one(liked) > ranker.predict_one(disliked)
+    assert ranker.p_accept(liked) > ranker.p_accept(disliked)
     assert ranker.version == f"{model}-600"
     bias = {"bias": 1.0}
     ranked = ranker.rank(
@@ -37,14 +41,81 @@ def test_every_model_learns_a_preference(model: str) -> None:
         ]
     )
     assert [c.key for c in ranked] == ["a", "b"]
-    assert ranked[0].p_accept == pytest.approx(ranker.predict_one(liked), abs=1e-12)
+    assert ranked[0].p_accept == pytest.approx(ranker.p_accept(liked), abs=1e-12)
     restored = pickle.loads(pickle.dumps(ranker))
-    assert restored.predict_one(liked) == ranker.predict_one(liked)
+    assert restored.p_accept(liked) == ranker.p_accept(liked)
 
 
 def test_unknown_model_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown model"):
-        OnlineRanker(model="gpt")
+    with pytest.raises(ValueError, match="unknown model 'gpt'"):
+        make_ranker("gpt")
+    with pytest.raises(TypeError, match="not a River classifier"):
+        OnlineRanker(preprocessing.StandardScaler())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="has no nothing_here"):
+        make_ranker("tests.plugins:nothing_here")
+
+
+def test_it_is_a_river_classifier_with_river_meanings() -> None:
+    """predict_one is a label, predict_proba_one the probability of each; clone is unlearned,
+    with the same hyper-parameters; hyper-parameters are stored under their own names."""
+    ranker = OnlineRanker(linear_model.LogisticRegression(optimizer=optim.SGD(0.3)), name="lr")
+    liked, disliked = {"offer=a": 1.0}, {"offer=b": 1.0}
+    for _ in range(50):
+        ranker.learn_one(liked, True)
+        ranker.learn_one(disliked, False)
+    assert ranker.predict_one(liked) is True and ranker.predict_one(disliked) is False
+    proba = ranker.predict_proba_one(liked)
+    assert set(proba) == {False, True}
+    assert proba[True] == pytest.approx(1 - proba[False]) == pytest.approx(ranker.p_accept(liked))
+    fresh = ranker.clone()
+    assert fresh.n_learned == 0 and fresh.version == "lr-0"
+    assert fresh.p_accept(liked) == 0.5
+    assert fresh.classifier is not ranker.classifier
+    assert fresh.classifier.optimizer.learning_rate == 0.3
+    assert fresh.features == DEFAULT_FEATURES and fresh.dense is False
+    assert ranker.version == "lr-100"
+
+
+@pytest.mark.parametrize(
+    "classifier",
+    [
+        preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+        preprocessing.MaxAbsScaler() | linear_model.LogisticRegression(),
+        naive_bayes.GaussianNB(),
+        tree.HoeffdingTreeClassifier(grace_period=20),
+    ],
+    ids=["scaled-logistic", "maxabs-logistic", "gaussian-nb", "hoeffding-tree"],
+)
+def test_any_river_classifier_or_pipeline_ranks_as_it_predicts(classifier) -> None:  # type: ignore[no-untyped-def]
+    """The shared-part fast path (pipelines of per-feature scalers before a logistic regression)
+    and the plain path give River's own predict_proba_one for every candidate."""
+    rng = random.Random(7)
+    ranker = OnlineRanker(classifier)
+    for _ in range(300):
+        x = {"a": rng.random(), "b": rng.random(), "c": rng.random()}
+        ranker.learn_one(x, x["a"] + rng.random() * 0.3 > 0.8)
+    shared = {"a": 0.9, "b": 0.2}
+    candidates = [
+        Candidate(f"c{i}", {"c": rng.random()}, value_now=10.0, shared_features=shared)
+        for i in range(6)
+    ]
+    fast = ranker._linear_p_accept()
+    linear = type(list(getattr(classifier, "steps", {"": classifier}).values())[-1])
+    assert (fast is not None) == (linear is linear_model.LogisticRegression)
+    for candidate in ranker.rank(candidates):
+        proba = classifier.predict_proba_one(candidate.all_features())
+        assert candidate.p_accept == pytest.approx(proba.get(True, 0.0), abs=1e-12)
+
+
+def test_a_ranker_from_settings_carries_its_feature_set_through_pickle() -> None:
+    ranker = make_ranker("tests.plugins:scaled_logistic", features=segment_by_offer)
+    assert ranker.version == "scaled_logistic-0"
+    assert ranker.features.label == "segment-by-offer/1"
+    restored = pickle.loads(pickle.dumps(ranker))
+    assert restored.features.label == "segment-by-offer/1"
+    bayes = make_ranker("tests.plugins:multinomial_bayes")
+    assert bayes.version == "multinomial_bayes-0"
+    assert bayes.classifier is not make_ranker("tests.plugins:multinomial_bayes").classifier
 
 
 def test_contributions_name_the_strongest_features() -> None:
@@ -60,11 +131,32 @@ def test_contributions_name_the_strongest_features() -> None:
     assert names[0] == "segment=mass×category=card"
 
 
+def test_contributions_of_a_pipeline_are_weights_times_what_its_last_step_sees() -> None:
+    pipeline = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    ranker = OnlineRanker(pipeline)
+    rng = random.Random(1)
+    for _ in range(200):
+        x = {"big": rng.random(), "small": rng.random()}
+        ranker.learn_one(x, x["big"] > 0.5)
+    x = {"big": 0.95, "small": 0.5}
+    scaled = pipeline["StandardScaler"].transform_one(x)
+    weights = pipeline["LogisticRegression"].weights
+    expected = sorted(
+        ((name, round(weights[name] * value, 4)) for name, value in scaled.items()),
+        key=lambda part: abs(part[1]),
+        reverse=True,
+    )
+    assert ranker.contributions(x) == expected
+    assert expected[0][0] == "big"
+    assert ranker.weights() == weights
+    assert OnlineRanker(naive_bayes.BernoulliNB()).contributions(x) == []
+
+
 def test_shared_features_are_scored_as_river_scores_the_whole_candidate() -> None:
     """The logistic fast path (shared part scored once per ranking) gives River's own P."""
     rng = random.Random(4)
     names = [f"f{i}" for i in range(30)]
-    ranker = OnlineRanker(seed=4)
+    ranker = OnlineRanker()
     for _ in range(400):
         x = {name: rng.random() for name in rng.sample(names, 8)}
         ranker.learn_one(x, rng.random() < 0.3)
@@ -80,7 +172,7 @@ def test_shared_features_are_scored_as_river_scores_the_whole_candidate() -> Non
     ]
     for candidate in ranker.rank(candidates):
         whole = candidate.all_features()
-        assert candidate.p_accept == pytest.approx(ranker.predict_one(whole), abs=1e-12)
+        assert candidate.p_accept == pytest.approx(ranker.p_accept(whole), abs=1e-12)
         assert whole == {**candidate.shared_features, **candidate.features}
 
 
@@ -91,3 +183,28 @@ def test_all_features_is_a_new_dict() -> None:
     merged["bias"] = 5.0
     assert shared == {"bias": 1.0}
     assert candidate.all_features() == {"bias": 1.0, "x": 2.0}
+
+
+def test_a_model_pickled_before_rankers_took_a_classifier_loads_and_scores_as_before() -> None:
+    """Registered versions and checkpoints from when the model was picked by name still load;
+    the offer identity of feature set default/2 has no weight in them, so they score as before."""
+    classifier = linear_model.LogisticRegression(optimizer=optim.SGD(0.15), l2=1e-5)
+    x = {"bias": 1.0, "category=card": 1.0}
+    for _ in range(20):
+        classifier.learn_one(x, True)
+    old = OnlineRanker.__new__(OnlineRanker)
+    old.__setstate__(
+        {
+            "model": "logistic",
+            "learning_rate": 0.15,
+            "seed": 0,
+            "_classifier": classifier,
+            "_n_learned": 20,
+            "_n_positive": 20,
+            "_feature_names": {},
+        }
+    )
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.version == "logistic-20" and restored.features == DEFAULT_FEATURES
+    expected = classifier.predict_proba_one(x)[True]
+    assert restored.p_accept({**x, "offer=card-1": 1.0}) == pytest.approx(expected, abs=1e-15)

@@ -54,7 +54,11 @@ def test_the_notebooks_run_in_order_on_the_sample_data(
     assert "loaded 30" in explored and "mortgage" in explored
 
     trained = text_of(run(ORDER[1]))
-    assert "naive Bayes" in trained and "'logistic, step 0.15': '1'" in trained
+    assert "naive Bayes" in trained and "'logistic, default features': '1'" in trained
+    assert "'scaled logistic, item affinity': 'item-affinity/1'" in trained
+    scored = next(line for line in trained.splitlines() if line.startswith("pyfunc "))
+    _, by_pyfunc, _, in_notebook = scored.split()
+    assert by_pyfunc == in_notebook  # the feature set travelled with the registered model
 
     reviewed = text_of(run(ORDER[2]))
     assert "champion is version" in reviewed

@@ -39,6 +39,8 @@ def test_demo_command_writes_a_json_report(make_settings, tmp_path: Path) -> Non
         "NBO_BROKER_ADDRESS": settings.broker_address or "",
         "NBO_TOPIC_PREFIX": settings.topic_prefix,
         "NBO_STATE_DIR": str(settings.state_dir),
+        "NBO_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,  # not the working copy's
+        "NBO_MLFLOW_ARTIFACTS_DIR": str(settings.mlflow_artifacts_dir),
     }
     report = tmp_path / "report.json"
     result = CliRunner().invoke(

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from models import registry
 from models.ranker import OnlineRanker
+from models.ranker import make_ranker as named_ranker
 from pipeline.next_best_offer.state import CustomerDecisions, MemoryState
 from pipeline.settings import Settings
 from pipeline.tools.cli import app
@@ -27,6 +28,7 @@ from tests.factories import (
     event,
     interaction,
     make_ranker,
+    register,
     valid_offers,
     with_offers,
 )
@@ -34,19 +36,11 @@ from tests.streams import output_for, running, send
 
 
 def preferring(category: str, avoiding: str, n: int = 60) -> OnlineRanker:
-    ranker = OnlineRanker(seed=1)
+    ranker = named_ranker("logistic")
     for _ in range(n):
         ranker.learn_one({"bias": 1.0, f"category={category}": 1.0}, True)
         ranker.learn_one({"bias": 1.0, f"category={avoiding}": 1.0}, False)
     return ranker
-
-
-def register(settings: Settings, ranker: OnlineRanker) -> str:
-    registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifacts_dir)
-    with mlflow.start_run(run_name="test"):
-        version = registry.log_ranker(ranker)
-    assert version is not None
-    return version
 
 
 def nbo_model(settings: Settings, *args: str) -> str:
@@ -88,11 +82,11 @@ def test_the_logged_pyfunc_scores_like_the_live_ranker(settings: Settings, tmp_p
                 "segment": record.customer["segment"],
                 "age": float(record.customer["age"]),
                 "products_held": "|".join(record.customer["products_held"]),
+                "offer_id": given["offer_id"],
                 "category": category,
                 "channel": record.channel,
                 "event_type": record.event_type,
-                "hour": float(record.timestamp.hour),
-                "weekday": float(record.timestamp.weekday()),
+                "timestamp": record.timestamp.isoformat(),
                 "days_since_trigger": float("nan") if days is None else days,
                 "phase": shown["phase"],
                 "impressions": float(given["impressions"]),

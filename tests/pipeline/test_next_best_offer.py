@@ -67,3 +67,34 @@ def test_ranker_learns_from_accepts_and_resumes_after_restart(loop: Settings) ->
         resumed = output_for(loop, "next_best_offers", seen + 1, "e-NEW2")
     assert resumed["model_version"] == f"logistic-{2 * len(learners)}"
     assert resumed["offers"][0]["offer_id"] == "offer-a"
+
+
+def test_a_model_and_feature_set_chosen_by_settings_decide_and_learn(loop: Settings) -> None:
+    """A data scientist's pipeline and feature set (import references in the settings) decide
+    in the stream; the customer's free-form attributes reach the features it learns from."""
+    plugged = loop.model_copy(
+        update={
+            "ranker_model": "tests.plugins:scaled_logistic",
+            "feature_set": "tests.plugins:segment_by_offer",
+        }
+    )
+    send(loop, "customers", [("G1", customer("G1", "affluent", attributes={"tier": "gold"}))])
+    with running(plugged, "run", "ranker"):
+        send(loop, "events", [("G1", event("e-G1", "G1", START))])
+        decision = outputs(loop, "next_best_offers", 1)[0]
+        assert decision["feature_set"] == "segment-by-offer/1"
+        assert decision["model_version"] == "scaled_logistic-0"
+        at = START + timedelta(minutes=5)
+        send(
+            loop,
+            "interactions",
+            [
+                interaction(decision["decision_id"], "G1", "offer-a", "impression", at),
+                interaction(decision["decision_id"], "G1", "offer-a", "accept", at),
+            ],
+        )
+        (feedback,) = outputs(loop, "feedback", 1)
+    assert feedback["offer_id"] == "offer-a" and feedback["label"] is True
+    assert feedback["feature_set"] == "segment-by-offer/1"
+    assert feedback["features"]["tier=gold×offer=offer-a"] == 1.0
+    assert feedback["features"]["segment=affluent×offer=offer-a"] == 1.0

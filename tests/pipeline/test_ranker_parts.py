@@ -69,7 +69,7 @@ def test_the_decider_emits_a_decision_record_naming_who_decided_with_what(tmp_pa
 
 def test_the_decider_scores_the_challenger_in_shadow(tmp_path: Path) -> None:
     parts = Parts(tmp_path)
-    parts.models.challenger, parts.models.challenger_version = OnlineRanker(seed=3), "7"
+    parts.models.challenger, parts.models.challenger_version = OnlineRanker(), "7"
     decision = parts.decide()
     shadow = parts.book.details(decision.decision_id)["shadow"]
     assert decision.challenger_version == "7"

@@ -233,3 +233,78 @@ def test_nothing_to_evaluate_a_missing_file_and_few_rewards_are_said_plainly(
 
 def _refuse(token: str) -> None:
     raise ValueError(f"not JSON: {token}")
+
+
+def test_a_registered_version_is_replayed_with_its_own_feature_set(
+    tmp_path: Path, bandit_files: tuple[SyntheticBandit, Path, Path, Path]
+) -> None:
+    """`--model models:/nbo-ranker@champion`: the version as registered, learned state and
+    feature set included, goes on learning from the log; a name that is nothing says so."""
+    from models import registry
+    from models.ranker import make_ranker
+    from pipeline.settings import Settings
+    from tests.factories import register
+
+    bandit, log, items, mapping = bandit_files
+    write_log(log, bandit.log(300, "uniform", seed=2))
+    learned = replay_file(
+        log, items, mapping, model="tests.plugins:scaled_logistic",
+        features="tests.plugins:segment_by_offer",
+    )  # fmt: skip
+    assert learned.model.version == "scaled_logistic-300"
+    settings = Settings(
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        mlflow_artifacts_dir=tmp_path / "artifacts",
+    )
+    registry.promote(register(settings, learned.model))
+
+    out = tmp_path / "replay.json"
+    champion = _replay_command(
+        tmp_path, log, items, mapping, "--model", "models:/nbo-ranker@champion",
+        "--json", str(out),
+    )  # fmt: skip
+    assert champion.returncode == 0, champion.stderr
+    report = json.loads(out.read_text())
+    assert report["feature_set"] == "segment-by-offer/1"
+    assert report["model_version"] == "scaled_logistic-600"  # 300 learned, then 300 more
+
+    with_features = _replay_command(
+        tmp_path, log, items, mapping, "--model", "models:/nbo-ranker/1", "--features", "default"
+    )
+    assert with_features.returncode == 1 and "reads its own feature set" in with_features.stderr
+    for wrong in ("models:/nbo-ranker/9", "gpt", "tests.plugins:nothing_here"):
+        refused = _replay_command(tmp_path, log, items, mapping, "--model", wrong)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+        assert f"cannot replay model {wrong}" in refused.stderr
+    assert make_ranker("logistic").features.label == "default/2"
+
+
+def test_a_notebook_model_and_policy_objects_are_replayed_as_given(
+    bandit_files: tuple[SyntheticBandit, Path, Path, Path],
+) -> None:
+    from river import linear_model, preprocessing
+
+    from pipeline.tools.replay import LogMapping, Replayer, read_items, read_rows, replay_rows
+
+    class FirstInFileOrder:
+        """A data scientist's policy: the ranker's order as it is, the first with certainty."""
+
+        name = "file-order"
+
+        def choose(self, scores, p_accept):  # type: ignore[no-untyped-def]
+            return list(range(len(scores))), [1.0] + [0.0] * (len(scores) - 1)
+
+    bandit, log, items, mapping = bandit_files
+    write_log(log, bandit.log(200, "uniform", seed=3))
+    parsed = LogMapping.from_file(mapping)
+    pipeline = preprocessing.MaxAbsScaler() | linear_model.LogisticRegression()
+    replayer = Replayer(
+        read_items(items, parsed.items), parsed, model=pipeline, policy=FirstInFileOrder()
+    )
+    result = replay_rows(read_rows(log), replayer)
+    assert result.policy == "file-order" and result.model.version.startswith("MaxAbsScaler|")
+    assert result.model.n_learned == 200 and not result.rejected
+    for row in result.rows:
+        assert row.target_probability == float(row.chosen_offer == row.logged_offer)
+    assert len({row.chosen_offer for row in result.rows}) > 1  # the learned order moves
+    assert pipeline["LogisticRegression"].weights == {}  # the notebook's object is untouched
