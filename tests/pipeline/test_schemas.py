@@ -82,3 +82,28 @@ def test_export_writes_a_json_schema_per_record(tmp_path: Path) -> None:
     offer_schema = json.loads((tmp_path / "offer.schema.json").read_text())
     assert "primary_interest_days" in offer_schema["required"]
     assert offer_schema["additionalProperties"] is False
+
+
+def test_attributes_are_a_map_of_scalars_written_as_json_in_csv(tmp_path: Path) -> None:
+    """Offers, customers and events carry free-form attributes for feature sets: a JSON object
+    in a CSV cell, names to scalars; anything nested is refused with the field's name."""
+    from_csv = Offer.model_validate(_offer(attributes='{"brand": "gold", "fee": 0, "new": true}'))
+    assert from_csv.attributes == {"brand": "gold", "fee": 0, "new": True}
+    assert Offer.model_validate(_offer(attributes="")).attributes == {}
+    assert Offer.model_validate(_offer()).attributes == {}
+    with pytest.raises(ValidationError, match="attributes"):
+        Offer.model_validate(_offer(attributes='{"nested": {"no": 1}}'))
+    with pytest.raises(ValidationError, match="not a JSON object"):
+        Offer.model_validate(_offer(attributes="brand=gold"))
+
+    export_json_schemas(tmp_path)
+    for record in ("offer", "customer", "journey_event"):
+        schema = json.loads((tmp_path / f"{record}.schema.json").read_text())
+        attributes = schema["properties"]["attributes"]
+        scalars = {kind["type"] for kind in attributes["additionalProperties"]["anyOf"]}
+        assert attributes["type"] == "object" and scalars == {
+            "string",
+            "number",
+            "integer",
+            "boolean",
+        }
