@@ -1,10 +1,14 @@
 """Feature sets: nbo's default, and the way to write and choose your own (`NBO_FEATURE_SET`)."""
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 from features.feature_set import Exposure, FeatureSet, Moment, feature_set
 from features.offer_features import DEFAULT_FEATURES
-from models.names import FEATURE_SETS, import_reference, is_reference
+from features.references import import_reference, is_reference
+
+FeatureSetName = Literal["default"]
+FEATURE_SETS: tuple[str, ...] = get_args(FeatureSetName)
+DEFAULT_FEATURE_SET: FeatureSetName = "default"
 
 __all__ = [
     "DEFAULT_FEATURES",

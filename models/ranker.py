@@ -41,7 +41,8 @@ from typing import Any, cast
 from river import base, compose, forest, linear_model, naive_bayes, optim, preprocessing
 
 from features import DEFAULT_FEATURES, FeatureSet
-from models.names import DEFAULT_MODEL, MODELS, import_reference, is_reference
+from features.references import import_reference, is_reference
+from models.names import DEFAULT_MODEL, MODELS
 
 # Steps that transform each feature on its own (x_i → f_i(x_i)): a pipeline of them before a
 # logistic regression scores the shared part of a ranking once (see `OnlineRanker.rank`).

@@ -16,14 +16,9 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.names import (
-    DEFAULT_FEATURE_SET,
-    DEFAULT_MODEL,
-    FEATURE_SETS,
-    MODELS,
-    PolicyName,
-    check_choice,
-)
+from features import DEFAULT_FEATURE_SET, FEATURE_SETS
+from features.references import check_choice
+from models.names import DEFAULT_MODEL, MODELS, PolicyName
 
 # A built-in name, or a data scientist's own object as `package.module:attribute`
 ModelChoice = Annotated[str, AfterValidator(lambda text: check_choice(text, MODELS, "model"))]

@@ -45,7 +45,8 @@ from river import base, metrics
 
 from features import DEFAULT_FEATURES, Exposure, FeatureSet, Moment, make_feature_set
 from features.feature_set import DecisionParts
-from models.names import DEFAULT_MODEL, import_reference, is_reference
+from features.references import import_reference, is_reference
+from models.names import DEFAULT_MODEL
 from models.off_policy import Estimate, LoggedRound, OffPolicyLog, estimate_all
 from models.policies import Policy, make_policy
 from models.ranker import Candidate, OnlineRanker, as_ranker, make_ranker
