@@ -11,7 +11,7 @@ Stages receive a `Settings`; they never read `os.environ` themselves.
 """
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +19,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from features import DEFAULT_FEATURE_SET, FEATURE_SETS
 from features.references import check_choice
 from models.names import DEFAULT_MODEL, MODELS, PolicyName
+
+if TYPE_CHECKING:
+    from models.ranker import OnlineRanker
 
 # A built-in name, or a data scientist's own object as `package.module:attribute`
 ModelChoice = Annotated[str, AfterValidator(lambda text: check_choice(text, MODELS, "model"))]
@@ -103,8 +106,22 @@ class Settings(BaseSettings):
     channel_daily_limit: int = Field(default=5, ge=1, description="impressions per channel/day")
     default_max_impressions: int = Field(default=3, ge=1)
     fatigue_share: float = Field(default=0.25, ge=0, le=1)
-    model_checkpoint_interval: float = Field(default=10.0, gt=0, description="seconds")
+    # How often the learner publishes its models (and at shutdown): rankers score with a model
+    # at most this much older than the labels that have arrived
+    model_publish_interval: float = Field(default=5.0, gt=0, description="seconds")
     seed: int = 0
+
+    def new_model(self) -> "OnlineRanker":
+        """The unlearned model these settings choose, with the feature set they choose."""
+        from features import make_feature_set
+        from models.ranker import make_ranker  # River only in the processes that need a model
+
+        return make_ranker(
+            self.ranker_model,
+            features=make_feature_set(self.feature_set),
+            learning_rate=self.learning_rate,
+            seed=self.seed,
+        )
 
     def topic_name(self, logical: str) -> str:
         """The real topic name for a logical one (`offers` → `nbo.offers`)."""

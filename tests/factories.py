@@ -145,7 +145,7 @@ def make_ranker(tmp_path: Path, offers: list[dict[str, Any]], **settings: Any) -
     with its model files under `tmp_path` and no broker."""
     tables = SimpleNamespace(catalogue=SimpleNamespace(offers={o["offer_id"]: o for o in offers}))
     config = Settings(**{"state_dir": tmp_path, "exploration": "greedy", "top_k": 5, **settings})
-    return Ranker(config, tables, DeadLetters(), tmp_path / "model.pkl")  # type: ignore[arg-type]
+    return Ranker(config, tables, DeadLetters())  # type: ignore[arg-type]
 
 
 _VALID_OFFERS_OFFSETS = itertools.count()

@@ -3,9 +3,10 @@
 Offers and rules are not keyed by customer, so a consumer group would give each instance only
 some of them. Each instance therefore reads every partition of the compacted `offers`,
 `validation_rules` and `eligibilities` topics itself, from the beginning, in a background thread
-with no consumer group (`GlobalTables`), and publishes an immutable `Catalogue` snapshot that the
-processing thread picks up per event. We chose this over Quix's `join_lookup` because a decision
-needs the whole table (every offer and every rule), not one value looked up by key.
+with no consumer group (`GlobalTables`, on a `TopicFollower`), and publishes an immutable
+`Catalogue` snapshot that the processing thread picks up per event. We chose this over Quix's
+`join_lookup` because a decision needs the whole table (every offer and every rule), not one
+value looked up by key.
 
 A rule is compiled when it arrives. One that does not compile, reads unknown fields, or is not
 newer than the version in force goes to the dead-letter topic, and the previous version stays.
@@ -17,11 +18,10 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import Message
 from pydantic import ValidationError
 
 from pipeline.catalogue.rules import (
@@ -32,9 +32,8 @@ from pipeline.catalogue.rules import (
     group_offers,
 )
 from pipeline.contracts.schemas import Offer, Rule, RuleKind, describe_errors
-from pipeline.errors import BrokerError
-from pipeline.kafka.clients import assigned_from_start
 from pipeline.kafka.dead_letters import DeadLetterProducer, Origin, dead_letter
+from pipeline.kafka.follow import TopicFollower
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -156,79 +155,38 @@ class GlobalTables:
     def __init__(
         self, settings: Settings, bootstrap: str, tables: tuple[str, ...] = tuple(TABLE_TOPICS)
     ) -> None:
-        self._settings = settings
-        self._bootstrap = bootstrap
         self._topics = {settings.topic_name(name): name for name in tables}
         self._state = TableState()
         self._dead_letters = DeadLetterProducer(settings, bootstrap)
-        self._loaded = threading.Event()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="global-tables", daemon=True)
-        self._failure: BaseException | None = None
+        self._follower = TopicFollower(
+            settings, bootstrap, list(self._topics), self._apply_batch, "global-tables"
+        )
         self.catalogue: Catalogue = self._state.snapshot()
 
     def start(self, timeout: float = 30.0) -> GlobalTables:
         """Start reading and return once every table topic has been read to its end."""
-        self._thread.start()
-        if not self._loaded.wait(timeout) or self._failure is not None:
-            self.stop()
-            raise BrokerError(
-                f"global tables: not loaded within {timeout:.0f} s ({self._failure or 'timeout'})"
-            )
+        self._follower.start(timeout)
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        self._follower.stop()
         self._dead_letters.flush()
 
     @property
     def dead_letters_sent(self) -> int:
         return self._dead_letters.sent
 
-    def _consumer(self) -> tuple[Consumer, set[tuple[str, int]]]:
-        consumer = assigned_from_start(
-            self._settings,
-            self._bootstrap,
-            self._topics,
-            "nbo-global-tables",
-            {"enable.partition.eof": True},
-        )
-        partitions = consumer.assignment()
-        return consumer, {(tp.topic, tp.partition) for tp in partitions}
+    def _apply_batch(self, messages: list[Message]) -> None:
+        changed = False
+        for message in messages:
+            changed |= self._apply(message)
+        if changed:
+            self.catalogue = self._state.snapshot()
 
-    def _run(self) -> None:
-        try:
-            consumer, unread = self._consumer()
-        except Exception as error:
-            self._failure = error
-            self._loaded.set()
-            return
-        try:
-            while not self._stopping.is_set():
-                messages = consumer.consume(num_messages=1000, timeout=0.2)
-                changed = False
-                for message in messages:
-                    problem = message.error()
-                    if problem is not None:
-                        if problem.code() == KafkaError._PARTITION_EOF:
-                            unread.discard((message.topic(), message.partition()))
-                        else:
-                            log.warning("global tables: %s", problem)
-                        continue
-                    changed |= self._apply(message)
-                if changed:
-                    self.catalogue = self._state.snapshot()
-                if not unread and not self._loaded.is_set():
-                    self._loaded.set()
-        finally:
-            consumer.close()
-
-    def _apply(self, message: Any) -> bool:
+    def _apply(self, message: Message) -> bool:
         key = message.key()
         origin = Origin(
-            topic=message.topic(),
+            topic=message.topic() or "",
             partition=message.partition(),
             offset=message.offset(),
             key=key.decode(errors="replace") if key is not None else None,

@@ -358,6 +358,29 @@ class Feedback(Output):
     )
 
 
+class ModelRole(StrEnum):
+    CHAMPION = "champion"  # decides
+    CHALLENGER = "challenger"  # scored in shadow, estimated off-policy against the champion
+
+
+class ModelSnapshot(Output):
+    """One model as the learner published it on `models`, keyed by its role: the latest per role
+    is the model every ranker scores with. The learner resumes from its own latest champion."""
+
+    role: ModelRole
+    model_version: str = Field(description="the model and how many labels it has learned")
+    registry_version: str | None = Field(
+        default=None, description="the registered version it descends from"
+    )
+    feature_set: str
+    learned_offsets: dict[str, int] = Field(
+        description="per feedback partition (`topic/partition`), the last offset learned"
+    )
+    labels_learned: int = Field(description="feedback records learned since the learner began")
+    published_at: datetime
+    model: str = Field(description="the OnlineRanker: cloudpickle, zlib, base64")
+
+
 class DeadLetter(Output):
     """A record nbo could not use, with where it came from and why."""
 
@@ -380,6 +403,7 @@ ALL_SCHEMAS: dict[str, type[BaseModel]] = {
     "valid_offers": ValidOffers,
     "decision": Decision,
     "feedback": Feedback,
+    "model_snapshot": ModelSnapshot,
     "dead_letter": DeadLetter,
 }
 

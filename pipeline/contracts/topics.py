@@ -20,6 +20,7 @@ from pipeline.contracts.schemas import (
     Feedback,
     Interaction,
     JourneyEvent,
+    ModelSnapshot,
     Offer,
     Rule,
     ValidOffers,
@@ -30,6 +31,8 @@ from pipeline.settings import Settings
 # The μ-products, by the name of their consumer group (and state directory).
 VALID_OFFERS = "valid-offers"
 RANKER = "ranker"
+LEARNER = "learner"
+STAGES: tuple[str, ...] = (VALID_OFFERS, RANKER, LEARNER)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class TopicSpec:
     description: str
     streamed_by: tuple[str, ...] = ()  # μ-products that read it as a source stream, in order
     live_view: bool = False  # read by the demo's and the steady loop's live views
+    partitions: int | None = None  # None: `NBO_TOPIC_PARTITIONS`
 
 
 _CUSTOMER = "customer_id"
@@ -70,6 +74,12 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(
         "feedback", _CUSTOMER, False, Feedback, "per shown offer resolved, its label and context",
+        streamed_by=(LEARNER,),
+    ),
+    # One partition: the snapshots in publishing order, and the learners' lease (see learner/)
+    TopicSpec(
+        "models", "role", True, ModelSnapshot, "the latest champion and challenger, learned",
+        partitions=1,
     ),
     TopicSpec(
         "dead_letter", "source key", False, DeadLetter, "bad records: topic, offset and reason",
@@ -108,7 +118,7 @@ def create_topics(settings: Settings, bootstrap: str, timeout: float = 15.0) -> 
     new_topics = [
         NewTopic(
             settings.topic_name(topic.logical),
-            num_partitions=settings.topic_partitions,
+            num_partitions=topic.partitions or settings.topic_partitions,
             replication_factor=settings.topic_replication,
             config=topic_config(topic, settings),
         )

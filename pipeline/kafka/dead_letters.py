@@ -95,9 +95,11 @@ def parse(
     topics: dict[str, str],
     schemas: dict[str, type[BaseModel]],
     stage: str,
+    origin: Origin | None = None,
 ) -> Parsed:
-    """Validate one raw record from a source topic (`topics`: real name -> logical name)."""
-    origin = Origin.of_current_message(key)
+    """Validate one raw record from a source topic (`topics`: real name -> logical name), read
+    at `origin` (default: the message a Quix app is processing)."""
+    origin = origin or Origin.of_current_message(key)
     source = topics[origin.topic]
     if raw is None:
         return Parsed(source, None)

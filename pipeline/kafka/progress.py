@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, TopicPartition
 
-from pipeline.contracts.topics import RANKER, VALID_OFFERS, sources_of
+from pipeline.contracts.topics import STAGES, sources_of
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ def stage_probes(settings: Settings, bootstrap: str) -> dict[str, GroupProbe]:
     """A probe on each μ-product's consumer group and source topics."""
     return {
         stage: GroupProbe(settings, bootstrap, settings.consumer_group(stage), sources_of(stage))
-        for stage in (VALID_OFFERS, RANKER)
+        for stage in STAGES
     }
 
 

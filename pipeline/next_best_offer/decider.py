@@ -13,13 +13,12 @@ from typing import Any
 
 from features import Exposure, Moment
 from models.contact_policy import ContactPolicy
-from models.evaluation import StreamMetrics
 from models.policies import make_policy
-from models.ranker import Candidate
+from models.ranker import Candidate, OnlineRanker
 from models.time_value import Phase, TimeValueProfile, value_now
 from pipeline.catalogue.tables import GlobalTables
 from pipeline.contracts.schemas import Decision, RankedOffer, ValidOffers, response_window_seconds
-from pipeline.next_best_offer.champion import ChampionFollower
+from pipeline.next_best_offer.models import ModelFollower
 from pipeline.next_best_offer.state import CustomerDecisions
 from pipeline.settings import Settings
 
@@ -46,14 +45,12 @@ class Decider:
         self,
         settings: Settings,
         tables: GlobalTables,
-        models: ChampionFollower,
-        metrics: StreamMetrics,
+        models: ModelFollower,
         instance: str,
     ) -> None:
         self._top_k = settings.top_k
         self._tables = tables
         self._models = models
-        self._metrics = metrics
         self._instance = instance
         self.policy = make_policy(settings.exploration, settings.seed, settings.epsilon)
         # the challenger is scored in shadow with the same kind of policy as the champion
@@ -69,11 +66,11 @@ class Decider:
     def decide(self, book: CustomerDecisions, valid: ValidOffers) -> Decision:
         now = valid.timestamp.timestamp()
         decision_id = f"d-{valid.event_id}"
+        model = self._models.model  # one model for the whole decision, whatever arrives meanwhile
         if not self.contact.channel_allowed(book.channel_shown(valid.channel), now):
             self.stats.suppressed += len(valid.candidates)
-            return self._decision(valid, decision_id, [], "channel daily limit reached")
-        model = self._models.model
-        candidates, phases = self._candidates(valid, now)
+            return self._decision(valid, model, decision_id, [], "channel daily limit reached")
+        candidates, phases = self._candidates(valid, model, now)
         ranked = model.rank(candidates)
         order, propensities = self.policy.choose(
             [c.score for c in ranked], [c.p_accept for c in ranked]
@@ -115,13 +112,12 @@ class Decider:
                 model=model.version,
                 feature_set=model.features.label,
             )
-        self._metrics.decided([phases[c.key] for c in chosen])
         explanation = (
-            self._explain(chosen[0], features[chosen[0].key], phases)
+            self._explain(model, chosen[0], features[chosen[0].key], phases)
             if chosen
             else "no offer worth showing"
         )
-        return self._decision(valid, decision_id, offers, explanation)
+        return self._decision(valid, model, decision_id, offers, explanation)
 
     def _shadow(
         self, candidates: list[Candidate], first: str, propensity: float
@@ -149,10 +145,10 @@ class Decider:
         }
 
     def _candidates(
-        self, valid: ValidOffers, now: float
+        self, valid: ValidOffers, model: OnlineRanker, now: float
     ) -> tuple[list[Candidate], dict[str, Phase]]:
         moment = Moment(valid.event_type, valid.channel, valid.timestamp, valid.event_attributes)
-        features = self._models.model.features.for_decision(valid.customer, moment)
+        features = model.features.for_decision(valid.customer, moment)
         offers = self._tables.catalogue.offers
         terms_of = self._offer_terms()
         fatigue_share = self.contact.fatigue_share
@@ -192,9 +188,15 @@ class Decider:
             )
         return self._terms[1]
 
-    def _explain(self, top: Candidate, features: dict[str, float], phases: dict[str, Phase]) -> str:
+    def _explain(
+        self,
+        model: OnlineRanker,
+        top: Candidate,
+        features: dict[str, float],
+        phases: dict[str, Phase],
+    ) -> str:
         reasons = ", ".join(
-            f"{name} {weight:+.2f}" for name, weight in self._models.model.contributions(features)
+            f"{name} {weight:+.2f}" for name, weight in model.contributions(features)
         )
         text = (
             f"{top.key}: P(accept) {top.p_accept:.3f} × value now {top.value_now:.0f} "
@@ -203,7 +205,12 @@ class Decider:
         return f"{text}; largest contributions: {reasons}" if reasons else text
 
     def _decision(
-        self, valid: ValidOffers, decision_id: str, offers: list[RankedOffer], explanation: str
+        self,
+        valid: ValidOffers,
+        model: OnlineRanker,
+        decision_id: str,
+        offers: list[RankedOffer],
+        explanation: str,
     ) -> Decision:
         self.stats.decisions += 1
         return Decision(
@@ -214,12 +221,12 @@ class Decider:
             timestamp=valid.timestamp,
             channel=valid.channel,
             offers=offers,
-            model_version=self._models.model.version,
+            model_version=model.version,
             registry_version=self._models.registry_version,
             challenger_version=self._models.challenger_version,
             instance=self._instance,
             policy=self.policy.name,
-            feature_set=self._models.model.features.label,
+            feature_set=model.features.label,
             rule_versions=valid.rule_versions,
             explanation=explanation,
         )

@@ -1,14 +1,10 @@
-"""Labels from the customers' reactions, and from their silence, learned once each and told.
+"""Labels from the customers' reactions, and from their silence, told as `feedback` records.
 
 Each offer of a decision is resolved on its own (a channel may show several): accept and
 convert are positive, dismiss negative, a click neutral (the offer waits for its outcome), and a
-shown offer with no response within its response window negative, by event time. The label is
-scored against the P(accept) of decision time (progressive validation), learned from the
-features stored at decision time (nothing is rebuilt), and emitted as a `Feedback` record.
-
-Whether a record's labels are in the model already is decided once per input record: a record
-at or before the offsets the models were checkpointed with (a replay after a restart) resolves
-its offers and emits their feedback again, but teaches the models nothing twice.
+shown offer with no response within its response window negative, by event time. Each resolved
+offer is emitted as a `Feedback` record with the features, P(accept) and propensity stored at
+decision time (nothing is rebuilt); the learner μ-product learns from them, once each.
 """
 
 from __future__ import annotations
@@ -17,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from models.evaluation import StreamMetrics
 from pipeline.catalogue.tables import GlobalTables
 from pipeline.contracts.schemas import (
     NEGATIVE_OUTCOMES,
@@ -27,13 +22,12 @@ from pipeline.contracts.schemas import (
     Interaction,
     response_window_seconds,
 )
-from pipeline.next_best_offer.champion import ChampionFollower
 from pipeline.next_best_offer.state import CustomerDecisions
 
 
 @dataclass(frozen=True)
 class InputPosition:
-    """Where the record being processed sits in its input: labels are learned once per offset."""
+    """Where the record being processed sits in its input."""
 
     topic: str
     partition: int
@@ -54,30 +48,22 @@ class Resolution:
 
 @dataclass
 class FeedbackStats:
-    learned: int = 0
+    resolved: int = 0
     positives: int = 0
     expired: int = 0
-    resolved: int = 0
 
 
-class FeedbackLearner:
-    """Turns interactions and expired impressions into labels for the models, and feedback."""
+class FeedbackResolver:
+    """Turns interactions and expired impressions into labels, told as feedback."""
 
-    def __init__(
-        self, tables: GlobalTables, models: ChampionFollower, metrics: StreamMetrics
-    ) -> None:
+    def __init__(self, tables: GlobalTables) -> None:
         self._tables = tables
-        self._models = models
-        self._metrics = metrics
         self.stats = FeedbackStats()
 
-    def observe(
-        self, book: CustomerDecisions, interaction: Interaction, at: InputPosition
-    ) -> Resolution:
+    def observe(self, book: CustomerDecisions, interaction: Interaction) -> Resolution:
         """Resolve what `interaction` says (after what its time has expired)."""
         now = interaction.timestamp.timestamp()
-        learn = not self._models.learned_before(at.partition_name, at.offset)
-        feedback = self._expire(book, now, at, learn)
+        feedback = self.expire(book, now)
         decision = book.pending.get(interaction.decision_id)
         if decision is None or interaction.offer_id not in decision["shown"]:
             what = "decision" if decision is None else f"offer {interaction.offer_id} of decision"
@@ -97,22 +83,14 @@ class FeedbackLearner:
                     interaction.offer_id,
                     FeedbackOutcome(outcome),
                     now,
-                    at,
-                    learn,
                 )
             )
         # a click is neutral: the offer stays open for its outcome
         return Resolution(feedback)
 
-    def expire(self, book: CustomerDecisions, now: float, at: InputPosition) -> list[Feedback]:
+    def expire(self, book: CustomerDecisions, now: float) -> list[Feedback]:
         """A shown offer with no response within its window becomes a negative label; an
         offer not shown within its window is forgotten (nothing to learn from it)."""
-        learn = not self._models.learned_before(at.partition_name, at.offset)
-        return self._expire(book, now, at, learn)
-
-    def _expire(
-        self, book: CustomerDecisions, now: float, at: InputPosition, learn: bool
-    ) -> list[Feedback]:
         offers = self._tables.catalogue.offers
         feedback = []
         for decision_id, decision in list(book.pending.items()):
@@ -129,9 +107,7 @@ class FeedbackLearner:
                     book.resolve(decision_id, offer_id)
                     continue
                 feedback.append(
-                    self._resolve(
-                        book, decision_id, offer_id, FeedbackOutcome.NO_RESPONSE, now, at, learn
-                    )
+                    self._resolve(book, decision_id, offer_id, FeedbackOutcome.NO_RESPONSE, now)
                 )
                 self.stats.expired += 1
             if next_due is not None:  # an offer is still open, so the decision is pending
@@ -145,25 +121,16 @@ class FeedbackLearner:
         offer_id: str,
         outcome: FeedbackOutcome,
         now: float,
-        at: InputPosition,
-        learn: bool,
     ) -> Feedback:
-        """Measure, learn (unless `learn` is False: a replay) and tell one shown offer's label."""
+        """Tell one shown offer's label."""
         decision: dict[str, Any] = book.details(decision_id)
         decided_at = book.pending[decision_id]["at"]
         offer = decision["offers"][offer_id]
         accepted = outcome in POSITIVE_OUTCOMES
         reward = offer["v"] if accepted else 0.0
         first = offer_id == decision["first"]
-        if learn:
-            self._metrics.labelled(offer["p"], accepted)
-            if first:
-                self._metrics.rewarded(reward)
-                self._models.rewarded_in_shadow(decision.get("shadow"), reward)
-            self._models.learn(at.partition_name, at.offset, offer["x"], accepted)
-            self.stats.learned += 1
-            self.stats.positives += int(accepted)
         self.stats.resolved += 1
+        self.stats.positives += int(accepted)
         book.resolve(decision_id, offer_id)
         return Feedback(
             decision_id=decision_id,

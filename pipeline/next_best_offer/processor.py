@@ -2,30 +2,27 @@
 
 A valid_offers record: resolve what the event's time has expired, then decide. An interaction:
 resolve it into labels, or dead-letter it. Either returns the records to emit: the feedback of
-each offer resolved, and the decision. After either, the customer's book is saved and the
-models are checkpointed when due. Only this step reads Quix's message context; the parts it
-calls are given what they need, so each is tested without a stream.
+each offer resolved, and the decision. After either, the customer's book is saved. Only this
+step reads Quix's message context; the parts it calls are given what they need, so each is
+tested without a stream.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 from quixstreams import State, message_context
 
-from models.evaluation import StreamMetrics
-from models.tracking import RunTracker
 from pipeline.catalogue.tables import GlobalTables
 from pipeline.contracts.schemas import Decision, Feedback, Interaction, ValidOffers
 from pipeline.contracts.topics import RANKER
 from pipeline.kafka.dead_letters import DeadLetterProducer, Origin, Parsed, dead_letter
-from pipeline.next_best_offer.champion import ChampionFollower
 from pipeline.next_best_offer.decider import Decider
-from pipeline.next_best_offer.feedback import FeedbackLearner, InputPosition
+from pipeline.next_best_offer.feedback import FeedbackResolver, InputPosition
+from pipeline.next_best_offer.models import ModelFollower
 from pipeline.next_best_offer.state import CustomerDecisions
 from pipeline.settings import Settings
 
@@ -34,7 +31,7 @@ Emitted = Decision | Feedback
 
 
 class Ranker:
-    """The decider, the feedback learner and the models of one ranker instance, and the step
+    """The decider, the feedback resolver and the models of one ranker instance, and the step
     that routes records to them."""
 
     def __init__(
@@ -42,15 +39,13 @@ class Ranker:
         settings: Settings,
         tables: GlobalTables,
         dead_letters: DeadLetterProducer,
-        checkpoint_path: Path,
-        tracker: RunTracker | None = None,
+        models: ModelFollower | None = None,
     ) -> None:
         self._dead_letters = dead_letters
-        self.metrics = StreamMetrics()
-        self.models = ChampionFollower(settings, checkpoint_path, self.metrics, tracker)
+        self.models = models or ModelFollower(settings)
         instance = f"{socket.gethostname()}-{os.getpid()}"  # which ranker decided
-        self.decider = Decider(settings, tables, self.models, self.metrics, instance)
-        self.learner = FeedbackLearner(tables, self.models, self.metrics)
+        self.decider = Decider(settings, tables, self.models, instance)
+        self.resolver = FeedbackResolver(tables)
 
     def __call__(
         self, parsed: Parsed, key: str, _timestamp: int, _headers: Any, state: State[str, Any]
@@ -65,7 +60,6 @@ class Ranker:
         book = CustomerDecisions(state)
         emitted = self.handle(book, parsed.record, at, key)
         book.save()
-        self.models.maybe_checkpoint()
         return emitted
 
     def handle(
@@ -73,10 +67,10 @@ class Ranker:
     ) -> list[Emitted]:
         """The records `record` makes the ranker emit, in order."""
         if isinstance(record, ValidOffers):
-            feedback = self.learner.expire(book, record.timestamp.timestamp(), at)
+            feedback = self.resolver.expire(book, record.timestamp.timestamp())
             return [*feedback, self.decider.decide(book, record)]
         if isinstance(record, Interaction):
-            resolution = self.learner.observe(book, record, at)
+            resolution = self.resolver.observe(book, record)
             if resolution.refused is not None:
                 origin = Origin(at.topic, at.partition, at.offset, key)
                 raw = record.model_dump_json()

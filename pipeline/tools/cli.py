@@ -353,10 +353,18 @@ def run_valid_offers(ctx: typer.Context) -> None:
 
 @run_app.command("ranker")
 def run_ranker(ctx: typer.Context) -> None:
-    """The Next Best Offer μ-product: valid offers in, ranked decisions out; learns online."""
+    """The Next Best Offer μ-product: valid offers in, ranked decisions and feedback out."""
     from pipeline.next_best_offer import app as next_best_offer
 
     _run_stage(ctx, next_best_offer.run)
+
+
+@run_app.command("learner")
+def run_learner(ctx: typer.Context) -> None:
+    """The learner μ-product: every ranker's feedback in, one model out on `models`."""
+    from pipeline.learner import app as learner
+
+    _run_stage(ctx, learner.run)
 
 
 @app.command("status")

@@ -4,7 +4,8 @@ Starts (or uses) a broker, creates the topics, loads the sample offers and rules
 simulated customers on `customers`, and runs Valid Offers and the ranker as their own
 processes. Then, batch after batch: journey events go on `events`, the decisions come back on
 `next_best_offers`, the simulated channel shows each first offer and answers on
-`interactions`, and the ranker learns from those answers while the loop goes on.
+`interactions`, the ranker tells their labels on `feedback`, and the learner learns from them
+and publishes the model every ranker decides with, while the loop goes on.
 
 It stops after a number of events or seconds, stops every process it started and reports.
 """
@@ -35,6 +36,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 APPS = {
     "valid-offers": ["pipeline", "run", "valid-offers"],
     "ranker": ["pipeline", "run", "ranker"],
+    "learner": ["pipeline", "run", "learner"],
 }
 FIRST_BATCH_TIMEOUT = 120.0  # includes both apps starting and joining their groups
 BATCH_TIMEOUT = 60.0

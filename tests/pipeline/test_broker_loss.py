@@ -46,7 +46,7 @@ def test_one_broker_lost_mid_stream_loses_no_decision_and_no_label(
             topic_replication=3,
             mlflow_tracking=False,
             exploration="greedy",
-            model_checkpoint_interval=0.5,
+            model_publish_interval=0.5,
             processing_guarantee="exactly-once",
         )
     )

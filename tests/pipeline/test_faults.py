@@ -66,7 +66,7 @@ def kill(process: subprocess.Popen[bytes]) -> None:
 def loop(make_settings) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
     # a checkpoint interval far beyond the test: only the label journal can save the labels
     settings = make_settings(
-        exploration="greedy", top_k=2, model_checkpoint_interval=600, mlflow_tracking=False
+        exploration="greedy", top_k=2, model_publish_interval=600, mlflow_tracking=False
     )
     with running(with_offers(settings), "run", "valid-offers"):
         yield settings

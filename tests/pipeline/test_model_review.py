@@ -121,7 +121,7 @@ def test_promote_and_list_name_versions_and_aliases(settings: Settings) -> None:
 @pytest.fixture
 def loop(make_settings) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
     settings = make_settings(
-        exploration="greedy", top_k=2, model_checkpoint_interval=0.5, model_poll_interval=0.5
+        exploration="greedy", top_k=2, model_publish_interval=0.5, model_poll_interval=0.5
     )
     with running(with_offers(settings), "run", "valid-offers"):
         yield settings

@@ -14,7 +14,7 @@ from tests.streams import output_for, outputs, running, send
 
 @pytest.fixture
 def loop(make_settings) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
-    settings = make_settings(exploration="greedy", top_k=4, model_checkpoint_interval=0.5)
+    settings = make_settings(exploration="greedy", top_k=4, model_publish_interval=0.5)
     with running(with_offers(settings), "run", "valid-offers"):
         yield settings
 

@@ -111,12 +111,15 @@ def test_an_unanswered_impression_becomes_a_negative_label_once_its_window_has_p
         at = NOW + timedelta(hours=hours)
         return valid(candidate("a", 1)).model_copy(update={"event_id": event_id, "timestamp": at})
 
-    decide(ranker, book, later(48.5, "e2"))  # 47.5 h after the impression: still waiting
-    assert ranker.models.model.n_learned == 0 and first["decision_id"] in book.pending
-    decide(ranker, book, later(49.5, "e3"))
-    assert ranker.models.model.n_learned == 1 and ranker.learner.stats.expired == 1
-    assert first["decision_id"] not in book.pending
-    assert ranker.metrics.labels == 1 and ranker.metrics.accepted == 0
+    waiting = ranker.handle(book, later(48.5, "e2"), InputPosition("valid_offers", 0, 8), "C1")
+    assert [type(r).__name__ for r in waiting] == ["Decision"]  # 47.5 h after the impression
+    assert first["decision_id"] in book.pending
+    expired = ranker.handle(book, later(49.5, "e3"), InputPosition("valid_offers", 0, 9), "C1")
+    assert [(type(r).__name__, getattr(r, "label", None)) for r in expired] == [
+        ("Feedback", False),
+        ("Decision", None),
+    ]
+    assert ranker.resolver.stats.expired == 1 and first["decision_id"] not in book.pending
     decide(ranker, book, later(100, "e4"))
     assert set(book.pending) == {"d-e4"}  # never shown: forgotten once their window passed
-    assert ranker.models.model.n_learned == 1
+    assert ranker.resolver.stats.expired == 1

@@ -1,5 +1,5 @@
-"""The ranker's parts on their own, without Kafka or Quix: the feedback learner, the decider and
-the models' keeper, each given what the stream step would give it."""
+"""The ranker's parts on their own, without Kafka or Quix: the feedback resolver, the decider and
+the models it follows, each given what the stream step would give it."""
 
 from __future__ import annotations
 
@@ -7,19 +7,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
-from models.evaluation import StreamMetrics
 from models.ranker import OnlineRanker
 from pipeline.contracts.schemas import Decision, Interaction
-from pipeline.next_best_offer.champion import ChampionFollower
 from pipeline.next_best_offer.decider import Decider
-from pipeline.next_best_offer.feedback import FeedbackLearner, InputPosition
+from pipeline.next_best_offer.feedback import FeedbackResolver
+from pipeline.next_best_offer.models import ModelFollower
 from pipeline.next_best_offer.state import CustomerDecisions, MemoryState
 from pipeline.settings import Settings
 from tests.factories import SHORT_INTEREST, START, candidate, catalogue_offer, valid_offers
 
 
 class Parts:
-    """A decider, a learner and their models over two offers, as one ranker instance has them."""
+    """A decider, a resolver and their models over two offers, as one ranker instance has them."""
 
     def __init__(self, tmp_path: Path, **settings: object) -> None:
         offers = [catalogue_offer(o, **SHORT_INTEREST) for o in ("a", "b")]
@@ -27,11 +26,9 @@ class Parts:
             catalogue=SimpleNamespace(offers={o["offer_id"]: o for o in offers})
         )
         self.settings = Settings(state_dir=tmp_path, exploration="greedy", **settings)
-        self.path = tmp_path / "model.pkl"
-        self.metrics = StreamMetrics()
-        self.models = ChampionFollower(self.settings, self.path, self.metrics)
-        self.decider = Decider(self.settings, self.tables, self.models, self.metrics, "host-1")  # type: ignore[arg-type]
-        self.learner = FeedbackLearner(self.tables, self.models, self.metrics)  # type: ignore[arg-type]
+        self.models = ModelFollower(self.settings)
+        self.decider = Decider(self.settings, self.tables, self.models, "host-1")  # type: ignore[arg-type]
+        self.resolver = FeedbackResolver(self.tables)  # type: ignore[arg-type]
         self.book = CustomerDecisions(MemoryState())
 
     def decide(self) -> Decision:
@@ -50,10 +47,6 @@ def reaction(decision: Decision, offer_id: str, outcome: str, at: datetime) -> I
     )
 
 
-def at(offset: int) -> InputPosition:
-    return InputPosition("interactions", 0, offset)
-
-
 def test_the_decider_emits_a_decision_record_naming_who_decided_with_what(tmp_path: Path) -> None:
     parts = Parts(tmp_path, top_k=2)
     decision = parts.decide()
@@ -64,7 +57,7 @@ def test_the_decider_emits_a_decision_record_naming_who_decided_with_what(tmp_pa
     pending = parts.book.pending[decision.decision_id]
     assert set(pending["shown"]) == {"a", "b"}
     assert pending["due"] == START.timestamp() + 48 * 3600  # the offers' response window
-    assert parts.metrics.decisions == 1 and parts.decider.stats.decisions == 1
+    assert parts.decider.stats.decisions == 1
 
 
 def test_the_decider_scores_the_challenger_in_shadow(tmp_path: Path) -> None:
@@ -77,75 +70,56 @@ def test_the_decider_scores_the_challenger_in_shadow(tmp_path: Path) -> None:
     assert 0 < shadow["target_probability"] <= 1
 
 
-def test_accept_is_learned_a_click_waits_and_a_replayed_offset_is_not_learned_twice(
-    tmp_path: Path,
-) -> None:
+def test_an_accept_is_told_with_what_the_decision_knew_and_a_click_waits(tmp_path: Path) -> None:
     parts = Parts(tmp_path)
     decision = parts.decide()
     later = START + timedelta(minutes=5)
     told = []
-    for offset, (offer_id, outcome) in enumerate(
-        [("a", "impression"), ("b", "impression"), ("a", "click"), ("a", "accept")]
-    ):
-        resolution = parts.learner.observe(
-            parts.book, reaction(decision, offer_id, outcome, later), at(offset)
+    for offer_id, outcome in [("a", "impression"), ("b", "impression"), ("a", "click"),
+                              ("a", "accept")]:  # fmt: skip
+        resolution = parts.resolver.observe(
+            parts.book, reaction(decision, offer_id, outcome, later)
         )
         assert resolution.refused is None
         told += resolution.feedback
-    assert parts.models.model.n_learned == 1 and parts.learner.stats.positives == 1
     [accepted] = told  # one label, one feedback record, with what the decision knew
     assert (accepted.offer_id, accepted.outcome, accepted.label) == ("a", "accept", True)
     assert accepted.rank == 1 and accepted.propensity == 1.0 and accepted.reward == 100.0
     assert accepted.model_version == "logistic-0" and accepted.customer_id == "C1"
     assert accepted.features == parts.book.details(decision.decision_id)["offers"]["a"]["x"]
+    assert accepted.feature_set == "default/2"
     assert accepted.decided_at == START and accepted.resolved_at == later
-    assert parts.metrics.reward == 100.0  # "a" was first: its value is the decision's reward
+    assert parts.resolver.stats.positives == 1 and parts.resolver.stats.resolved == 1
     assert set(parts.book.pending[decision.decision_id]["shown"]) == {"b"}  # still open
-    # a dismiss at an offset the models have learned up to (a replay after a restart) resolves
-    # the offer in the customer's book but is not learned again
-    replayed = parts.learner.observe(parts.book, reaction(decision, "b", "dismiss", later), at(3))
-    assert parts.models.model.n_learned == 1 and decision.decision_id not in parts.book.pending
-    assert [(f.offer_id, f.label) for f in replayed.feedback] == [("b", False)]  # told again
+    dismissed = parts.resolver.observe(parts.book, reaction(decision, "b", "dismiss", later))
+    assert [(f.offer_id, f.label) for f in dismissed.feedback] == [("b", False)]
+    assert decision.decision_id not in parts.book.pending
+    assert parts.models.model.n_learned == 0  # a ranker tells labels; the learner learns them
 
 
 def test_a_reaction_to_an_unknown_decision_is_refused_with_its_reason(tmp_path: Path) -> None:
     parts = Parts(tmp_path)
     decision = parts.decide()
     unknown = reaction(decision, "a", "accept", START).model_copy(update={"decision_id": "d-x"})
-    resolution = parts.learner.observe(parts.book, unknown, at(0))
+    resolution = parts.resolver.observe(parts.book, unknown)
     assert resolution.feedback == []
     assert (
         resolution.refused
         == f"interaction {unknown.interaction_id}: decision d-x is unknown or already resolved"
     )
-    assert parts.models.model.n_learned == 0
 
 
-def test_labels_learned_after_the_last_checkpoint_survive_a_kill(tmp_path: Path) -> None:
-    parts = Parts(tmp_path)
-    parts.models.save()
-    for offset in range(5):
-        parts.models.learn("interactions/0", offset, {"bias": 1.0}, offset % 2 == 0)
-    # killed here: no checkpoint since; a new instance reads the checkpoint and the journal
-    restarted = ChampionFollower(parts.settings, parts.path, StreamMetrics())
-    assert restarted.model.n_learned == 5
-    assert restarted.learned_before("interactions/0", 4)
-    assert not restarted.learned_before("interactions/0", 5)
-
-
-def test_every_offer_an_event_finds_unanswered_is_learned_and_told(tmp_path: Path) -> None:
+def test_every_offer_an_event_finds_unanswered_is_told_as_a_negative_label(tmp_path: Path) -> None:
     parts = Parts(tmp_path)
     decision = parts.decide()
     soon = START + timedelta(minutes=1)
-    for offset, offer_id in enumerate(["a", "b"]):
-        parts.learner.observe(
-            parts.book, reaction(decision, offer_id, "impression", soon), at(offset)
-        )
+    for offer_id in ["a", "b"]:
+        parts.resolver.observe(parts.book, reaction(decision, offer_id, "impression", soon))
     # one event three days later finds both past their 48-hour response window
-    told = parts.learner.expire(parts.book, (START + timedelta(days=3)).timestamp(), at(2))
+    told = parts.resolver.expire(parts.book, (START + timedelta(days=3)).timestamp())
     assert [(f.offer_id, f.outcome, f.label) for f in told] == [
         ("a", "no response", False),
         ("b", "no response", False),
     ]
-    assert parts.models.model.n_learned == 2 and parts.learner.stats.expired == 2
+    assert parts.resolver.stats.expired == 2
     assert told[0].rank == 1 and told[1].rank == 2 and told[1].challenger is None

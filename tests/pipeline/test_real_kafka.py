@@ -77,7 +77,7 @@ def test_a_label_for_a_decision_of_a_stopped_ranker_is_learned_by_the_next(
             topic_partitions=4,
             mlflow_tracking=False,
             exploration="greedy",
-            model_checkpoint_interval=0.5,
+            model_publish_interval=0.5,
         )
     )
     first, second = _on_two_machines(settings)
