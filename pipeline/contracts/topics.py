@@ -87,6 +87,12 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
 )  # fmt: skip
 
+# On `models`, every publish holds every role the learner has (a challenger's withdrawal is
+# published as a tombstone with the next champion), so its last records say all there is: a
+# reader starts this many from the end rather than at the beginning of a topic that grows by a
+# record or two per publish (and that the embedded broker never compacts).
+LAST_PUBLISH = 8
+
 TOPIC_NAMES: tuple[str, ...] = tuple(spec.logical for spec in TOPICS)
 LOOP_OUTPUTS: tuple[str, ...] = tuple(spec.logical for spec in TOPICS if spec.live_view)
 

@@ -108,9 +108,11 @@ def assigned_from_start(
     topics: Iterable[str],
     group: str = "nbo-reader",
     config: dict[str, Any] | None = None,
+    tail: int | None = None,
 ) -> Consumer:
-    """A consumer assigned every partition of `topics` (real names) from the beginning. It never
-    joins `group` (librdkafka needs one) and commits nothing; a missing topic is a BrokerError."""
+    """A consumer assigned every partition of `topics` (real names) from the beginning, or from
+    the last `tail` records of each. It never joins `group` (librdkafka needs one) and commits
+    nothing; a missing topic is a BrokerError."""
     consumer = Consumer(
         {
             **settings.kafka_config(bootstrap),
@@ -128,7 +130,12 @@ def assigned_from_start(
                 raise BrokerError(
                     f"topic {topic} does not exist on {bootstrap}; run `nbo topics create`"
                 )
-            partitions += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in found.partitions]
+            for p in found.partitions:
+                start = OFFSET_BEGINNING
+                if tail is not None:
+                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), 10)
+                    start = max(low, high - tail)
+                partitions.append(TopicPartition(topic, p, start))
     except BaseException:
         consumer.close()
         raise

@@ -4,6 +4,7 @@ Global tables (offers, rules) and the models topic are not keyed by customer, so
 group would give each instance only some of them. A `TopicFollower` reads every partition of
 its topics itself, with no consumer group, and hands each record to `apply` in the thread;
 `start` returns once every partition was read to the end it had when the follower started.
+A topic whose last few records say all there is to know (`models`) is followed from its tail.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ class TopicFollower:
         topics: list[str],
         apply: Callable[[list[Message]], None],
         name: str,
+        tail: int | None = None,
     ) -> None:
         self._settings = settings
         self._bootstrap = bootstrap
         self._topics = topics
         self._apply = apply  # a batch of records, in order per partition
         self._name = name
+        self._tail = tail  # read only the last `tail` records of each partition, then follow
         self._loaded = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -65,6 +68,7 @@ class TopicFollower:
                 self._topics,
                 f"nbo-{self._name}",
                 {"enable.partition.eof": True},
+                self._tail,
             )
             unread = {(tp.topic, tp.partition) for tp in consumer.assignment()}
         except Exception as error:

@@ -18,6 +18,8 @@ Run it with `nbo run learner`; a second one started beside it waits as a standby
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -86,11 +88,11 @@ class LearnerLoop:
         self._source = {settings.topic_name("feedback"): "feedback"}
         self._published_at = time.monotonic()
         self._withdrawn: list[ModelRole] = []
-        self.stopping = False
+        self._published_models: tuple[int, str | None, str | None] | None = None
 
-    def run(self) -> None:
+    def run(self, stop: threading.Event) -> None:
         interval = self._settings.model_publish_interval
-        while not self.stopping:
+        while not stop.is_set():
             for message in self._reader.consume(num_messages=1000, timeout=0.1):
                 if message.error() is None:
                     self._learn(message)
@@ -99,7 +101,8 @@ class LearnerLoop:
                 return
             if time.monotonic() - self._published_at >= interval:
                 self.follow_registry()
-                self.publish()
+                if self._changed():
+                    self.publish()
 
     def _learn(self, message: Message) -> None:
         key = message.key()
@@ -114,10 +117,18 @@ class LearnerLoop:
         if isinstance(parsed.record, Feedback):
             self.learner.learn(parsed.record, f"{topic}/{partition}", offset or 0)
 
+    def _changed(self) -> bool:
+        """Whether there is anything new to publish (a quiet loop adds no records)."""
+        models = (self.learner.labels_learned, self.learner.registry_version,
+                  self.learner.challenger_version)  # fmt: skip
+        return models != self._published_models or bool(self._withdrawn)
+
     def publish(self) -> None:
         snapshots = self.learner.snapshots(datetime.now(UTC))
         if self._publisher.publish(snapshots, self._withdrawn):
             self._withdrawn = []
+            self._published_models = (self.learner.labels_learned, self.learner.registry_version,
+                                      self.learner.challenger_version)  # fmt: skip
         self._published_at = time.monotonic()
         if self._tracker is not None:
             self._tracker.log_metrics(self.learner.metric_values(), self.learner.labels_learned)
@@ -173,11 +184,15 @@ def resume(settings: Settings, bootstrap: str) -> Learner:
 
 
 def run(settings: Settings, bootstrap: str) -> None:
-    """Hold the lease (or wait for it), then learn and publish until stopped."""
+    """Hold the lease (or wait for it), then learn and publish until SIGTERM or Ctrl-C."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
     lease = Lease(settings, bootstrap)
     dead_letters = DeadLetterProducer(settings, bootstrap)
     try:
-        lease.acquire(stopping=lambda: False)  # SIGTERM ends the wait (SystemExit)
+        if not lease.acquire(stopping=stop.is_set):
+            return  # stopped while a standby
         learner = resume(settings, bootstrap)
         reader = feedback_reader(settings, bootstrap, learner.learned_offsets)
         publisher = SnapshotPublisher(settings, bootstrap, reader)
@@ -192,10 +207,10 @@ def run(settings: Settings, bootstrap: str) -> None:
             STAGE,
             interval=settings.progress_interval,
             stall_timeout=settings.stall_timeout,
-            on_stall=lambda: setattr(loop, "stopping", True),
+            on_stall=stop.set,
         ).start()
         try:
-            loop.run()
+            loop.run(stop)
         finally:
             monitor.stop()
             if lease.held:

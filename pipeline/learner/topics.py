@@ -29,7 +29,7 @@ from confluent_kafka import (
 from pydantic import ValidationError
 
 from pipeline.contracts.schemas import ModelRole, ModelSnapshot
-from pipeline.contracts.topics import LEARNER
+from pipeline.contracts.topics import LAST_PUBLISH, LEARNER
 from pipeline.errors import BrokerError
 from pipeline.kafka.clients import assigned_from_start, producer_config
 from pipeline.kafka.quix import cluster_id, fetch_wait_ms
@@ -95,13 +95,14 @@ class Lease:
 
 
 def latest_snapshots(settings: Settings, bootstrap: str) -> dict[str, ModelSnapshot]:
-    """The latest snapshot per role on `models`, read to the end; a bad one is skipped, said."""
+    """The latest snapshot per role on `models` (its last publish); a bad one is skipped, said."""
     consumer = assigned_from_start(
         settings,
         bootstrap,
         [settings.topic_name("models")],
         f"{settings.consumer_group(LEARNER)}.restore",
         {"enable.partition.eof": True},
+        tail=LAST_PUBLISH,
     )
     latest: dict[str, bytes | None] = {}
     try:

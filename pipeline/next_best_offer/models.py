@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from models.ranker import OnlineRanker
 from models.snapshot import decode_model
 from pipeline.contracts.schemas import ModelRole, ModelSnapshot
+from pipeline.contracts.topics import LAST_PUBLISH
 from pipeline.kafka.follow import TopicFollower
 from pipeline.settings import Settings
 
@@ -73,7 +74,12 @@ class ModelFollower:
         """Read `models` to its end (the latest models are in force before the first decision),
         then keep following it in a background thread."""
         self._follower = TopicFollower(
-            settings, bootstrap, [settings.topic_name("models")], self._apply_batch, "models"
+            settings,
+            bootstrap,
+            [settings.topic_name("models")],
+            self._apply_batch,
+            "models",
+            tail=LAST_PUBLISH,
         )
         self._follower.start(timeout=settings.broker_start_timeout)
         return self
