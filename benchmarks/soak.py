@@ -2,8 +2,8 @@
 
 make soak                                    # or: python -m benchmarks.soak [EVENTS] [CUSTOMERS]
 
-It runs the demo's closed loop (both μ-products as processes, simulated customers answering on
-their channels, the ranker learning) for 200,000 events over 10,000 customers, samples each
+It runs the demo's closed loop (the three μ-products as processes, simulated customers answering on
+their channels, the learner learning) for 200,000 events over 10,000 customers, samples each
 process's resident memory every `SAMPLE_EVERY` events, and reports the curve, the growth over
 the last quarter of the run, and the state each μ-product keeps on disk per customer.
 

@@ -54,9 +54,11 @@ def phase_mix(metrics: StreamMetrics) -> Figure:
 
 def review_figures(metrics: StreamMetrics, ranker: OnlineRanker) -> dict[str, Figure]:
     """Every review plot, by its artifact file name."""
-    return {
+    figures = {
         "acceptance_over_time.png": acceptance_over_time(metrics),
         "calibration.png": calibration(metrics),
         "largest_weights.png": largest_weights(ranker),
-        "phase_mix.png": phase_mix(metrics),
     }
+    if metrics.phases:  # counted where decisions are made, not where labels are learned
+        figures["phase_mix.png"] = phase_mix(metrics)
+    return figures

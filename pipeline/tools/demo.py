@@ -22,13 +22,14 @@ from typing import Any
 
 from pipeline.connectors import load as connectors
 from pipeline.contracts import topics
-from pipeline.contracts.schemas import Offer
+from pipeline.contracts.schemas import ModelRole, Offer
 from pipeline.contracts.topics import LOOP_OUTPUTS
 from pipeline.errors import NboError
 from pipeline.kafka import broker as broker_mod
 from pipeline.kafka import processes
 from pipeline.kafka.clients import produce, reader_from_start
 from pipeline.kafka.progress import stage_probes
+from pipeline.learner.topics import latest_snapshots
 from pipeline.settings import Settings
 from pipeline.tools.simulation import Channel, Scoreboard, World
 
@@ -144,6 +145,21 @@ def _check_alive(running: dict[str, Any], logs: Path) -> None:
             raise NboError(f"demo: {name} exited with code {process.returncode}:\n{tail}")
 
 
+def await_first_model(
+    settings: Settings, bootstrap: str, running: dict[str, Any], logs: Path
+) -> None:
+    """Wait (bounded) for the learner's first publish: the loop then runs with all three up."""
+    deadline = time.monotonic() + FIRST_BATCH_TIMEOUT
+    while ModelRole.CHAMPION not in latest_snapshots(settings, bootstrap):
+        _check_alive(running, logs)
+        if time.monotonic() > deadline:
+            raise NboError(
+                f"demo: the learner published no model in {FIRST_BATCH_TIMEOUT:.0f} s "
+                f"(logs in {logs})"
+            )
+        time.sleep(0.2)
+
+
 def _await_batch(
     outputs: _Outputs, event_ids: list[str], running: dict[str, Any], logs: Path, timeout: float
 ) -> None:
@@ -195,6 +211,7 @@ def run_demo(
         lag = _LagWatch(loop_settings, bootstrap)
         started = time.monotonic()
         try:
+            await_first_model(loop_settings, bootstrap, running, logs)
             _loop(
                 loop_settings,
                 bootstrap,

@@ -53,7 +53,11 @@ def test_one_broker_lost_mid_stream_loses_no_decision_and_no_label(
     send(settings, "customers", [(c, customer(c, "affluent")) for c in PEOPLE])
     first = [(c, event(f"a-{c}", c, START)) for c in PEOPLE]
     second = [(c, event(f"b-{c}", c, START + timedelta(minutes=10))) for c in PEOPLE]
-    with supervised(settings, "run", "valid-offers"), supervised(settings, "run", "ranker"):
+    with (
+        supervised(settings, "run", "valid-offers"),
+        supervised(settings, "run", "ranker"),
+        supervised(settings, "run", "learner"),
+    ):
         send(settings, "events", first)
         decided = outputs(settings, "next_best_offers", len(PEOPLE), timeout=120)
         local_kafka.stop_node(three_brokers.pids[1], signal.SIGKILL)  # one of three, no warning

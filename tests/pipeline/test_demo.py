@@ -15,7 +15,7 @@ from pipeline.tools.simulation import Channel, World
 
 
 def test_short_headless_demo_decides_every_event_and_learns(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    settings: Settings = make_settings()
+    settings: Settings = make_settings(model_publish_interval=0.5)
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     report = run_demo(settings, DemoConfig(events=1500, batch=250, customers=300, seed=3))
     figures = report.figures()
@@ -24,12 +24,14 @@ def test_short_headless_demo_decides_every_event_and_learns(make_settings, tmp_p
     assert board.shown > 1000
     assert report.interactions >= board.shown  # every shown decision got an impression at least
     assert report.first_model_version == "logistic-0"
-    assert int(report.model_version.split("-")[1]) > 100  # it learned, in the loop
-    assert report.exit_codes == {"valid-offers": 0, "ranker": 0}
+    assert int(report.model_version.split("-")[1]) > 100  # the learner learned, in the loop
+    assert report.exit_codes == {"valid-offers": 0, "ranker": 0, "learner": 0}
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before  # all stopped
     assert figures["dead letters"] == 0
     memory = figures["memory MB per process"]
-    assert set(memory) == {"valid-offers", "ranker"} and all(mb > 50 for mb in memory.values())
+    assert set(memory) == {"valid-offers", "ranker", "learner"} and all(
+        mb > 50 for mb in memory.values()
+    )
     assert 0 < figures["random acceptance (last 10000)"] < figures["oracle acceptance (last 10000)"]
 
 

@@ -64,7 +64,7 @@ def test_the_logged_pyfunc_scores_like_the_live_ranker(settings: Settings, tmp_p
         catalogue_offer("ins-1", category="insurance", **SHORT_INTEREST),
     ]
     ranker = make_ranker(tmp_path, offers)
-    ranker.models.checkpoint.ranker = preferring("card", "loan")
+    ranker.models.model = preferring("card", "loan")
     record = valid_offers(
         candidate("card-1", 1), candidate("loan-1", 4, 1, 1), candidate("ins-1", None)
     )
@@ -127,9 +127,12 @@ def loop(make_settings) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
         yield settings
 
 
-def test_a_running_ranker_switches_to_a_promoted_champion_and_shadows_the_challenger(
+def test_a_promoted_champion_reaches_a_running_ranker_and_the_challenger_is_shadowed(
     loop: Settings,
 ) -> None:
+    """Promoting a version makes the learner continue from it and publish it: the running ranker
+    decides with it without a restart, scores the challenger in shadow, and the learner
+    estimates the challenger off-policy from the feedback."""
     cards = register(loop, preferring("card", "loan"))  # offer-a is a card, offer-b a loan
     loans = register(loop, preferring("loan", "card"))
     registry.promote(cards)
@@ -143,14 +146,17 @@ def test_a_running_ranker_switches_to_a_promoted_champion_and_shadows_the_challe
         seen += 1
         return output_for(loop, "next_best_offers", seen, f"e-{customer_id}-{n}")
 
-    with running(loop, "run", "ranker"):
-        before = decide("P1", 0)
+    with running(loop, "run", "ranker"), running(loop, "run", "learner"):
+        for probe in range(60):  # bounded: until the learner's first publish reaches the ranker
+            before = decide("P1", probe)
+            if before["registry_version"] == cards:
+                break
         assert before["registry_version"] == cards and before["challenger_version"] is None
         assert before["offers"][0]["offer_id"] == "offer-a"
 
         nbo_model(loop, "promote", loans)
         nbo_model(loop, "promote", cards, "--as", "challenger")
-        for probe in range(1, 60):  # bounded: the ranker looks at the aliases every 0.5 s
+        for probe in range(100, 160):  # bounded: the learner looks at the aliases every 0.5 s
             after = decide("P1", probe)
             if after["registry_version"] == loans and after["challenger_version"] == cards:
                 break
@@ -175,7 +181,7 @@ def test_a_running_ranker_switches_to_a_promoted_champion_and_shadows_the_challe
         assert probe["model_version"] == "logistic-122"
 
     runs = mlflow.search_runs(
-        experiment_names=[registry.EXPERIMENT], filter_string="attributes.run_name LIKE 'ranker-%'"
+        experiment_names=[registry.EXPERIMENT], filter_string="attributes.run_name LIKE 'learner-%'"
     )
     assert len(runs) == 1
     run = runs.iloc[0]
@@ -184,6 +190,6 @@ def test_a_running_ranker_switches_to_a_promoted_champion_and_shadows_the_challe
     assert run["metrics.challenger_rounds"] == 2
     assert run["metrics.challenger_logging"] == pytest.approx(100.0)  # value of each accept
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run["run_id"], "plots")}
-    assert "plots/calibration.png" in artifacts and "plots/phase_mix.png" in artifacts
+    assert "plots/calibration.png" in artifacts and "plots/largest_weights.png" in artifacts
     newest = registry.list_versions()[0]
     assert newest.run_id == run["run_id"] and newest.ranker_version == "logistic-122"

@@ -19,10 +19,12 @@ def loop(make_settings) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
         yield settings
 
 
-def test_ranker_learns_from_accepts_and_resumes_after_restart(loop: Settings) -> None:
+def test_the_loop_learns_from_accepts_and_a_restarted_ranker_resumes_the_model(
+    loop: Settings,
+) -> None:
     learners = [f"A{i:02d}" for i in range(30)]
     send(loop, "customers", [(c, customer(c, "affluent")) for c in [*learners, "NEW1", "NEW2"]])
-    with running(loop, "run", "ranker"):
+    with running(loop, "run", "learner"), running(loop, "run", "ranker"):
         send(loop, "events", [(c, event(f"e-{c}", c, START)) for c in learners])
         first = outputs(loop, "next_best_offers", len(learners))
         assert {d["decision_id"] for d in first} == {f"d-e-{c}" for c in learners}
@@ -62,7 +64,7 @@ def test_ranker_learns_from_accepts_and_resumes_after_restart(loop: Settings) ->
         assert after["offers"][0]["propensity"] == 1.0
         assert "offer-a" in after["explanation"] and "primary interest" in after["explanation"]
 
-    with running(loop, "run", "ranker"):  # restarted: the model comes from its checkpoint
+    with running(loop, "run", "ranker"):  # restarted: the model comes from the models topic
         send(loop, "events", [("NEW2", event("e-NEW2", "NEW2", START + timedelta(hours=2)))])
         resumed = output_for(loop, "next_best_offers", seen + 1, "e-NEW2")
     assert resumed["model_version"] == f"logistic-{2 * len(learners)}"

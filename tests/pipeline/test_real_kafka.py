@@ -97,7 +97,8 @@ def test_a_label_for_a_decision_of_a_stopped_ranker_is_learned_by_the_next(
                 interaction(d["decision_id"], d["customer_id"], "offer-a", "accept", at),
             )
         ]
-        with running(second, "run", "ranker"):  # another machine: no checkpoint, no journal
+        # another machine takes the partitions with their state; the learner learns its labels
+        with running(second, "run", "ranker"), running(settings, "run", "learner"):
             send(settings, "interactions", answers)
             late = START + timedelta(hours=1)
             for probe in range(40):  # bounded: until the labels were learned

@@ -1,5 +1,5 @@
-"""Scale-out: two rankers in one consumer group share four partitions, and one takes over
-when the other stops."""
+"""Scale-out: two rankers in one consumer group share four partitions, one takes over when the
+other stops, and one learner learns every label both tell."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 from pipeline.settings import Settings
-from tests.factories import START, customer, event, eventually, with_offers
+from tests.factories import START, customer, event, eventually, interaction, with_offers
+from tests.pipeline.test_learner_stream import champion_after
 from tests.streams import outputs, running, send
 
 PEOPLE = [f"S{i:03d}" for i in range(40)]  # keys spread over all four partitions
@@ -65,3 +66,63 @@ def test_two_rankers_share_partitions_and_one_takes_over(make_settings) -> None:
     # partition, the second's customers included
     assert {d["instance"] for d in after} == {d["instance"] for d in warm}
     assert len({by_customer[d["customer_id"]] for d in after}) == 2
+
+
+def answer(settings: Settings, decisions: list[dict[str, Any]], minute: int) -> None:
+    """The channel shows each decision's first offer; even customers accept it, odd dismiss it."""
+    at = START + timedelta(hours=1, minutes=minute)
+    records = []
+    for d in decisions:
+        first, customer_id = d["offers"][0]["offer_id"], d["customer_id"]
+        outcome = "accept" if int(customer_id[1:]) % 2 == 0 else "dismiss"
+        records += [
+            interaction(d["decision_id"], customer_id, first, "impression", at),
+            interaction(d["decision_id"], customer_id, first, outcome, at),
+        ]
+    send(settings, "interactions", records)
+
+
+def test_two_rankers_and_one_learner_learn_every_label_exactly_once(make_settings) -> None:  # type: ignore[no-untyped-def]
+    """Every label both rankers tell is learned once, across a restart of the learner, and both
+    rankers decide with the learner's models, in the order it published them."""
+    settings = with_offers(
+        make_settings(
+            topic_partitions=4, exploration="greedy", top_k=1, mlflow_tracking=False,
+            model_publish_interval=0.3,
+        )
+    )  # fmt: skip
+    send(settings, "customers", [(c, customer(c, "mass")) for c in PEOPLE])
+    first = settings.model_copy(update={"state_dir": settings.state_dir / "a"})
+    second = settings.model_copy(update={"state_dir": settings.state_dir / "b"})
+    seen, decided = 0, []
+    with (
+        running(settings, "run", "valid-offers"),
+        running(first, "run", "ranker"),
+        running(second, "run", "ranker"),
+    ):
+        with running(settings, "run", "learner"):
+            for n in range(3):
+                batch = decide_batch(settings, f"b{n}", seen)
+                seen, decided = seen + len(batch), decided + batch
+                answer(settings, batch, n)
+            champion_after(settings, 3 * len(PEOPLE), "the first three batches learned")
+        # the learner stopped; the rankers go on telling labels, a new learner resumes
+        for n in range(3, 5):
+            batch = decide_batch(settings, f"b{n}", seen)
+            seen, decided = seen + len(batch), decided + batch
+            answer(settings, batch, n)
+        with running(settings, "run", "learner"):
+            last = champion_after(settings, 5 * len(PEOPLE), "every label, after the restart")
+            batch = decide_batch(settings, "after", seen)
+            decided += batch
+    feedback = outputs(settings, "feedback", 5 * len(PEOPLE))
+    told = Counter((f["decision_id"], f["offer_id"]) for f in feedback)
+    assert len(told) == 5 * len(PEOPLE)  # one label per shown offer
+    assert last.labels_learned == len(told)  # each learned once: none lost, none twice
+    instances = {d["instance"] for d in decided}
+    assert len(instances) == 2  # both rankers decided
+    for instance in instances:  # each follows the one model, in the order it was published
+        learned = [int(d["model_version"].rsplit("-", 1)[1]) for d in decided
+                   if d["instance"] == instance]  # fmt: skip
+        assert learned == sorted(learned)
+    assert {d["model_version"] for d in batch} <= {f"logistic-{last.labels_learned}"}
