@@ -632,6 +632,62 @@ def replay(
         console.print(f"[dim]{len(result.rows):,} evaluated rounds written to {rows_out}[/]")
 
 
+@app.command("replay-feedback")
+def replay_feedback(
+    ctx: typer.Context,
+    model: Annotated[
+        str,
+        typer.Option(
+            help=f"{', '.join(MODELS)}, package.module:attribute, or a registered version: "
+            "models:/nbo-ranker/N or models:/nbo-ranker@champion"
+        ),
+    ] = DEFAULT_MODEL,
+    features: Annotated[
+        str | None, typer.Option(help="feature set of a fresh model (default: nbo's)")
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--file", help="feedback records as JSON Lines; default: the topic"),
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write results here")] = None,
+) -> None:
+    """Would this model have predicted the customers' answers on `feedback` better than the
+    models that decided? (progressive validation on the same labels)"""
+    from pipeline.tools import feedback_replay
+    from pipeline.tools.replay import read_rows
+
+    settings = _settings(ctx)
+    if model.startswith("models:/"):
+        import mlflow
+
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    if from_file is not None:
+        records = [(f"{from_file}:{line}", row) for line, row in read_rows(from_file)]
+    else:
+        with broker_mod.broker_address(settings, start_embedded=False) as address:
+            topic = settings.topic_name("feedback")
+            records = [
+                (f"{topic}[{r.partition}]@{r.offset}", r.json())
+                for r in kafka_io.consume(settings, address, topic)
+            ]
+    result = feedback_replay.replay_feedback(records, model, features)
+    if not result.rounds:
+        raise NboError(f"nothing to replay: {len(records)} feedback records, none usable")
+    table = Table("P(accept) of", "log loss", "ROC AUC")
+    for name, predictions in (
+        (f"target {result.target.version}", result.predicted),
+        ("the deciding models", result.deployed),
+    ):
+        figures = predictions.figures()
+        table.add_row(name, f"{figures['log_loss']:.4f}", f"{figures['roc_auc']:.4f}")
+    console.print(f"replayed {result.rounds:,} labels ({len(result.rejected)} rejected)")
+    console.print(table)
+    for rejected in result.rejected[:_REJECTS_SHOWN]:
+        errors.print(f"[yellow]record {rejected.line}:[/] {rejected.reason}")
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.report(), indent=2) + "\n")
+
+
 def _print_replay(result: Any, estimates: list[Any]) -> None:
     console.print(
         f"replayed {result.rounds_learned:,} shows ({len(result.log):,} evaluated, "

@@ -52,6 +52,7 @@ def test_the_notebooks_run_in_order_on_the_sample_data(
 
     explored = text_of(run(ORDER[0]))
     assert "loaded 30" in explored and "mortgage" in explored
+    assert "1,500 decisions" in explored and "naive Bayes (replayed)" in explored
 
     trained = text_of(run(ORDER[1]))
     assert "naive Bayes" in trained and "'logistic, default features': '1'" in trained

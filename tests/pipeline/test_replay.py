@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from models.synthetic import SyntheticBandit
-from pipeline.errors import LoadError
+from pipeline.errors import ConfigError, LoadError
 from pipeline.tools.cli import app
 from pipeline.tools.replay import LogMapping, read_rows, replay_file
 
@@ -308,3 +308,39 @@ def test_a_notebook_model_and_policy_objects_are_replayed_as_given(
         assert row.target_probability == float(row.chosen_offer == row.logged_offer)
     assert len({row.chosen_offer for row in result.rows}) > 1  # the learned order moves
     assert pipeline["LogisticRegression"].weights == {}  # the notebook's object is untouched
+
+
+def test_feedback_is_replayed_through_another_model_beside_the_deciding_ones(
+    tmp_path: Path,
+) -> None:
+    """`nbo replay-feedback --file`: the target predicts each label before learning it, beside
+    the P(accept) the deciding model had; a record of another feature set is set aside, said."""
+    from tests.pipeline.test_learner import told
+
+    records = [json.loads(told(n).model_dump_json()) for n in range(200)]
+    records[5]["feature_set"] = "old/1"
+    records[7] = {"decision_id": "d-7"}  # not a feedback record
+    log = tmp_path / "feedback.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "feedback.json"
+    result = CliRunner().invoke(
+        app,
+        ["replay-feedback", "--file", str(log), "--model", "naive_bayes", "--json", str(out)],
+        env={"COLUMNS": "200"},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["rounds"] == 198 and report["model_version"] == "naive_bayes-198"
+    assert [r["record"] for r in report["rejected"]] == [5, 7]
+    assert "decided with feature set old/1" in report["rejected"][0]["reason"]
+    assert "feedback.jsonl:8" in report["rejected"][1]["reason"]  # where it was read
+    # the labels follow the features exactly: the target learns to predict them
+    assert report["target"]["roc_auc"] > 0.9 and report["deployed"]["roc_auc"] == 0.5
+
+    other = CliRunner().invoke(
+        app,
+        ["replay-feedback", "--file", str(log), "--features", "tests.plugins:segment_by_offer"],
+    )
+    assert isinstance(other.exception, ConfigError)  # `nbo` prints it, exit code 1
+    assert "decided with feature set(s) default/2, old/1" in str(other.exception)
