@@ -186,7 +186,7 @@ def test_all_features_is_a_new_dict() -> None:
 
 
 def test_a_model_pickled_before_rankers_took_a_classifier_loads_and_scores_as_before() -> None:
-    """Registered versions and checkpoints from when the model was picked by name still load;
+    """Registered versions from when the model was picked by name still load;
     the offer identity of feature set default/2 has no weight in them, so they score as before."""
     classifier = linear_model.LogisticRegression(optimizer=optim.SGD(0.15), l2=1e-5)
     x = {"bias": 1.0, "category=card": 1.0}

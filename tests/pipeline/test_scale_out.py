@@ -42,7 +42,7 @@ def test_two_rankers_share_partitions_and_one_takes_over(make_settings) -> None:
         make_settings(topic_partitions=4, exploration="greedy", mlflow_tracking=False)
     )
     send(settings, "customers", [(c, customer(c, "mass")) for c in PEOPLE])
-    # each instance has its own state and model checkpoint, as on two machines
+    # each instance has its own state, as on two machines
     first = settings.model_copy(update={"state_dir": settings.state_dir / "a"})
     second = settings.model_copy(update={"state_dir": settings.state_dir / "b"})
     seen = 0
