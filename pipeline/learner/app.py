@@ -97,7 +97,6 @@ class LearnerLoop:
                 if message.error() is None:
                     self._learn(message)
             if not self._lease.renew():
-                log.warning("learner: lost the lease: stops learning, a standby goes on")
                 return
             if time.monotonic() - self._published_at >= interval:
                 self.follow_registry()
@@ -184,44 +183,62 @@ def resume(settings: Settings, bootstrap: str) -> Learner:
 
 
 def run(settings: Settings, bootstrap: str) -> None:
-    """Hold the lease (or wait for it), then learn and publish until SIGTERM or Ctrl-C."""
+    """Hold the lease (or wait for it), then learn and publish until SIGTERM or Ctrl-C. A
+    learner that loses the lease (its group's coordinator gone longer than the session
+    timeout) says so and waits for it again, resuming from the latest snapshot."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda _signum, _frame: stop.set())
     lease = Lease(settings, bootstrap)
     dead_letters = DeadLetterProducer(settings, bootstrap)
+    tracker: list[RunTracker | None] = []  # one MLflow run per process, started once it learns
     try:
-        if not lease.acquire(stopping=stop.is_set):
-            return  # stopped while a standby
-        learner = resume(settings, bootstrap)
-        reader = feedback_reader(settings, bootstrap, learner.learned_offsets)
-        publisher = SnapshotPublisher(settings, bootstrap, reader)
-        loop = LearnerLoop(
-            settings, learner, reader, publisher, lease, dead_letters,
-            start_tracking(settings, learner),
-        )  # fmt: skip
-        loop.follow_registry()
-        loop.publish()  # every ranker scores with this learner's model from now on
-        monitor = ProgressMonitor(
-            GroupProbe(settings, bootstrap, settings.consumer_group(STAGE), SOURCES),
-            STAGE,
-            interval=settings.progress_interval,
-            stall_timeout=settings.stall_timeout,
-            on_stall=stop.set,
-        ).start()
-        try:
-            loop.run(stop)
-        finally:
-            monitor.stop()
-            if lease.held:
-                loop.finish()
-            reader.close()
-            log.info("learner: stopped with model %s (%s)", learner.champion.version,
-                     learner.stats)  # fmt: skip
-        if monitor.stalled:
-            raise StreamStalled(
-                f"{STAGE} made no progress for {settings.stall_timeout:.0f} s with feedback waiting"
-            )
+        while lease.acquire(stopping=stop.is_set):
+            learner = resume(settings, bootstrap)
+            if not tracker:
+                tracker.append(start_tracking(settings, learner))
+            _learn_while_held(settings, bootstrap, learner, lease, dead_letters, tracker[0], stop)
+            if stop.is_set():
+                break
+            log.warning("learner: lost the lease: waits for it again (a standby may learn now)")
     finally:
         dead_letters.flush()
         lease.release()
+
+
+def _learn_while_held(
+    settings: Settings,
+    bootstrap: str,
+    learner: Learner,
+    lease: Lease,
+    dead_letters: DeadLetterProducer,
+    tracker: RunTracker | None,
+    stop: threading.Event,
+) -> None:
+    """Learn and publish until `stop` or the lease is lost; at a stop, the final snapshot and
+    the registered version."""
+    reader = feedback_reader(settings, bootstrap, learner.learned_offsets)
+    publisher = SnapshotPublisher(settings, bootstrap, reader)  # fences a former holder's
+    loop = LearnerLoop(settings, learner, reader, publisher, lease, dead_letters, tracker)
+    loop.follow_registry()
+    loop.publish()  # every ranker scores with this learner's model from now on
+    monitor = ProgressMonitor(
+        GroupProbe(settings, bootstrap, settings.consumer_group(STAGE), SOURCES),
+        STAGE,
+        interval=settings.progress_interval,
+        stall_timeout=settings.stall_timeout,
+        on_stall=stop.set,
+    ).start()
+    try:
+        loop.run(stop)
+    finally:
+        monitor.stop()
+        if lease.held:
+            loop.finish()
+        reader.close()
+        log.info("learner: stopped learning with model %s (%s)", learner.champion.version,
+                 learner.stats)  # fmt: skip
+    if monitor.stalled:
+        raise StreamStalled(
+            f"{STAGE} made no progress for {settings.stall_timeout:.0f} s with feedback waiting"
+        )
