@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from pipeline.contracts.schemas import ModelRole, ModelSnapshot
 from pipeline.contracts.topics import LAST_PUBLISH, LEARNER
-from pipeline.errors import BrokerError
+from pipeline.errors import BrokerError, ConfigError
 from pipeline.kafka.clients import assigned_from_start, producer_config
 from pipeline.kafka.quix import cluster_id, fetch_wait_ms
 from pipeline.settings import Settings
@@ -46,6 +46,8 @@ class Lease:
 
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         self.held = False
+        self._said: set[str] = set()  # the group errors logged so far, each once
+        self._session_ms = settings.session_timeout_ms
         self._consumer = Consumer(
             {
                 **settings.kafka_config(bootstrap),
@@ -80,14 +82,32 @@ class Lease:
             if not said:
                 log.info("learner: standby, waiting for the lease")
                 said = True
-            self._consumer.poll(0.2)
+            self._poll(0.2)
         log.info("learner: holds the lease")
         return True
 
     def renew(self) -> bool:
         """Keep the membership alive; whether the lease is still held."""
-        self._consumer.poll(0)
+        self._poll(0)
         return self.held
+
+    def _poll(self, timeout: float) -> None:
+        """One poll of the group; an error of the group is said (once each), never swallowed: a
+        standby that cannot join (say, a session timeout the broker refuses) waits for ever."""
+        message = self._consumer.poll(timeout)
+        problem = message.error() if message is not None else None
+        if problem is None:
+            return
+        if problem.fatal():
+            raise BrokerError(f"learner lease: {problem}")
+        if problem.code() == KafkaError.INVALID_SESSION_TIMEOUT:  # will not mend by waiting
+            raise ConfigError(
+                f"learner lease: the broker refuses NBO_SESSION_TIMEOUT_MS={self._session_ms} "
+                "(outside its group.min.session.timeout.ms and group.max.session.timeout.ms)"
+            )
+        if str(problem) not in self._said:
+            self._said.add(str(problem))
+            log.error("learner lease: %s", problem)
 
     def release(self) -> None:
         self._consumer.close()  # leaving the group hands the lease to a standby at once

@@ -46,7 +46,6 @@ def test_every_label_is_learned_once_across_a_stop_a_kill_and_a_standby(make_set
     settings = make_settings(
         topic_partitions=4,
         model_publish_interval=0.3,
-        session_timeout_ms=2000,
         mlflow_tracking=False,
     )
     create_topics(settings, settings.broker_address or "")

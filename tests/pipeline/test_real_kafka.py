@@ -155,3 +155,14 @@ def test_a_stage_killed_mid_stream_loses_no_decision_and_duplicates_none_with_ex
     if guarantee == "exactly-once":
         assert set(ids.values()) == {1}
     # at-least-once: a replayed decision may appear twice, with the same id (README)
+
+
+def test_a_learner_whose_session_timeout_kafka_refuses_says_so_and_exits(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Not a standby that waits for ever: Kafka refuses sessions under 6 s by default."""
+    settings = with_offers(make_settings(session_timeout_ms=2000, mlflow_tracking=False))
+    with running(settings, "run", "learner") as learner:
+        code = learner.wait(timeout=60)
+    log = (settings.state_dir.parent / "run-learner.log").read_text()
+    assert code == 1 and "the broker refuses NBO_SESSION_TIMEOUT_MS=2000" in log
