@@ -1,1 +1,2 @@
-"""Online models, policies and the model store used by the Next Best Offer μ-product."""
+"""Online models and what surrounds them: the ranker, time value, exploration and contact
+policies, off-policy estimators, a model as a record, and the MLflow registry."""
