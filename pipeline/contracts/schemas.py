@@ -352,6 +352,9 @@ class Feedback(Output):
         description="for the first offer, when a challenger was scored in shadow: what it "
         "would have done (propensity, target_probability, target_value, predicted_reward)",
     )
+    challenger_version: str | None = Field(
+        default=None, description="the registered version of that challenger"
+    )
     decided_at: datetime
     resolved_at: datetime = Field(
         description="event time of the reaction, or of the first event past the response window"

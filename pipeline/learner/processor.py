@@ -101,7 +101,12 @@ class Learner:
             return
         self.metrics.rewarded(feedback.reward)
         shadow = feedback.challenger
-        if shadow is not None and self.challenger is not None and shadow.get("propensity"):
+        if (
+            shadow is not None
+            and self.challenger is not None
+            and feedback.challenger_version == self.challenger_version  # not a former one's
+            and shadow.get("propensity")
+        ):
             self.challenger_estimate.update(
                 LoggedRound(reward=feedback.reward, matched=False, **shadow)
             )

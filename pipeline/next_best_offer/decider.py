@@ -108,6 +108,7 @@ class Decider:
                 },
                 first=chosen[0].key,
                 shadow=self._shadow(candidates, chosen[0].key, propensities[top[0]]),
+                challenger=self._models.challenger_version,
                 customer=valid.customer_id,
                 model=model.version,
                 feature_set=model.features.label,

@@ -147,6 +147,7 @@ class FeedbackResolver:
             propensity=offer.get("q"),
             model_version=decision.get("model", ""),
             challenger=decision.get("shadow") if first else None,
+            challenger_version=decision.get("challenger") if first else None,
             decided_at=datetime.fromtimestamp(decided_at, UTC),
             resolved_at=datetime.fromtimestamp(now, UTC),
         )

@@ -83,16 +83,18 @@ def test_the_challenger_learns_the_same_labels_and_is_estimated_off_policy() -> 
     shadow = {"propensity": 0.5, "target_probability": 1.0, "target_value": 60.0,
               "predicted_reward": 50.0}  # fmt: skip
     for offset in range(6):
-        learner.learn(told(offset, challenger=shadow), "feedback/0", offset)
+        learner.learn(told(offset, challenger=shadow, challenger_version="7"), "feedback/0", offset)
     learner.learn(told(6, rank=2), "feedback/0", 6)  # not first: no reward, no estimate
-    assert learner.challenger is not None and learner.challenger.n_learned == 7
+    # decided while version 6 was the challenger: learned, but not this challenger's estimate
+    learner.learn(told(7, challenger=shadow, challenger_version="6", label=False), "feedback/0", 7)
+    assert learner.challenger is not None and learner.challenger.n_learned == 8
     values = learner.metric_values()
-    assert values["challenger_rounds"] == 6 and values["labels_learned"] == 7
+    assert values["challenger_rounds"] == 6 and values["labels_learned"] == 8
     # two of six accepted (100 each), weight 1/0.5: IPS = 2 × 200 / 6
     assert values["challenger_ips"] == pytest.approx(400 / 6, rel=1e-6)
-    assert values["reward_per_decision"] == pytest.approx(200 / 6)
+    assert values["reward_per_decision"] == pytest.approx(200 / 7)
     _champion, challenger = learner.snapshots(START)
     assert (challenger.role, challenger.registry_version) == (ModelRole.CHALLENGER, "7")
-    assert decode_model(challenger.model).version == "naive_bayes-7"
+    assert decode_model(challenger.model).version == "naive_bayes-8"
     learner.challenge_with(None, None)
     assert [s.role for s in learner.snapshots(START)] == [ModelRole.CHAMPION]

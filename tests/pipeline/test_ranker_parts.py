@@ -66,6 +66,7 @@ def test_the_decider_scores_the_challenger_in_shadow(tmp_path: Path) -> None:
     decision = parts.decide()
     shadow = parts.book.details(decision.decision_id)["shadow"]
     assert decision.challenger_version == "7"
+    assert parts.book.details(decision.decision_id)["challenger"] == "7"
     assert shadow["propensity"] == decision.offers[0].propensity == 1.0  # greedy
     assert 0 < shadow["target_probability"] <= 1
 
