@@ -33,7 +33,7 @@ def three_brokers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_ka
     try:
         yield cluster
     finally:
-        local_kafka.stop(Path(directory))
+        local_kafka.stop(Path(directory), signal.SIGKILL)  # thrown away: no clean shutdown
 
 
 def test_one_broker_lost_mid_stream_loses_no_decision_and_no_label(

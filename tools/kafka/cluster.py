@@ -236,15 +236,18 @@ def stop_node(pid: int, sig: int = signal.SIGTERM, timeout: float = 60.0) -> Non
         os.kill(pid, signal.SIGKILL)
 
 
-def stop(directory: Path = DEFAULT_DIR) -> int:
-    """Stop every node recorded in `directory` and delete its data; return how many ran."""
+def stop(directory: Path = DEFAULT_DIR, sig: int = signal.SIGTERM) -> int:
+    """Stop every node recorded in `directory` and delete its data; return how many ran.
+
+    SIGKILL suits a throwaway cluster: its data goes anyway, and a node left without its
+    controller quorum (the last of three) waits out the whole timeout on a SIGTERM."""
     try:
         recorded = json.loads((directory / "cluster.json").read_text())
     except (OSError, ValueError):
         return 0
     pids = [pid for pid in recorded.get("pids", []) if _alive(pid)]
     for pid in pids:
-        stop_node(pid)
+        stop_node(pid, sig)
     shutil.rmtree(directory, ignore_errors=True)
     return len(pids)
 
