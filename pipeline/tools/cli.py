@@ -545,26 +545,39 @@ def ui(
 # -- offline replay -----------------------------------------------------------------------------
 
 
+# What `nbo replay` and `nbo replay-feedback` evaluate
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        help=f"{', '.join(MODELS)}, package.module:attribute, or a registered version: "
+        "models:/nbo-ranker/N or models:/nbo-ranker@champion"
+    ),
+]
+FeaturesOption = Annotated[
+    str | None,
+    typer.Option(
+        help="feature set of a fresh model: default, or package.module:attribute "
+        "(a registered version reads its own)"
+    ),
+]
+
+
+def _registry_for(model: str, settings: Settings) -> None:
+    """Point MLflow at the registry when `model` names a registered version."""
+    if model.startswith("models:/"):
+        import mlflow
+
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+
+
 @app.command("replay")
 def replay(
     ctx: typer.Context,
     log_file: Annotated[Path, typer.Argument(help="logged feedback: .csv or .jsonl")],
     items: Annotated[Path, typer.Option(help="offer attributes: .csv or .jsonl")],
     mapping: Annotated[Path | None, typer.Option(help="YAML: which column is which")] = None,
-    model: Annotated[
-        str,
-        typer.Option(
-            help=f"{', '.join(MODELS)}, package.module:attribute, or a registered version: "
-            "models:/nbo-ranker/N or models:/nbo-ranker@champion"
-        ),
-    ] = DEFAULT_MODEL,
-    features: Annotated[
-        str | None,
-        typer.Option(
-            help="feature set of a fresh model: default, or package.module:attribute "
-            "(a registered version reads its own)"
-        ),
-    ] = None,
+    model: ModelOption = DEFAULT_MODEL,
+    features: FeaturesOption = None,
     policy: Annotated[
         str, typer.Option(help=f"{', '.join(POLICIES)}, or package.module:attribute")
     ] = "greedy",
@@ -581,10 +594,7 @@ def replay(
     from pipeline.tools import replay as replay_mod
 
     settings = _settings(ctx)
-    if model.startswith("models:/"):
-        import mlflow
-
-        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    _registry_for(model, settings)
     result = replay_mod.replay_file(
         log_file, items, mapping, model=model, features=features, policy=policy, seed=seed
     )
@@ -635,16 +645,8 @@ def replay(
 @app.command("replay-feedback")
 def replay_feedback(
     ctx: typer.Context,
-    model: Annotated[
-        str,
-        typer.Option(
-            help=f"{', '.join(MODELS)}, package.module:attribute, or a registered version: "
-            "models:/nbo-ranker/N or models:/nbo-ranker@champion"
-        ),
-    ] = DEFAULT_MODEL,
-    features: Annotated[
-        str | None, typer.Option(help="feature set of a fresh model (default: nbo's)")
-    ] = None,
+    model: ModelOption = DEFAULT_MODEL,
+    features: FeaturesOption = None,
     from_file: Annotated[
         Path | None,
         typer.Option("--file", help="feedback records as JSON Lines; default: the topic"),
@@ -657,10 +659,7 @@ def replay_feedback(
     from pipeline.tools.replay import read_rows
 
     settings = _settings(ctx)
-    if model.startswith("models:/"):
-        import mlflow
-
-        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    _registry_for(model, settings)
     if from_file is not None:
         records = [(f"{from_file}:{line}", row) for line, row in read_rows(from_file)]
     else:

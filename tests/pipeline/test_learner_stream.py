@@ -4,14 +4,13 @@ stopped, killed or replaced by its standby, and publishes the model on `models`.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 from models.snapshot import decode_model
 from pipeline.contracts.schemas import ModelSnapshot
 from pipeline.contracts.topics import create_topics
 from pipeline.learner.topics import latest_snapshots
 from pipeline.settings import Settings
-from tests.factories import START, eventually
+from tests.factories import eventually
 from tests.pipeline.test_learner import told
 from tests.streams import running, send
 
@@ -70,4 +69,4 @@ def test_every_label_is_learned_once_across_a_stop_a_kill_and_a_standby(make_set
     assert last.labels_learned == 500  # none lost, none learned twice
     assert decode_model(last.model).n_learned == 500
     assert sum(offset + 1 for offset in last.learned_offsets.values()) == 500
-    assert last.published_at > first.published_at >= START - timedelta(days=365)
+    assert last.published_at > first.published_at
