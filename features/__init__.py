@@ -25,7 +25,7 @@ def make_feature_set(name: str) -> FeatureSet:
     `package.module:attribute` to a `FeatureSet` (as `@feature_set` makes).
 
     >>> make_feature_set("default").label
-    'default/2'
+    'default/3'
     """
     if name == "default":
         return DEFAULT_FEATURES

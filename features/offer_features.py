@@ -1,5 +1,10 @@
 """nbo's default feature set: segment, age band, category, phase, channel, event, time, their
-crosses, the offer's exposure, and the offer's identity.
+crosses, the offer's exposure, and the offer's identity, alone and crossed with the customer's
+segment and age band.
+
+The category crosses carry what is known of a new offer on its first impression (what customers
+like this one think of its category); the identity crosses learn what sets an offer apart from
+the others of its category, for whom.
 
 Pure: it reads the customer, the offer, the moment and the exposure and returns new dicts; it
 never changes its inputs. `for_decision` splits each candidate's features in a part shared by
@@ -13,10 +18,12 @@ part once per decision.
 ...                               moment, Exposure(0.5, "primary", impressions=1, unanswered=1))
 >>> x["segment=mass×category=insurance"], x["event=travel_booking×category=insurance"]
 (1.0, 1.0)
->>> x["offer=ins-1"], "holds_category" in x
-(1.0, False)
+>>> x["offer=ins-1"], x["segment=mass×offer=ins-1"], x["age=25-39×offer=ins-1"]
+(1.0, 1.0, 1.0)
+>>> "holds_category" in x
+False
 >>> DEFAULT_FEATURES.label
-'default/2'
+'default/3'
 """
 
 from __future__ import annotations
@@ -78,10 +85,10 @@ class CustomerPart:
 
 
 class DefaultFeatures(FeatureSet):
-    """Version 1 was the same without the offer's identity."""
+    """Version 1 was the same without the offer's identity, version 2 without its crosses."""
 
     def __init__(self) -> None:
-        super().__init__("default", 2)
+        super().__init__("default", 3)
 
     def features(
         self,
@@ -124,22 +131,25 @@ class DecisionFeatures(DecisionParts):
         if shared is None:
             shared = _categorical(self._customer, category, phase, self._context)
             self._shared[category, phase] = shared
+        offer_id, customer = offer["offer_id"], self._customer
         own = {
-            _offer_feature(offer["offer_id"]): 1.0,
+            **_offer_block(offer_id, customer.segment, customer.age_band),
             "impressions": _TENTHS[max(0, min(exposure.impressions, 10))],
             "unanswered": _TENTHS[max(0, min(exposure.unanswered, 10))],
         }
         days = exposure.days_since_trigger
         if days is not None:
             own["log_days_since_trigger"] = math.log1p(max(0.0, days)) / 5
-        if category in self._customer.products_held:
+        if category in customer.products_held:
             own["holds_category"] = 1.0
         return shared, own
 
 
-@functools.lru_cache(maxsize=16384)
-def _offer_feature(offer_id: str) -> str:
-    return f"offer={offer_id}"
+@functools.lru_cache(maxsize=65536)
+def _offer_block(offer_id: str, segment: str, age_band: str) -> dict[str, float]:
+    """Read-only, as the other cached blocks: the own part is a new dict built from it."""
+    offer = f"offer={offer_id}"
+    return {offer: 1.0, f"segment={segment}×{offer}": 1.0, f"age={age_band}×{offer}": 1.0}
 
 
 def _categorical(

@@ -7,9 +7,9 @@ reference, `package.module:attribute` (see `features.references`).
 
 from typing import Literal, get_args
 
-ModelName = Literal["logistic", "adaptive_forest", "naive_bayes"]
+ModelName = Literal["bayesian_logistic", "logistic", "adaptive_forest", "naive_bayes"]
 MODELS: tuple[str, ...] = get_args(ModelName)
-DEFAULT_MODEL: ModelName = "logistic"
+DEFAULT_MODEL: ModelName = "bayesian_logistic"
 
-PolicyName = Literal["greedy", "epsilon-greedy", "thompson"]
+PolicyName = Literal["thompson", "squarecb", "epsilon-greedy", "greedy", "beta-around-estimate"]
 POLICIES: tuple[str, ...] = get_args(PolicyName)

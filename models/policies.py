@@ -1,26 +1,58 @@
 """Exploration policies: which candidate to put first, and with what probability.
 
-Every policy returns the chosen order and, for each candidate, its *propensity*: the probability
-that the policy would have put that candidate first for this decision. The channel shows the
-first offer, so the first offer's propensity is what off-policy evaluation needs; the
-propensities of one decision sum to at most 1.
+Every policy is a probability distribution over which candidate goes first. `choose` draws the
+first candidate from it and orders the rest by the model's priority; the *propensity* logged for
+each candidate is its exact probability of being first for this decision (nothing is rounded:
+one decision's propensities sum to 1, and the offer put first never has propensity 0). The
+channel shows the first offer, so that is what off-policy evaluation needs.
 
->>> import random
->>> policy = EpsilonGreedy(epsilon=0.2, seed=3)
->>> order, propensities = policy.choose([3.0, 1.0, 2.0], [0.3, 0.1, 0.2])
->>> sorted(propensities)  # greedy best: 0.8 + 0.2/3; the others 0.2/3 each
-[0.0667, 0.0667, 0.8667]
+A policy sees a `Ranking`: per candidate the model's P(accept) and what an acceptance is worth
+now (value now × lever), and, from a model with a posterior, draws of P(accept) from it.
+
+>>> ranking = Ranking(p_accept=[0.3, 0.1, 0.2], worth=[10.0, 10.0, 10.0])
+>>> order, propensities = EpsilonGreedy(epsilon=0.3, seed=3).choose(ranking)
+>>> [round(q, 4) for q in propensities]  # the best: 0.7 + 0.3/3; the others 0.3/3 each
+[0.8, 0.1, 0.1]
+>>> order[1:] == sorted(order[1:], key=lambda i: -ranking.scores[i])
+True
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
+import abc
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from models.names import POLICIES
+
+logger = logging.getLogger(__name__)
+
+# draws × candidates samples of P(accept) from the model's posterior, given a random generator,
+# the number of draws and a factor on the posterior's variance
+PosteriorSampler = Callable[[np.random.Generator, int, float], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """What a policy sees of one decision's candidates (in the ranker's order, best first)."""
+
+    p_accept: Sequence[float] | np.ndarray
+    worth: Sequence[float] | np.ndarray  # value now × lever: what an acceptance earns
+    sample_p_accept: PosteriorSampler | None = None  # None: the model has no posterior
+    scores: np.ndarray = field(init=False, repr=False)  # the priority: P(accept) × worth
+
+    def __post_init__(self) -> None:
+        p, worth = np.asarray(self.p_accept, dtype=float), np.asarray(self.worth, dtype=float)
+        object.__setattr__(self, "p_accept", p)
+        object.__setattr__(self, "worth", worth)
+        object.__setattr__(self, "scores", p * worth)
+
+    def __len__(self) -> int:
+        return len(self.scores)
 
 
 class Policy(Protocol):
@@ -29,106 +61,201 @@ class Policy(Protocol):
     @property
     def name(self) -> str: ...
 
-    def choose(
-        self, scores: Sequence[float], p_accept: Sequence[float]
-    ) -> tuple[list[int], list[float]]:
-        """The order to show the candidates in, and each one's propensity of being first."""
+    def choose(self, ranking: Ranking) -> tuple[list[int], list[float]]:
+        """The order to show the candidates in, and each one's probability of being first."""
         ...
 
 
-def _rounded(values: Sequence[float]) -> list[float]:
-    return [round(float(v), 4) for v in values]
+def _best(scores: np.ndarray) -> np.ndarray:
+    """Greedy's distribution: the best score first; exact ties share it evenly (an input order
+    is no reason to prefer one of them)."""
+    best = scores == scores.max()
+    return np.asarray(best / best.sum())
 
 
-def _greedy_order(scores: Sequence[float]) -> list[int]:
-    return sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)
+class ExplorationPolicy(abc.ABC):
+    """A policy as a distribution over the first candidate: subclasses give the distribution
+    (`_first_probabilities`), `choose` draws from it with the policy's own seeded generator."""
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """What decisions record as their policy."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+
+    def choose(self, ranking: Ranking) -> tuple[list[int], list[float]]:
+        if len(ranking) == 0:
+            return [], []
+        probabilities = self._first_probabilities(ranking)
+        first = int(self._rng.choice(len(probabilities), p=probabilities))
+        # the rest by priority; between equal priorities the ranker's order (best estimate)
+        rest = sorted(
+            (i for i in range(len(ranking)) if i != first), key=lambda i: -ranking.scores[i]
+        )
+        return [first, *rest], probabilities.tolist()
+
+    @abc.abstractmethod
+    def _first_probabilities(self, ranking: Ranking) -> np.ndarray:
+        """Each candidate's probability of being put first (they sum to 1)."""
 
 
-class Greedy:
-    """Always the best priority first: propensity 1 for it, 0 for the rest."""
+class Greedy(ExplorationPolicy):
+    """The best priority first (exact ties shared evenly): no exploration."""
 
     name = "greedy"
 
-    def choose(
-        self, scores: Sequence[float], p_accept: Sequence[float]
-    ) -> tuple[list[int], list[float]]:
-        order = _greedy_order(scores)
-        propensities = [0.0] * len(scores)
-        if order:
-            propensities[order[0]] = 1.0
-        return order, propensities
+    def _first_probabilities(self, ranking: Ranking) -> np.ndarray:
+        return _best(ranking.scores)
 
 
-class EpsilonGreedy:
+class EpsilonGreedy(ExplorationPolicy):
     """With probability `epsilon`, a uniformly random candidate first; else the best."""
 
     def __init__(self, epsilon: float = 0.1, seed: int = 0) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError("epsilon must be within [0, 1]")
+        super().__init__(seed)
         self.epsilon = epsilon
-        self.seed = seed
-        self._rng = random.Random(seed)
 
     @property
     def name(self) -> str:
         return f"epsilon-greedy({self.epsilon})"
 
-    def choose(
-        self, scores: Sequence[float], p_accept: Sequence[float]
-    ) -> tuple[list[int], list[float]]:
-        order = _greedy_order(scores)
-        n = len(scores)
-        if n == 0:
-            return order, []
-        uniform = self.epsilon / n
-        propensities = [round(uniform, 4)] * n  # what _rounded gives, without n calls
-        propensities[order[0]] = round(uniform + (1.0 - self.epsilon), 4)
-        if self._rng.random() < self.epsilon:
-            first = self._rng.randrange(n)
-            order.remove(first)
-            order.insert(0, first)
-        return order, propensities
+    def _first_probabilities(self, ranking: Ranking) -> np.ndarray:
+        n = len(ranking)
+        return np.asarray((1.0 - self.epsilon) * _best(ranking.scores) + self.epsilon / n)
 
 
-class ThompsonSampling:
-    """Samples each P(accept) from a Beta around the model's estimate, ranks by the samples.
+class SquareCB(ExplorationPolicy):
+    """Inverse gap weighting (Foster and Rakhlin 2020): a candidate whose priority is a gap g
+    below the best (as a share of the best) is put first with probability 1 / (K + gamma·g),
+    the best takes the rest. Close seconds are tried often, clear losers seldom; a larger
+    `gamma` explores less.
 
-    The Beta's strength `prior_strength` says how sure the model is; lower explores more.
-    Propensities are estimated from `draws` extra samples (the chosen order is one more).
+    >>> _, propensities = SquareCB(gamma=10.0).choose(Ranking([0.5, 0.25, 0.0], [1, 1, 1]))
+    >>> [round(q, 3) for q in propensities]  # 1 / (3 + 10 × 0.5), 1 / (3 + 10 × 1), the rest
+    [0.798, 0.125, 0.077]
     """
 
-    def __init__(self, prior_strength: float = 20.0, draws: int = 200, seed: int = 0) -> None:
-        self.prior_strength = prior_strength
-        self.draws = draws
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)
+    def __init__(self, gamma: float = 50.0, seed: int = 0) -> None:
+        if gamma < 0:
+            raise ValueError("gamma must be at least 0")
+        super().__init__(seed)
+        self.gamma = gamma
 
     @property
     def name(self) -> str:
-        return f"thompson({self.prior_strength})"
+        return f"squarecb({self.gamma:g})"
 
-    def choose(
-        self, scores: Sequence[float], p_accept: Sequence[float]
-    ) -> tuple[list[int], list[float]]:
-        n = len(scores)
-        if n == 0:
-            return [], []
-        p = np.clip(np.asarray(p_accept, dtype=float), 1e-4, 1 - 1e-4)
-        # the non-probability part of each score (value now × lever) scales the sampled P
-        scale = np.divide(np.asarray(scores, dtype=float), p)
+    def _first_probabilities(self, ranking: Ranking) -> np.ndarray:
+        scores, n = ranking.scores, len(ranking)
+        top = scores.max()
+        if top <= 0:
+            return np.full(n, 1.0 / n)
+        best = int(np.argmax(scores))
+        probabilities = 1.0 / (n + self.gamma * (top - scores) / top)
+        probabilities[best] = 0.0
+        probabilities[best] = 1.0 - probabilities.sum()
+        return np.asarray(probabilities)
+
+
+class _SampledWinners(ExplorationPolicy):
+    """Puts first the winner of one of `draws` sampled rankings, picked at random: each
+    candidate's probability of being first is exactly its share of the draws' winners."""
+
+    def __init__(self, draws: int, seed: int) -> None:
+        if draws < 1:
+            raise ValueError("draws must be at least 1")
+        super().__init__(seed)
+        self.draws = draws
+
+    def _first_probabilities(self, ranking: Ranking) -> np.ndarray:
+        sampled = self._sample_scores(ranking)
+        # a draw's ties go to a random one of them, not to the lowest index
+        jitter = self._rng.random(sampled.shape) * 1e-12 * (np.abs(sampled) + 1e-300)
+        winners = np.argmax(sampled + jitter, axis=1)
+        return np.asarray(np.bincount(winners, minlength=len(ranking)) / self.draws)
+
+    @abc.abstractmethod
+    def _sample_scores(self, ranking: Ranking) -> np.ndarray:
+        """draws × candidates sampled priorities."""
+
+
+class ThompsonSampling(_SampledWinners):
+    """Thompson sampling from the model's posterior over its weights (see
+    `models.bayesian_logistic`): each draw is one plausible model, the offer it ranks best is put
+    first. What the model is unsure of (a new offer) wins some draws until its labels say what it
+    is worth; what it knows wins as often as it is the best. `variance_scale` widens (> 1) or
+    narrows (< 1) the posterior.
+
+    A model without a posterior (River's logistic regression, naive Bayes, a forest) gives no
+    draws: the decision is made with `SquareCB` instead, and the policy's name says so.
+    """
+
+    def __init__(self, draws: int = 100, variance_scale: float = 1.0, seed: int = 0) -> None:
+        super().__init__(draws, seed)
+        self.variance_scale = variance_scale
+        self._without_posterior = SquareCB(seed=seed)
+        self._warned = False
+        self._last_without_posterior = False
+
+    @property
+    def name(self) -> str:
+        """`thompson`, or what the last decision was made with when its model had no posterior."""
+        if self._last_without_posterior:
+            return f"{self._without_posterior.name} (thompson: the model has no posterior)"
+        return "thompson" if self.variance_scale == 1.0 else f"thompson({self.variance_scale:g})"
+
+    def _first_probabilities(self, ranking: Ranking) -> np.ndarray:
+        self._last_without_posterior = ranking.sample_p_accept is None
+        if ranking.sample_p_accept is None:
+            if not self._warned:
+                logger.warning(
+                    "thompson: the model has no posterior over its weights; deciding with %s",
+                    self._without_posterior.name,
+                )
+                self._warned = True
+            return self._without_posterior._first_probabilities(ranking)
+        return super()._first_probabilities(ranking)
+
+    def _sample_scores(self, ranking: Ranking) -> np.ndarray:
+        assert ranking.sample_p_accept is not None
+        draws = ranking.sample_p_accept(self._rng, self.draws, self.variance_scale)
+        return np.asarray(draws * ranking.worth)
+
+
+class BetaAroundEstimate(_SampledWinners):
+    """Samples each P(accept) from a Beta centred on the model's estimate, as strong as
+    `prior_strength` labels, whatever the model has learned. A heuristic kept for comparison:
+    its uncertainty is the same for an offer seen a million times as for a new one."""
+
+    def __init__(self, prior_strength: float = 20.0, draws: int = 200, seed: int = 0) -> None:
+        super().__init__(draws, seed)
+        self.prior_strength = prior_strength
+
+    @property
+    def name(self) -> str:
+        return f"beta-around-estimate({self.prior_strength:g})"
+
+    def _sample_scores(self, ranking: Ranking) -> np.ndarray:
+        p = np.clip(ranking.p_accept, 1e-6, 1 - 1e-6)
         alpha, beta = p * self.prior_strength + 1.0, (1.0 - p) * self.prior_strength + 1.0
-        samples = self._rng.beta(alpha, beta, size=(self.draws + 1, n)) * scale
-        winners = samples.argmax(axis=1)
-        order = _greedy_order(list(samples[0]))
-        counts = np.bincount(winners[1:], minlength=n)
-        return order, _rounded((counts / self.draws).tolist())
+        n = len(ranking)
+        return np.asarray(self._rng.beta(alpha, beta, size=(self.draws, n)) * ranking.worth)
 
 
 def make_policy(name: str, seed: int = 0, epsilon: float = 0.1) -> Policy:
     if name == "greedy":
-        return Greedy()
+        return Greedy(seed=seed)
     if name == "epsilon-greedy":
         return EpsilonGreedy(epsilon=epsilon, seed=seed)
     if name == "thompson":
         return ThompsonSampling(seed=seed)
+    if name == "squarecb":
+        return SquareCB(seed=seed)
+    if name == "beta-around-estimate":
+        return BetaAroundEstimate(seed=seed)
     raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")

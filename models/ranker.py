@@ -38,11 +38,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import numpy as np
 from river import base, compose, forest, linear_model, naive_bayes, optim, preprocessing
 
 from features import DEFAULT_FEATURES, FeatureSet
 from features.references import import_reference, is_reference
+from models.bayesian_logistic import BayesianLogisticRegression, sigmoid
 from models.names import DEFAULT_MODEL, MODELS
+from models.policies import PosteriorSampler, Ranking
 
 # Steps that transform each feature on its own (x_i → f_i(x_i)): a pipeline of them before a
 # logistic regression scores the shared part of a ranking once (see `OnlineRanker.rank`).
@@ -73,6 +76,8 @@ def make_ranker(
     >>> make_ranker("naive_bayes").version
     'naive_bayes-0'
     """
+    if model == "bayesian_logistic":
+        return OnlineRanker(BayesianLogisticRegression(), features, name=model)
     if model == "logistic":
         return OnlineRanker(default_classifier(learning_rate), features, name="logistic")
     if model == "adaptive_forest":
@@ -122,6 +127,11 @@ class Candidate:
     p_accept: float = field(default=0.0, init=False)
     score: float = field(default=0.0, init=False)
     tie_break: float = field(default=0.0, init=False)  # between equal scores: P × value
+
+    @property
+    def worth(self) -> float:
+        """What an acceptance earns now: value now × lever (the priority is P(accept) × worth)."""
+        return self.value_now * self.lever
 
     def all_features(self) -> dict[str, float]:
         """Every feature of the candidate, as one new dict (what the model learns from)."""
@@ -188,8 +198,8 @@ class OnlineRanker(base.Classifier):
         if "_classifier" in state:  # pickled when a model was picked by name (feature set v1)
             state = {
                 "classifier": state["_classifier"],
-                # default/2 adds the offer's identity, which such a model never learned a weight
-                # for: it scores exactly as with default/1 until it learns one
+                # default/2 and /3 add the offer's identity and its crosses, which such a model
+                # never learned a weight for: it scores exactly as with default/1 until it does
                 "features": DEFAULT_FEATURES,
                 "dense": state["model"] == "adaptive_forest",
                 "name": state["model"],
@@ -243,25 +253,33 @@ class OnlineRanker(base.Classifier):
         ranked.sort(key=_PRIORITY, reverse=True)
         return ranked
 
+    def ranking(self, ranked: list[Candidate]) -> Ranking:
+        """What an exploration policy sees of `ranked` (scored by `rank`), with the model's
+        posterior when it has one."""
+        return Ranking(
+            [c.p_accept for c in ranked], [c.worth for c in ranked], self.posterior(ranked)
+        )
+
     def _p_accept(self, candidate: Candidate) -> float:
         return self.p_accept(candidate.all_features())
 
     def _linear_p_accept(self) -> Callable[[Candidate], float] | None:
         """When the last step is a logistic regression and every step before it transforms each
         feature on its own: P(accept) that transforms and scores each distinct
-        `shared_features` object once per ranking. It is River's own `predict_proba_one` (the
-        loss's mean function of weights · x + intercept) with the dot product split in two;
-        it reads the weights River keeps for its own dot product (`_weights`: copying them
-        through the public `weights` would cost more than the scoring), and a test holds the
-        two paths equal."""
-        *before, last = steps_of(self.classifier)
-        if (
-            self.dense
-            or type(last) is not linear_model.LogisticRegression
-            or not all(type(step) in _ELEMENTWISE for step in before)
-        ):
+        `shared_features` object once per ranking. It is the classifier's own
+        `predict_proba_one` (sigmoid of weights · x + intercept) with the dot product split in
+        two; for River's it reads the weights River keeps for its own dot product (`_weights`:
+        copying them through the public `weights` would cost more than the scoring), and a test
+        holds the two paths equal. The sigmoid does not clip at ±30 as River's does, so that
+        logits far apart never tie at exactly 0."""
+        linear = self._linear_parts()
+        if linear is None:
             return None
-        weights, intercept, mean = last._weights, last.intercept, last.loss.mean_func
+        before, last = linear
+        dot: Callable[[dict[str, float]], float] = (
+            last.dot if isinstance(last, BayesianLogisticRegression) else last._weights.dot
+        )
+        intercept, mean = last.intercept, sigmoid
 
         # keyed by id(): each shared dict outlives this ranking, as the candidates hold it
         shared_logits: dict[int, float] = {}
@@ -270,12 +288,42 @@ class OnlineRanker(base.Classifier):
             shared = candidate.shared_features
             logit = shared_logits.get(id(shared))
             if logit is None:
-                logit = shared_logits[id(shared)] = (
-                    weights.dot(transformed(before, shared)) + intercept
-                )
-            return float(mean(logit + weights.dot(transformed(before, candidate.features))))
+                logit = shared_logits[id(shared)] = dot(transformed(before, shared)) + intercept
+            return float(mean(logit + dot(transformed(before, candidate.features))))
 
         return p_accept
+
+    def _linear_parts(
+        self,
+    ) -> (
+        tuple[list[base.Estimator], linear_model.LogisticRegression | BayesianLogisticRegression]
+        | None
+    ):
+        """(the per-feature transformers, the logistic regression) of a linear model."""
+        *before, last = steps_of(self.classifier)
+        if (
+            self.dense
+            or type(last) not in (linear_model.LogisticRegression, BayesianLogisticRegression)
+            or not all(type(step) in _ELEMENTWISE for step in before)
+        ):
+            return None
+        return before, cast(linear_model.LogisticRegression | BayesianLogisticRegression, last)
+
+    def posterior(self, ranked: list[Candidate]) -> PosteriorSampler | None:
+        """Draws of the candidates' P(accept) from the model's posterior over its weights, for
+        Thompson sampling; None for a model without one (only `BayesianLogisticRegression`, alone
+        or after per-feature scalers, has one)."""
+        linear = self._linear_parts()
+        if linear is None or not isinstance(linear[1], BayesianLogisticRegression):
+            return None
+        before, last = linear[0], linear[1]
+
+        def sample(rng: np.random.Generator, draws: int, variance_scale: float) -> np.ndarray:
+            rows = [transformed(before, c.all_features()) for c in ranked]
+            logits = last.sample_logits(rows, draws, rng, variance_scale)
+            return np.asarray(np.exp(-np.logaddexp(0.0, -logits)))
+
+        return sample
 
     # -- explanations ----------------------------------------------------------------------
 

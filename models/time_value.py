@@ -3,13 +3,17 @@
     value
       │■■■■■■■■■■■ primary
       │           ■■■■■■■■■■■■ secondary (secondary_value_ratio × value)
-      │                        ······· irrelevant (0)
+      │                        ······· irrelevant (irrelevant_value_ratio × value, 0 by default)
     0 ┼──────────────────────────────────┬──────────── days since trigger
       │                    negative impact: negative_value_ratio × value ■■■■■■■
 
 Unanswered impressions move an offer towards negative impact (fatigue): each one advances the
 offer's clock by `fatigue_share` of its negative-impact day. An offer with no trigger yet is
-irrelevant (worth nothing now, but not harmful either).
+irrelevant: not harmful, and worth `irrelevant_value_ratio` of its value if accepted outside any
+interest period. With the ratio 0 it is worth nothing now and is never shown; nbo's setting
+`NBO_IRRELEVANT_VALUE_RATIO` (0.1) ranks such "cold" offers by P(accept) × a tenth of their value,
+so that with no open interest the offer a customer is likeliest to take, weighed by what it
+earns, is shown (never an accidental first one).
 
 >>> profile = TimeValueProfile(value=100, primary_interest_days=2, secondary_interest_days=5,
 ...                            negative_impact_days=10)
@@ -23,6 +27,9 @@ irrelevant (worth nothing now, but not harmful either).
 (-50.0, 'negative')
 >>> value_now(profile, days_since_trigger=None)
 (0.0, 'irrelevant')
+>>> cold = TimeValueProfile(100, 2, 5, 10, irrelevant_value_ratio=0.1)
+>>> value_now(cold, days_since_trigger=None)
+(10.0, 'irrelevant')
 """
 
 from __future__ import annotations
@@ -44,9 +51,10 @@ class TimeValueProfile:
     negative_impact_days: float
     secondary_value_ratio: float = 0.5
     negative_value_ratio: float = -0.5
+    irrelevant_value_ratio: float = 0.0
 
     @classmethod
-    def of(cls, offer: dict[str, Any]) -> TimeValueProfile:
+    def of(cls, offer: dict[str, Any], irrelevant_value_ratio: float = 0.0) -> TimeValueProfile:
         return cls(
             value=offer["value"],
             primary_interest_days=offer["primary_interest_days"],
@@ -54,6 +62,7 @@ class TimeValueProfile:
             negative_impact_days=offer["negative_impact_days"],
             secondary_value_ratio=offer["secondary_value_ratio"],
             negative_value_ratio=offer["negative_value_ratio"],
+            irrelevant_value_ratio=irrelevant_value_ratio,
         )
 
     @functools.cached_property
@@ -64,7 +73,7 @@ class TimeValueProfile:
         return {
             "primary": value,
             "secondary": value * float(self.secondary_value_ratio),
-            "irrelevant": 0.0,
+            "irrelevant": value * float(self.irrelevant_value_ratio),
             "negative": value * float(self.negative_value_ratio),
         }
 

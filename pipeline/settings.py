@@ -100,8 +100,12 @@ class Settings(BaseSettings):
     ranker_model: ModelChoice = DEFAULT_MODEL
     feature_set: FeatureSetChoice = DEFAULT_FEATURE_SET
     learning_rate: float = Field(default=0.15, gt=0, description="SGD step of the linear model")
-    exploration: PolicyName = "epsilon-greedy"
-    epsilon: float = Field(default=0.1, ge=0, le=1)
+    exploration: PolicyName = "thompson"
+    epsilon: float = Field(default=0.1, ge=0, le=1, description="for epsilon-greedy")
+    # What an offer outside any interest period (no trigger, or past it) is worth, as a share of
+    # its value: 0 never shows such offers; the default ranks them by P(accept) × a tenth of their
+    # value, below what is in an interest period unless far likelier (see models/time_value.py)
+    irrelevant_value_ratio: float = Field(default=0.1, ge=0, le=1)
     top_k: int = Field(default=3, ge=1, description="offers per decision")
     channel_daily_limit: int = Field(default=5, ge=1, description="impressions per channel/day")
     default_max_impressions: int = Field(default=3, ge=1)

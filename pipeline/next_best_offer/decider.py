@@ -49,6 +49,7 @@ class Decider:
         instance: str,
     ) -> None:
         self._top_k = settings.top_k
+        self._irrelevant_value_ratio = settings.irrelevant_value_ratio
         self._tables = tables
         self._models = models
         self._instance = instance
@@ -72,9 +73,7 @@ class Decider:
             return self._decision(valid, model, decision_id, [], "channel daily limit reached")
         candidates, phases = self._candidates(valid, model, now)
         ranked = model.rank(candidates)
-        order, propensities = self.policy.choose(
-            [c.score for c in ranked], [c.p_accept for c in ranked]
-        )
+        order, propensities = self.policy.choose(model.ranking(ranked))
         top = order[: self._top_k]
         chosen = [ranked[i] for i in top]
         offers = [
@@ -133,9 +132,7 @@ class Decider:
             for c in candidates
         ]
         ranked = challenger.rank(copies)
-        _, probabilities = self.shadow_policy.choose(
-            [c.score for c in ranked], [c.p_accept for c in ranked]
-        )
+        _, probabilities = self.shadow_policy.choose(challenger.ranking(ranked))
         rewards = [c.p_accept * c.value_now for c in ranked]
         logged = next(i for i, c in enumerate(ranked) if c.key == first)
         return {
@@ -163,7 +160,7 @@ class Decider:
             days = candidate["days_since_trigger"]
             unanswered = candidate["unanswered_impressions"]
             value, phase = value_now(terms.profile, days, unanswered, fatigue_share)
-            if value < 0:  # past the point of negative impact: showing it would hurt
+            if value <= 0:  # past the point of negative impact it would hurt; at 0, earn nothing
                 self.stats.suppressed += 1
                 continue
             exposure = Exposure(days, phase, impressions, unanswered)
@@ -180,7 +177,7 @@ class Decider:
                 offers,
                 {
                     offer_id: OfferTerms(
-                        profile=TimeValueProfile.of(offer),
+                        profile=TimeValueProfile.of(offer, self._irrelevant_value_ratio),
                         max_impressions=self.contact.max_impressions(offer),
                         lever=float(offer["business_lever"]),
                     )

@@ -288,6 +288,10 @@ def demo(
     customers: Annotated[int, typer.Option(help="simulated customers")] = 2000,
     seed: Annotated[int, typer.Option(help="seed of the simulated world")] = 7,
     report: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
+    launch_at: Annotated[
+        int,
+        typer.Option(help="load a new offer, the best of its category, after N events; 0: never"),
+    ] = 10_000,
 ) -> None:
     """The whole closed loop: broker, both μ-products and simulated customers and channels."""
     from rich.live import Live
@@ -297,7 +301,7 @@ def demo(
     settings = _settings(ctx)
     broker_mod.stop_on_sigterm()
     config = DemoConfig(events=events, seconds=seconds if events is None else 10**9,
-                        customers=customers, seed=seed)  # fmt: skip
+                        customers=customers, seed=seed, launch_at=launch_at or None)  # fmt: skip
     console.print("[bold]nbo demo[/]: starting the broker, both μ-products and the simulation…")
     if console.is_terminal and report is None:
         with Live(Table("closed loop", "now"), console=console, refresh_per_second=4) as live:

@@ -31,7 +31,7 @@ from pipeline.kafka.clients import produce, reader_from_start
 from pipeline.kafka.progress import stage_probes
 from pipeline.learner.topics import latest_snapshots
 from pipeline.settings import Settings
-from pipeline.tools.simulation import Channel, Scoreboard, World
+from pipeline.tools.simulation import NEW_OFFER, Channel, Scoreboard, World
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 APPS = {
@@ -50,6 +50,7 @@ class DemoConfig:
     batch: int = 250
     customers: int = 2000
     seed: int = 7
+    launch_at: int | None = 10_000  # load simulation.NEW_OFFER after this many events (None: never)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class DemoReport:
             "accepted": board.accepted,
             "acceptance (all)": board.accepted / board.shown if board.shown else 0.0,
             **{f"{name} (last {board.window})": value for name, value in board.recent().items()},
+            **board.launch_figures(),
             "regret (expected value lost to the oracle)": board.regret,
             "dead letters": self.dead_letters,
             "first model version": self.first_model_version,
@@ -202,7 +204,10 @@ def run_demo(
             loop_settings.topic_name("customers"),
             [(c["customer_id"], json.dumps(c).encode()) for c in world.customer_records()],
         )
-        channel = Channel(world, offers, seed=config.seed + 1)
+        channel = Channel(
+            world, offers, seed=config.seed + 1,
+            irrelevant_value_ratio=loop_settings.irrelevant_value_ratio,
+        )  # fmt: skip
         running = {
             name: processes.spawn(loop_settings, args, logs / f"{name}.log")
             for name, args in APPS.items()
@@ -260,6 +265,9 @@ def _loop(
             if config.events is None
             else min(config.batch, config.events - report.events)
         )
+        launch_due = config.launch_at is not None and report.events >= config.launch_at
+        if launch_due and report.scoreboard.launched is None:
+            _launch_new_offer(settings, bootstrap, world, channel, report.scoreboard)
         batch = world.events(size)
         produce(
             settings,
@@ -296,3 +304,20 @@ def _loop(
         }
         if on_progress:
             on_progress(report)
+
+
+def _launch_new_offer(
+    settings: Settings, bootstrap: str, world: World, channel: Channel, board: Scoreboard
+) -> None:
+    """A new DWH offer mid-run: on the offers topic for the μ-products, and into the world, whose
+    customers like it better than every other offer of its category."""
+    offer = Offer.model_validate(NEW_OFFER)
+    produce(
+        settings,
+        bootstrap,
+        settings.topic_name("offers"),
+        [(offer.offer_id, offer.model_dump_json().encode())],
+    )
+    channel.add_offer(offer.model_dump())
+    world.launch(offer.offer_id)
+    board.launch(offer.offer_id)

@@ -432,9 +432,7 @@ class Replayer:
         features = self.ranker.features.for_decision(show.customer, moment)
         candidates = [self._candidate(self.items[name], features) for name in names]
         ranked = self.ranker.rank(candidates)
-        order, propensities = self.policy.choose(
-            [c.score for c in ranked], [c.p_accept for c in ranked]
-        )
+        order, propensities = self.policy.choose(self.ranker.ranking(ranked))
         logged = next(i for i, c in enumerate(ranked) if c.key == show.offer_id)
         if show.position == 1:
             predicted = [self._predicted_reward(c) for c in ranked]

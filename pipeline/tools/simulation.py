@@ -1,9 +1,12 @@
 """A simulated bank's customers and channels, for the closed-loop demo and its tests.
 
 The `World` is a seeded population with *hidden* preferences: a base acceptance probability per
-segment and offer category, a personal taste per customer and category, and how interest moves
-with time since a trigger and with unanswered impressions. Journey events come from it (trigger
-events that open interest in related categories, and background noise).
+segment and offer category, a personal taste per customer and category, each offer's own appeal
+within its category (by segment and age band: two cards are not alike, and not alike to
+everyone), and how interest moves with time since a trigger and with unanswered impressions.
+Journey events come from it (trigger events that open interest in related categories, and
+background noise). `World.launch` brings a new offer that customers like better than every
+other of its category (`NEW_OFFER`, which the demo loads mid-run).
 
 The `Channel` shows the first offer of each decision and draws the customer's response from
 the true probability. Because it knows that probability for every valid candidate, it also
@@ -17,6 +20,13 @@ value are reported for all three.
 50
 >>> world.events(3)[0]["event_id"]
 'S00000000'
+>>> customer = world.customers[0].customer_id
+>>> world.appeal(customer, "card-01") != world.appeal(customer, "card-02")
+True
+>>> world.launch(NEW_OFFER["offer_id"])
+>>> world.appeal(customer, NEW_OFFER["offer_id"]) > max(
+...     world.appeal(customer, f"card-0{i}") for i in range(1, 6))
+True
 """
 
 from __future__ import annotations
@@ -105,6 +115,32 @@ INCOME = {
     "small_business": 65000,
 }
 EVENT_CHANNELS = ("mobile_app", "mobile_app", "web", "web", "email", "branch")
+# An offer's appeal within its category multiplies P(accept): e^(a + b), a per segment and b per
+# age band, each drawn N(0, APPEAL_SPREAD) for every offer, the sum kept within APPEAL_RANGE
+APPEAL_SPREAD = 0.45
+APPEAL_RANGE = (-1.2, 0.4)
+LAUNCHED_APPEAL = 2.0  # a launched offer's: above every other offer's e^0.4 = 1.49
+# The offer `nbo demo` launches mid-run: a card with the terms of the others, liked best of all
+NEW_OFFER: dict[str, Any] = {
+    "offer_id": "card-06",
+    "name": "Everyday Rewards Card",
+    "category": "card",
+    "value": 165.0,
+    "business_lever": 1.0,
+    "triggers": ["travel_booking", "card_declined", "salary_increase"],
+    "primary_interest_days": 2.0,
+    "secondary_interest_days": 7.0,
+    "negative_impact_days": 21.0,
+    "secondary_value_ratio": 0.5,
+    "negative_value_ratio": -0.3,
+    "channels": ["mobile_app", "web", "email", "branch", "sms", "call_center"],
+    "valid_from": "2026-01-01",
+    "valid_to": "2027-12-31",
+    "stock": None,
+    "max_impressions": 3,
+    "contact_window_days": 14,
+    "response_window_hours": 48,
+}
 
 
 @dataclass
@@ -125,6 +161,8 @@ class World:
         self._by_id = {c.customer_id: c for c in self.customers}
         self._clock = START
         self._count = 0
+        self._appeal: dict[tuple[str, str, str], float] = {}
+        self._launched: set[str] = set()
 
     def _customer(self, index: int) -> SimCustomer:
         rng = self._rng
@@ -181,10 +219,33 @@ class World:
             self._count += 1
         return out
 
-    def p_accept(self, customer_id: str, category: str, phase: str, unanswered: int) -> float:
+    def launch(self, offer_id: str) -> None:
+        """From now on `offer_id` is liked better than any other offer of its category."""
+        self._launched.add(offer_id)
+
+    def appeal(self, customer_id: str, offer_id: str) -> float:
+        """How much this customer likes this offer against its category's average (hidden)."""
+        if offer_id in self._launched:
+            return LAUNCHED_APPEAL
+        customer = self._by_id[customer_id]
+        band = "student" if customer.age < 25 else "young" if customer.age < 40 else "older"
+        key = (offer_id, customer.segment, band)
+        appeal = self._appeal.get(key)
+        if appeal is None:
+            # seeded by the offer, so an offer has the same appeal in any run with this seed
+            by_segment = random.Random(f"{self.seed}/{offer_id}/{customer.segment}")
+            by_age = random.Random(f"{self.seed}/{offer_id}/{band}")
+            a = by_segment.gauss(0.0, APPEAL_SPREAD) + by_age.gauss(0.0, APPEAL_SPREAD)
+            appeal = self._appeal[key] = math.exp(min(max(a, APPEAL_RANGE[0]), APPEAL_RANGE[1]))
+        return appeal
+
+    def p_accept(
+        self, customer_id: str, offer_id: str, category: str, phase: str, unanswered: int
+    ) -> float:
         """The true probability that this customer accepts this offer now (hidden)."""
         customer = self._by_id[customer_id]
         base = BASE_ACCEPTANCE[customer.segment][category] * customer.taste[category]
+        base *= self.appeal(customer_id, offer_id)
         return min(0.95, base * PHASE_FACTOR[phase] * FATIGUE**unanswered)
 
 
@@ -209,6 +270,8 @@ class Outcome:
     learned: Truth  # the offer the ranker put first
     oracle: Truth  # the best choice by expected value, knowing the truth
     random: Truth  # the mean over the valid offers
+    shown_offer: str | None = None
+    oracle_offer: str | None = None
 
 
 @dataclass
@@ -221,6 +284,12 @@ class Scoreboard:
     accepted: int = 0
     regret: float = 0.0  # expected value the oracle would have added
     _recent: deque[tuple[float, ...]] = field(default_factory=deque)
+    # a launched offer: over the `window` decisions after its launch, how often it was the best
+    # choice, and how often of those the ranker put it first
+    launched: str | None = None
+    launched_at: int = 0  # decisions made before the launch
+    launched_best: int = 0
+    launched_first_when_best: int = 0
 
     WINDOW_FIGURES = (
         "acceptance",
@@ -232,8 +301,18 @@ class Scoreboard:
         "random expected value",
     )
 
+    def launch(self, offer_id: str) -> None:
+        self.launched, self.launched_at = offer_id, self.decisions
+
     def add(self, outcome: Outcome) -> None:
         self.decisions += 1
+        if (
+            self.launched is not None
+            and outcome.oracle_offer == self.launched
+            and self.decisions - self.launched_at <= self.window
+        ):
+            self.launched_best += 1
+            self.launched_first_when_best += outcome.shown_offer == self.launched
         if not outcome.shown:
             return
         self.shown += 1
@@ -262,24 +341,60 @@ class Scoreboard:
             for i, name in enumerate(self.WINDOW_FIGURES)
         }
         figures["window decisions"] = float(len(self._recent))
+        if figures["oracle expected value"]:
+            figures["value vs oracle"] = (
+                figures["expected value"] / figures["oracle expected value"]
+            )
+        if figures["random expected value"]:
+            figures["value vs random"] = (
+                figures["expected value"] / figures["random expected value"]
+            )
         return figures
+
+    def launch_figures(self) -> dict[str, Any]:
+        """How the launched offer was found: decisions within `window` of its launch where it was
+        the best choice, and the share of them where the ranker put it first."""
+        if self.launched is None:
+            return {}
+        return {
+            "launched offer": self.launched,
+            "launched at decision": self.launched_at,
+            f"decisions it was best (first {self.window} after launch)": self.launched_best,
+            "put first when best": (
+                self.launched_first_when_best / self.launched_best if self.launched_best else 0.0
+            ),
+        }
 
 
 class Channel:
     """Shows the first offer of each decision and answers as the simulated customer would."""
 
-    def __init__(self, world: World, offers: dict[str, dict[str, Any]], seed: int = 11) -> None:
+    def __init__(
+        self,
+        world: World,
+        offers: dict[str, dict[str, Any]],
+        seed: int = 11,
+        irrelevant_value_ratio: float = 0.0,
+    ) -> None:
         self._world = world
         self._offers = offers
+        self._irrelevant_value_ratio = irrelevant_value_ratio  # the ranker's, for the same goal
         self._rng = random.Random(seed)
         self._count = 0
+
+    def add_offer(self, offer: dict[str, Any]) -> None:
+        """An offer loaded after the start (the μ-products learn of it from the offers topic)."""
+        self._offers[offer["offer_id"]] = offer
 
     def _truth(self, customer_id: str, candidate: dict[str, Any]) -> Truth:
         offer = self._offers[candidate["offer_id"]]
         days = candidate.get("days_since_trigger")
         unanswered = candidate.get("unanswered_impressions", 0)
-        value, phase = value_now(TimeValueProfile.of(offer), days, unanswered)
-        p = self._world.p_accept(customer_id, offer["category"], phase, unanswered)
+        profile = TimeValueProfile.of(offer, self._irrelevant_value_ratio)
+        value, phase = value_now(profile, days, unanswered)
+        p = self._world.p_accept(
+            customer_id, candidate["offer_id"], offer["category"], phase, unanswered
+        )
         return Truth(p, p * value * offer.get("business_lever", 1.0))
 
     def _showable(self, candidate: dict[str, Any]) -> bool:
@@ -295,14 +410,16 @@ class Channel:
             for c in valid["candidates"]
             if self._showable(c)
         }
-        truths = {oid: t for oid, t in truths.items() if t.value >= 0}  # never shown: negative
-        oracle = max(truths.values(), key=lambda t: t.value, default=NOTHING)
+        # as the ranker: an offer worth nothing or less now is never shown
+        truths = {oid: t for oid, t in truths.items() if t.value > 0}
+        oracle_offer = max(truths, key=lambda offer_id: truths[offer_id].value, default=None)
+        oracle = truths[oracle_offer] if oracle_offer is not None else NOTHING
         n = len(truths) or 1
         random_choice = Truth(
             sum(t.p_accept for t in truths.values()) / n, sum(t.value for t in truths.values()) / n
         )
         if not decision["offers"]:
-            return Outcome([], False, False, NOTHING, oracle, random_choice)
+            return Outcome([], False, False, NOTHING, oracle, random_choice, None, oracle_offer)
         shown = decision["offers"][0]["offer_id"]
         learned = truths.get(shown, NOTHING)
         p_shown = learned.p_accept
@@ -315,7 +432,9 @@ class Channel:
         elif draw < p_shown + (1 - p_shown) * 0.3:
             interactions.append(self._interaction(decision, shown, "dismiss", later))
         # otherwise no response: the ranker labels it after the offer's response window
-        return Outcome(interactions, True, accepted, learned, oracle, random_choice)
+        return Outcome(
+            interactions, True, accepted, learned, oracle, random_choice, shown, oracle_offer
+        )
 
     def _interaction(
         self, decision: dict[str, Any], offer_id: str, outcome: str, at: datetime

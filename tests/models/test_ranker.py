@@ -1,10 +1,13 @@
 import pickle
 import random
+from typing import Any
 
+import numpy as np
 import pytest
 from river import linear_model, naive_bayes, optim, preprocessing, tree
 
 from features import DEFAULT_FEATURES
+from models.bayesian_logistic import BayesianLogisticRegression
 from models.names import MODELS
 from models.ranker import Candidate, OnlineRanker, make_ranker
 from tests.plugins import segment_by_offer
@@ -186,8 +189,8 @@ def test_all_features_is_a_new_dict() -> None:
 
 
 def test_a_model_pickled_before_rankers_took_a_classifier_loads_and_scores_as_before() -> None:
-    """Registered versions from when the model was picked by name still load;
-    the offer identity of feature set default/2 has no weight in them, so they score as before."""
+    """Registered versions from when the model was picked by name still load; the offer
+    identity (and crosses) of feature set default/3 have no weight in them: they score as before."""
     classifier = linear_model.LogisticRegression(optimizer=optim.SGD(0.15), l2=1e-5)
     x = {"bias": 1.0, "category=card": 1.0}
     for _ in range(20):
@@ -208,3 +211,40 @@ def test_a_model_pickled_before_rankers_took_a_classifier_loads_and_scores_as_be
     assert restored.version == "logistic-20" and restored.features == DEFAULT_FEATURES
     expected = classifier.predict_proba_one(x)[True]
     assert restored.p_accept({**x, "offer=card-1": 1.0}) == pytest.approx(expected, abs=1e-15)
+
+
+@pytest.mark.parametrize(
+    "classifier", [None, BayesianLogisticRegression()], ids=["river-logistic", "bayesian"]
+)
+def test_logits_far_apart_never_tie_where_a_probability_saturates(classifier: Any) -> None:
+    """Before: River's sigmoid is exactly 0 below a logit of -30, so both scored 0 and the
+    input order put "worse" first."""
+    ranker = OnlineRanker(classifier)
+    for _ in range(5):
+        ranker.learn_one({"x": 1.0}, False)
+    ranked = ranker.rank(
+        [Candidate("worse", {"x": 400.0}, 1.0), Candidate("better", {"x": 100.0}, 1.0)]
+    )
+    assert [c.key for c in ranked] == ["better", "worse"]
+    assert ranked[0].p_accept > ranked[1].p_accept > 0.0
+
+
+def test_the_bayesian_model_scores_alike_on_both_paths_and_is_surer_of_what_it_saw() -> None:
+    ranker = OnlineRanker(BayesianLogisticRegression())
+    rng = random.Random(3)
+    for _ in range(300):
+        offer = rng.choice("abc")
+        ranker.learn_one({"bias": 1.0, f"offer={offer}": 1.0}, rng.random() < 0.2)
+    shared = {"bias": 1.0}
+    candidates = [Candidate(k, {f"offer={k}": 1.0}, 1.0, shared_features=shared) for k in "abz"]
+    for candidate in ranker.rank(candidates):
+        assert candidate.p_accept == pytest.approx(
+            ranker.predict_proba_one(candidate.all_features())[True], abs=1e-12
+        )
+    model = ranker.classifier
+    assert model.logit_posterior({"offer=a": 1.0})[1] < model.logit_posterior({"offer=z": 1.0})[1]
+    draws = ranker.posterior(candidates)(np.random.default_rng(0), 4000, 1.0)
+    assert draws.shape == (4000, 3)
+    # the draws centre on the estimate, and spread most for the offer never seen
+    assert np.median(draws[:, 0]) == pytest.approx(candidates[0].p_accept, abs=0.02)
+    assert draws[:, 2].std() > 2 * draws[:, 0].std()

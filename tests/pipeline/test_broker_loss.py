@@ -76,7 +76,7 @@ def test_one_broker_lost_mid_stream_loses_no_decision_and_no_label(
         )
         send(settings, "events", second)
         outputs(settings, "next_best_offers", 2 * len(PEOPLE), timeout=180)
-        learned = f"logistic-{len(PEOPLE)}"
+        learned = f"bayesian_logistic-{len(PEOPLE)}"
         late = START + timedelta(hours=1)
         for probe in range(60):  # bounded: until every label was learned
             send(settings, "events", [("B000", event(f"p{probe}", "B000", late))])

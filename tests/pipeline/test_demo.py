@@ -23,7 +23,7 @@ def test_short_headless_demo_decides_every_event_and_learns(make_settings, tmp_p
     board = report.scoreboard
     assert board.shown > 1000
     assert report.interactions >= board.shown  # every shown decision got an impression at least
-    assert report.first_model_version == "logistic-0"
+    assert report.first_model_version == "bayesian_logistic-0"
     assert int(report.model_version.split("-")[1]) > 100  # the learner learned, in the loop
     assert report.exit_codes == {"valid-offers": 0, "ranker": 0, "learner": 0}
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before  # all stopped
@@ -90,6 +90,6 @@ def test_simulation_is_seeded_and_the_channel_knows_the_truth() -> None:
     later = channel.respond({"candidates": [stale]}, decision)
     assert now.learned.p_accept > later.learned.p_accept  # interest fades after the trigger
     assert now.oracle == now.learned and now.interactions[0]["outcome"] == "impression"
-    assert world.p_accept(customer, "card", "primary", 2) < world.p_accept(
-        customer, "card", "primary", 0
+    assert world.p_accept(customer, "o1", "card", "primary", 2) < world.p_accept(
+        customer, "o1", "card", "primary", 0
     )

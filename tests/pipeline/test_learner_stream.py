@@ -51,7 +51,7 @@ def test_every_label_is_learned_once_across_a_stop_a_kill_and_a_standby(make_set
     tell(settings, range(0, 100))
     with running(settings, "run", "learner"):
         first = champion_after(settings, 100, "the first 100 labels published")
-    assert first.labels_learned == 100 and first.model_version == "logistic-100"
+    assert first.labels_learned == 100 and first.model_version == "bayesian_logistic-100"
     assert sum(offset + 1 for offset in first.learned_offsets.values()) == 100
 
     tell(settings, range(100, 200))  # while no learner runs

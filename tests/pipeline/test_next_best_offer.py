@@ -29,7 +29,7 @@ def test_the_loop_learns_from_accepts_and_a_restarted_ranker_resumes_the_model(
         first = outputs(loop, "next_best_offers", len(learners))
         assert {d["decision_id"] for d in first} == {f"d-e-{c}" for c in learners}
         p_before = {o["offer_id"]: o["p_accept"] for o in first[0]["offers"]}
-        assert len(p_before) == 4 and first[0]["model_version"] == "logistic-0"
+        assert len(p_before) == 4 and first[0]["model_version"] == "bayesian_logistic-0"
         for decision in first:  # the channel shows a and b; a is accepted, b is dismissed
             c, d, at = (
                 decision["customer_id"],
@@ -46,7 +46,7 @@ def test_the_loop_learns_from_accepts_and_a_restarted_ranker_resumes_the_model(
                     interaction(d, c, "offer-b", "dismiss", at),
                 ],
             )
-        learned = f"logistic-{2 * len(learners)}"
+        learned = f"bayesian_logistic-{2 * len(learners)}"
         seen = len(learners)
         for probe in range(40):  # bounded: the other partition's interactions may still be queued
             at = START + timedelta(hours=1, minutes=probe)
@@ -67,7 +67,7 @@ def test_the_loop_learns_from_accepts_and_a_restarted_ranker_resumes_the_model(
     with running(loop, "run", "ranker"):  # restarted: the model comes from the models topic
         send(loop, "events", [("NEW2", event("e-NEW2", "NEW2", START + timedelta(hours=2)))])
         resumed = output_for(loop, "next_best_offers", seen + 1, "e-NEW2")
-    assert resumed["model_version"] == f"logistic-{2 * len(learners)}"
+    assert resumed["model_version"] == f"bayesian_logistic-{2 * len(learners)}"
     assert resumed["offers"][0]["offer_id"] == "offer-a"
 
 

@@ -66,7 +66,7 @@ def test_value_orders_offers_and_negative_impact_or_contact_limit_is_never_emitt
     assert phases == {"rich": "primary", "fresh": "primary", "older": "secondary"}
     assert decision["decision_id"] == "d-e1" and decision["rule_versions"] == {"adult": 1}
     assert sum(o["propensity"] for o in decision["offers"]) <= 1.0
-    assert decision["model_version"] == "logistic-0" and decision["policy"] == "greedy"
+    assert decision["model_version"] == "bayesian_logistic-0" and decision["policy"] == "greedy"
     assert decision["explanation"].startswith("rich: P(accept)")
 
 
@@ -123,3 +123,34 @@ def test_an_unanswered_impression_becomes_a_negative_label_once_its_window_has_p
     decide(ranker, book, later(100, "e4"))
     assert set(book.pending) == {"d-e4"}  # never shown: forgotten once their window passed
     assert ranker.resolver.stats.expired == 1
+
+
+def test_with_no_open_interest_the_likeliest_worth_most_goes_first_not_the_first_id(
+    tmp_path: Path,
+) -> None:
+    """Before: outside every interest period all scores were 0 and the first valid offer id in
+    alphabetical order was shown. Now such offers are worth `irrelevant_value_ratio` of their
+    value (0.1 by default)."""
+    offers = [
+        offer("a-cheap", value=50.0),
+        offer("m-mid", value=120.0),
+        offer("z-rich", value=300.0),
+    ]
+    ranker = make_ranker(tmp_path, offers)
+    cold = valid(candidate("a-cheap", None), candidate("m-mid", None), candidate("z-rich", None))
+    decision = decide(ranker, CustomerDecisions(MemoryState()), cold)
+    assert [o["offer_id"] for o in decision["offers"]] == ["z-rich", "m-mid", "a-cheap"]
+    assert [o["value_now"] for o in decision["offers"]] == [30.0, 12.0, 5.0]
+    assert {o["phase"] for o in decision["offers"]} == {"irrelevant"}
+    # an offer in an interest period outranks a richer cold one at equal P(accept)
+    warm = valid(candidate("a-cheap", 1), candidate("z-rich", None))
+    decision = decide(ranker, CustomerDecisions(MemoryState()), warm)
+    assert [o["offer_id"] for o in decision["offers"]] == ["a-cheap", "z-rich"]
+
+
+def test_cold_offers_are_not_shown_when_they_are_worth_nothing(tmp_path: Path) -> None:
+    ranker = make_ranker(tmp_path, [offer("a"), offer("b")], irrelevant_value_ratio=0.0)
+    decision = decide(
+        ranker, CustomerDecisions(MemoryState()), valid(candidate("a", None), candidate("b", 30))
+    )
+    assert decision["offers"] == [] and decision["explanation"] == "no offer worth showing"

@@ -18,10 +18,14 @@ from tests.factories import SHORT_INTEREST, START, candidate, catalogue_offer, v
 
 
 class Parts:
-    """A decider, a resolver and their models over two offers, as one ranker instance has them."""
+    """A decider, a resolver and their models over two offers, as one ranker instance has them:
+    "a" is worth a little more than "b", so an unlearned model ranks "a" first."""
 
     def __init__(self, tmp_path: Path, **settings: object) -> None:
-        offers = [catalogue_offer(o, **SHORT_INTEREST) for o in ("a", "b")]
+        offers = [
+            catalogue_offer("a", **SHORT_INTEREST),
+            catalogue_offer("b", **{**SHORT_INTEREST, "value": 90.0}),
+        ]
         self.tables = SimpleNamespace(
             catalogue=SimpleNamespace(offers={o["offer_id"]: o for o in offers})
         )
@@ -51,8 +55,8 @@ def test_the_decider_emits_a_decision_record_naming_who_decided_with_what(tmp_pa
     parts = Parts(tmp_path, top_k=2)
     decision = parts.decide()
     assert isinstance(decision, Decision)  # the exported schema's own model
-    assert [o.offer_id for o in decision.offers] == ["a", "b"]  # equal scores: input order
-    assert decision.instance == "host-1" and decision.model_version == "logistic-0"
+    assert [o.offer_id for o in decision.offers] == ["a", "b"]  # equal P(accept): value decides
+    assert decision.instance == "host-1" and decision.model_version == "bayesian_logistic-0"
     assert decision.challenger_version is None and decision.registry_version is None
     pending = parts.book.pending[decision.decision_id]
     assert set(pending["shown"]) == {"a", "b"}
@@ -86,9 +90,9 @@ def test_an_accept_is_told_with_what_the_decision_knew_and_a_click_waits(tmp_pat
     [accepted] = told  # one label, one feedback record, with what the decision knew
     assert (accepted.offer_id, accepted.outcome, accepted.label) == ("a", "accept", True)
     assert accepted.rank == 1 and accepted.propensity == 1.0 and accepted.reward == 100.0
-    assert accepted.model_version == "logistic-0" and accepted.customer_id == "C1"
+    assert accepted.model_version == "bayesian_logistic-0" and accepted.customer_id == "C1"
     assert accepted.features == parts.book.details(decision.decision_id)["offers"]["a"]["x"]
-    assert accepted.feature_set == "default/2"
+    assert accepted.feature_set == "default/3"
     assert accepted.decided_at == START and accepted.resolved_at == later
     assert parts.resolver.stats.positives == 1 and parts.resolver.stats.resolved == 1
     assert set(parts.book.pending[decision.decision_id]["shown"]) == {"b"}  # still open

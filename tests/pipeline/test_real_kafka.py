@@ -108,7 +108,7 @@ def test_a_label_for_a_decision_of_a_stopped_ranker_is_learned_by_the_next(
                     for d in outputs(settings, "next_best_offers", len(PEOPLE) + probe + 1)
                     if d["event_id"] == f"p{probe}"
                 ]
-                if probed and probed[0]["model_version"] == f"logistic-{len(PEOPLE)}":
+                if probed and probed[0]["model_version"] == f"bayesian_logistic-{len(PEOPLE)}":
                     break
             else:
                 pytest.fail(f"the labels were not all learned: {probed}")

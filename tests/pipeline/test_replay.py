@@ -54,7 +54,7 @@ def test_the_learned_policy_is_estimated_better_than_logging_and_uniform(
     uniform = replay_file(log, items, mapping, policy="epsilon-greedy", epsilon=1.0)
 
     assert greedy.rounds_learned == len(greedy.log) == 4000 and not greedy.rejected
-    assert greedy.model.version == "logistic-4000"  # it learned from every row, in the replay
+    assert greedy.model.version == "bayesian_logistic-4000"  # learned every row, in the replay
     assert greedy.uniform_logging and greedy.roc_auc > 0.6  # 0.5 is a coin flip
     learned = {e.estimator: e for e in greedy.estimates()}
     random_choice = {e.estimator: e for e in uniform.estimates()}
@@ -276,7 +276,7 @@ def test_a_registered_version_is_replayed_with_its_own_feature_set(
         refused = _replay_command(tmp_path, log, items, mapping, "--model", wrong)
         assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
         assert f"cannot replay model {wrong}" in refused.stderr
-    assert make_ranker("logistic").features.label == "default/2"
+    assert make_ranker("logistic").features.label == "default/3"
 
 
 def test_a_notebook_model_and_policy_objects_are_replayed_as_given(
@@ -291,8 +291,8 @@ def test_a_notebook_model_and_policy_objects_are_replayed_as_given(
 
         name = "file-order"
 
-        def choose(self, scores, p_accept):  # type: ignore[no-untyped-def]
-            return list(range(len(scores))), [1.0] + [0.0] * (len(scores) - 1)
+        def choose(self, ranking):  # type: ignore[no-untyped-def]
+            return list(range(len(ranking))), [1.0] + [0.0] * (len(ranking) - 1)
 
     bandit, log, items, mapping = bandit_files
     write_log(log, bandit.log(200, "uniform", seed=3))
@@ -343,4 +343,4 @@ def test_feedback_is_replayed_through_another_model_beside_the_deciding_ones(
         ["replay-feedback", "--file", str(log), "--features", "tests.plugins:segment_by_offer"],
     )
     assert isinstance(other.exception, ConfigError)  # `nbo` prints it, exit code 1
-    assert "decided with feature set(s) default/2, old/1" in str(other.exception)
+    assert "decided with feature set(s) default/3, old/1" in str(other.exception)

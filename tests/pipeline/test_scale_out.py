@@ -125,4 +125,4 @@ def test_two_rankers_and_one_learner_learn_every_label_exactly_once(make_setting
         learned = [int(d["model_version"].rsplit("-", 1)[1]) for d in decided
                    if d["instance"] == instance]  # fmt: skip
         assert learned == sorted(learned)
-    assert {d["model_version"] for d in batch} <= {f"logistic-{last.labels_learned}"}
+    assert {d["model_version"] for d in batch} <= {f"bayesian_logistic-{last.labels_learned}"}
