@@ -257,7 +257,10 @@ class OnlineRanker(base.Classifier):
         """What an exploration policy sees of `ranked` (scored by `rank`), with the model's
         posterior when it has one."""
         return Ranking(
-            [c.p_accept for c in ranked], [c.worth for c in ranked], self.posterior(ranked)
+            [c.p_accept for c in ranked],
+            [c.worth for c in ranked],
+            self.posterior(ranked),
+            self._n_learned,
         )
 
     def _p_accept(self, candidate: Candidate) -> float:
@@ -303,7 +306,10 @@ class OnlineRanker(base.Classifier):
         *before, last = steps_of(self.classifier)
         if (
             self.dense
-            or type(last) not in (linear_model.LogisticRegression, BayesianLogisticRegression)
+            or not (
+                type(last) is linear_model.LogisticRegression
+                or isinstance(last, BayesianLogisticRegression)
+            )
             or not all(type(step) in _ELEMENTWISE for step in before)
         ):
             return None

@@ -24,7 +24,7 @@ def _policies(seed: int) -> dict[str, ExplorationPolicy]:
     return {
         "greedy": Greedy(seed=seed),
         "epsilon-greedy": EpsilonGreedy(0.2, seed=seed),
-        "squarecb": SquareCB(gamma=20.0, seed=seed),
+        "squarecb": SquareCB(gamma_scale=20.0, seed=seed),
         "thompson": ThompsonSampling(draws=50, seed=seed),
         "beta-around-estimate": BetaAroundEstimate(draws=50, seed=seed),
     }
@@ -90,12 +90,16 @@ def test_thompson_orders_and_counts_from_the_same_draws() -> None:
 
 
 def test_thompson_explores_what_the_model_has_not_seen_and_exploits_what_it_knows() -> None:
-    ranking, policy = _learned_ranking(), ThompsonSampling(seed=3)
-    firsts = Counter(policy.choose(ranking)[0][0] for _ in range(2000))
-    # "a" (accepted half of the time) is best; "b" (a fifth) is known to be worse; "new" has
-    # no label at all: tried far more often than the known loser
-    assert firsts[0] > firsts[2] > firsts[1]
-    assert firsts[2] > 100
+    ranking = _learned_ranking()
+    tried = {}
+    for scale in (0.05, 1.0):  # the default, and the posterior as it is
+        policy = ThompsonSampling(variance_scale=scale, seed=3)
+        firsts = Counter(policy.choose(ranking)[0][0] for _ in range(2000))
+        # "a" (accepted half of the time) is best; "b" (a fifth) is known to be worse; "new"
+        # has no label at all: tried more often than the known loser
+        assert firsts[0] > firsts[2] > firsts[1], scale
+        tried[scale] = firsts[2]
+    assert 0 < tried[0.05] < tried[1.0] and tried[1.0] > 200
 
 
 def test_greedy_shares_exact_ties_and_never_lets_input_order_decide() -> None:
@@ -125,7 +129,7 @@ def test_propensities_are_not_rounded(n: int) -> None:
 
 
 def test_squarecb_gives_close_seconds_more_chances_than_clear_losers() -> None:
-    _, propensities = SquareCB(gamma=10.0).choose(Ranking([0.5, 0.45, 0.05], [1.0, 1.0, 1.0]))
+    _, propensities = SquareCB(gamma_scale=10.0).choose(Ranking([0.5, 0.45, 0.05], [1.0, 1.0, 1.0]))
     assert propensities[0] > propensities[1] > propensities[2] > 0
 
 
@@ -135,4 +139,4 @@ def test_thompson_without_a_posterior_decides_with_squarecb_and_says_so() -> Non
     assert propensities == SquareCB(seed=0).choose(Ranking([0.5, 0.45, 0.05], [1, 1, 1]))[1]
     assert policy.name.startswith("squarecb") and "no posterior" in policy.name
     policy.choose(_learned_ranking())
-    assert policy.name == "thompson"
+    assert policy.name == "thompson(0.05)"
