@@ -14,7 +14,7 @@ UV := $(BIN)/uv
 INSTALL_TOOLS := pip setuptools uv
 UV_PIN = $(shell grep -m1 '^uv==' $(LOCK) | cut -d' ' -f1)
 
-.PHONY: demo test lint format bench soak install lock kafka kafka-stop clean
+.PHONY: demo test lint format bench bakeoff soak install lock kafka kafka-stop clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ kafka-stop: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+bakeoff: $(STAMP)
+	$(BIN)/python -m benchmarks.bakeoff
 
 soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak

@@ -264,6 +264,17 @@ def _progress_table(report: Any) -> Table:
             "regret (value lost to oracle)",
             f"{figures['regret (expected value lost to the oracle)']:,.0f}",
         ),
+        *(
+            [
+                (
+                    f"new offer {figures['launched offer']}: first when best",
+                    f"{figures['put first when best']:.0%} of "
+                    f"{figures[f'decisions it was best (first {window} after launch)']:,}",
+                )
+            ]
+            if "launched offer" in figures
+            else []
+        ),
         ("model version", figures["model version"]),
         (
             "lag (records waiting)",

@@ -11,13 +11,14 @@ from typer.testing import CliRunner
 from pipeline.settings import Settings
 from pipeline.tools.cli import app
 from pipeline.tools.demo import DemoConfig, run_demo
-from pipeline.tools.simulation import Channel, World
+from pipeline.tools.simulation import NEW_OFFER, Channel, World
 
 
 def test_short_headless_demo_decides_every_event_and_learns(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings: Settings = make_settings(model_publish_interval=0.5)
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    report = run_demo(settings, DemoConfig(events=1500, batch=250, customers=300, seed=3))
+    config = DemoConfig(events=1500, batch=250, customers=300, seed=3, launch_at=500)
+    report = run_demo(settings, config)
     figures = report.figures()
     assert report.events == 1500 and report.decisions == 1500  # every event decided
     board = report.scoreboard
@@ -33,6 +34,12 @@ def test_short_headless_demo_decides_every_event_and_learns(make_settings, tmp_p
         mb > 50 for mb in memory.values()
     )
     assert 0 < figures["random acceptance (last 10000)"] < figures["oracle acceptance (last 10000)"]
+    # the offer launched after 500 events reached the μ-products and was the best choice for some
+    assert figures["launched offer"] == NEW_OFFER["offer_id"]
+    assert figures["launched at decision"] == 500
+    assert figures["decisions it was best (first 10000 after launch)"] > 0
+    assert 0.0 <= figures["put first when best"] <= 1.0
+    assert board.launched_first_when_best > 0  # the ranker knew of it: it was put first
 
 
 def test_demo_command_writes_a_json_report(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -93,3 +100,24 @@ def test_simulation_is_seeded_and_the_channel_knows_the_truth() -> None:
     assert world.p_accept(customer, "o1", "card", "primary", 2) < world.p_accept(
         customer, "o1", "card", "primary", 0
     )
+
+
+def test_offers_of_a_category_differ_by_customer_and_a_launched_offer_is_the_best() -> None:
+    world = World(customers=200, seed=5)
+    cards = [f"card-0{i}" for i in range(1, 6)]
+    appeal = {
+        (c.customer_id, o): world.appeal(c.customer_id, o) for c in world.customers for o in cards
+    }
+    # within a category offers differ, and which is liked best depends on the customer
+    assert len({round(a, 6) for a in appeal.values()}) > 10
+    favourites = {max(cards, key=lambda o: appeal[c.customer_id, o]) for c in world.customers}
+    assert len(favourites) > 1
+    assert (
+        World(customers=200, seed=5).appeal(world.customers[0].customer_id, "card-01")
+        == (appeal[world.customers[0].customer_id, "card-01"])
+    )  # seeded
+    world.launch(NEW_OFFER["offer_id"])
+    for c in world.customers:
+        best_before = max(world.p_accept(c.customer_id, o, "card", "primary", 0) for o in cards)
+        launched = world.p_accept(c.customer_id, NEW_OFFER["offer_id"], "card", "primary", 0)
+        assert launched > best_before or launched == 0.95
