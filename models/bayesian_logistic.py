@@ -104,28 +104,52 @@ class BayesianLogisticRegression(base.Classifier):
 
     def sample_logits(
         self,
-        rows: Sequence[Mapping[str, float]],
+        rows: Sequence[Sequence[Mapping[str, float]]],
         draws: int,
         rng: np.random.Generator,
         variance_scale: float = 1.0,
     ) -> np.ndarray:
-        """`draws` joint samples of the logits of `rows` (shape draws × len(rows)): each draw is
+        """`draws` joint samples of the logits of `rows` (shape draws × len(rows)). Each draw is
         one weight vector from the posterior (its variance times `variance_scale`), so rows that
-        share a feature share its draw."""
-        index: dict[str, int] = {}
-        cells: list[tuple[int, int, float]] = []
-        for row, x in enumerate(rows):
-            for name, value in x.items():
-                if value != 0.0:
-                    cells.append((row, index.setdefault(name, len(index)), value))
-        names = list(index)
-        design = np.zeros((len(rows), len(names)))
-        for row, column, value in cells:
-            design[row, column] = value
-        mean = np.array([self._mean.get(name, 0.0) for name in names])
-        std = np.sqrt([self.variance_of(name) * variance_scale for name in names])
-        weights = mean + std * rng.standard_normal((draws, len(names)))
-        intercepts = self.intercept + rng.standard_normal((draws, 1)) * math.sqrt(
+        share a feature share its draw. A row is given in parts whose features add up (no
+        feature in two parts of a row); a part object that several rows hold is read once.
+
+        >>> model = BayesianLogisticRegression()
+        >>> shared = {"bias": 1.0}
+        >>> rows = [[shared, {"offer=a": 1.0}], [shared, {"offer=b": 1.0}]]
+        >>> model.sample_logits(rows, draws=5, rng=np.random.default_rng(0)).shape
+        (5, 2)
+        """
+        parts: list[Mapping[str, float]] = []
+        part_of: dict[int, int] = {}
+        members: list[list[int]] = []
+        for row in rows:
+            indices = []
+            for part in row:
+                index = part_of.get(id(part))
+                if index is None:
+                    index = part_of[id(part)] = len(parts)
+                    parts.append(part)
+                indices.append(index)
+            members.append(indices)
+        feature_of: dict[str, int] = {}
+        cells = [
+            (index, feature_of.setdefault(name, len(feature_of)), value)
+            for index, part in enumerate(parts)
+            for name, value in part.items()
+            if value != 0.0
+        ]
+        design = np.zeros((len(parts), len(feature_of)))
+        for index, column, value in cells:
+            design[index, column] = value
+        mean = np.array([self._mean.get(name, 0.0) for name in feature_of])
+        std = np.sqrt([self.variance_of(name) * variance_scale for name in feature_of])
+        weights = mean + std * rng.standard_normal((draws, len(feature_of)))
+        by_part = weights @ design.T
+        intercepts = self.intercept + rng.standard_normal(draws) * math.sqrt(
             variance_scale / self._intercept_precision
         )
-        return np.asarray(weights @ design.T + intercepts)
+        logits = np.empty((draws, len(rows)))
+        for position, indices in enumerate(members):
+            logits[:, position] = by_part[:, indices].sum(axis=1) + intercepts
+        return logits

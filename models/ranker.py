@@ -313,7 +313,7 @@ class OnlineRanker(base.Classifier):
             or not all(type(step) in _ELEMENTWISE for step in before)
         ):
             return None
-        return before, cast(linear_model.LogisticRegression | BayesianLogisticRegression, last)
+        return before, last
 
     def posterior(self, ranked: list[Candidate]) -> PosteriorSampler | None:
         """Draws of the candidates' P(accept) from the model's posterior over its weights, for
@@ -325,7 +325,13 @@ class OnlineRanker(base.Classifier):
         before, last = linear[0], linear[1]
 
         def sample(rng: np.random.Generator, draws: int, variance_scale: float) -> np.ndarray:
-            rows = [transformed(before, c.all_features()) for c in ranked]
+            # the shared part of a decision's candidates is transformed and read once
+            shared: dict[int, dict[Any, Any]] = {}
+            rows = []
+            for c in ranked:
+                if id(c.shared_features) not in shared:
+                    shared[id(c.shared_features)] = transformed(before, c.shared_features)
+                rows.append((shared[id(c.shared_features)], transformed(before, c.features)))
             logits = last.sample_logits(rows, draws, rng, variance_scale)
             return np.asarray(np.exp(-np.logaddexp(0.0, -logits)))
 
