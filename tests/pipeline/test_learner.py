@@ -64,7 +64,7 @@ def test_a_snapshot_resumes_the_model_its_offsets_and_its_count() -> None:
     for offset in range(40):
         learner.learn(told(offset), "feedback/2", offset)
     [snapshot] = learner.snapshots(START)
-    assert snapshot.role == ModelRole.CHAMPION and snapshot.model_version == "bayesian_logistic-40"
+    assert snapshot.role == ModelRole.CHAMPION and snapshot.model_version == "logistic-40"
     assert snapshot.learned_offsets == {"feedback/2": 39} and snapshot.labels_learned == 40
     assert snapshot.registry_version == "3" and snapshot.feature_set == "default/3"
     assert len(snapshot.model_dump_json()) < 20_000  # a small record

@@ -104,7 +104,7 @@ def test_promote_and_list_name_versions_and_aliases(settings: Settings) -> None:
     nbo_model(settings, "promote", first)
     nbo_model(settings, "promote", second, "--as", "challenger")
     listing = nbo_model(settings, "list")
-    assert "champion" in listing and "challenger" in listing and "bayesian_logistic-120" in listing
+    assert "champion" in listing and "challenger" in listing and "logistic-120" in listing
     nbo_model(settings, "promote", second)  # the challenger wins: it is no longer challenger
     assert registry.aliased_version("champion") == second
     assert registry.aliased_version("challenger") is None
@@ -178,18 +178,19 @@ def test_a_promoted_champion_reaches_a_running_ranker_and_the_challenger_is_shad
             if int(probe["model_version"].split("-")[1]) >= 122:
                 break
             probe = decide("P2", extra)
-        assert probe["model_version"] == "bayesian_logistic-122"
+        assert probe["model_version"] == "logistic-122"
 
     runs = mlflow.search_runs(
         experiment_names=[registry.EXPERIMENT], filter_string="attributes.run_name LIKE 'learner-%'"
     )
     assert len(runs) == 1
     run = runs.iloc[0]
-    assert run["params.model"] == "logistic" and run["params.exploration"] == "greedy"
+    assert run["params.model"] == "bayesian_logistic"  # the setting: it resumed from `cards`
+    assert run["params.exploration"] == "greedy"
     assert run["metrics.labels"] == 2 and run["metrics.acceptance_rate"] == 1.0
     assert run["metrics.challenger_rounds"] == 2
     assert run["metrics.challenger_logging"] == pytest.approx(100.0)  # value of each accept
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run["run_id"], "plots")}
     assert "plots/calibration.png" in artifacts and "plots/largest_weights.png" in artifacts
     newest = registry.list_versions()[0]
-    assert newest.run_id == run["run_id"] and newest.ranker_version == "bayesian_logistic-122"
+    assert newest.run_id == run["run_id"] and newest.ranker_version == "logistic-122"
