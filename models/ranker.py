@@ -333,7 +333,8 @@ class OnlineRanker(base.Classifier):
                     shared[id(c.shared_features)] = transformed(before, c.shared_features)
                 rows.append((shared[id(c.shared_features)], transformed(before, c.features)))
             logits = last.sample_logits(rows, draws, rng, variance_scale)
-            return np.asarray(np.exp(-np.logaddexp(0.0, -logits)))
+            # sigmoid; beyond ±700 exp would overflow, and P is 0 or 1 there anyway
+            return np.asarray(1.0 / (1.0 + np.exp(-np.clip(logits, -700.0, 700.0))))
 
         return sample
 

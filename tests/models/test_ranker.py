@@ -247,4 +247,14 @@ def test_the_bayesian_model_scores_alike_on_both_paths_and_is_surer_of_what_it_s
     assert draws.shape == (4000, 3)
     # the draws centre on the estimate, and spread most for the offer never seen
     assert np.median(draws[:, 0]) == pytest.approx(candidates[0].p_accept, abs=0.02)
-    assert draws[:, 2].std() > 2 * draws[:, 0].std()
+    assert draws[:, 2].std() > 1.5 * draws[:, 0].std()
+    # the logits' draws have the posterior's means, variances and covariances: rows that share
+    # a part (here all of them: the bias) move together
+    rows = [(shared, c.features) for c in candidates]
+    logits = model.sample_logits(rows, 20_000, np.random.default_rng(1))
+    for row, c in enumerate(candidates):
+        mean, variance = model.logit_posterior(c.all_features())
+        assert logits[:, row].mean() == pytest.approx(mean, abs=0.03)
+        assert logits[:, row].var() == pytest.approx(variance, rel=0.05)
+    shared_variance = model.logit_posterior(shared)[1]  # the bias's and the intercept's
+    assert np.cov(logits[:, 0], logits[:, 1])[0, 1] == pytest.approx(shared_variance, rel=0.1)
