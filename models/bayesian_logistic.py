@@ -63,7 +63,9 @@ class BayesianLogisticRegression(base.Classifier):
         if prior_precision <= 0:
             raise ValueError("prior_precision must be positive")
         self.prior_precision = prior_precision
-        self._mean = utils.VectorDict()  # River's: its dot product is native code, the hot path
+        self._mean: utils.VectorDict[str, float] = (
+            utils.VectorDict()
+        )  # River's: its dot product is native code, the hot path
         self._precision: dict[str, float] = {}
         self.intercept = 0.0
         self._intercept_precision = prior_precision
@@ -75,7 +77,7 @@ class BayesianLogisticRegression(base.Classifier):
 
     def dot(self, x: Mapping[str, float]) -> float:
         """Σ mean weight × feature, without the intercept."""
-        return float(self._mean.dot(x))
+        return float(self._mean.dot(x if isinstance(x, dict) else dict(x)))
 
     def variance_of(self, name: str) -> float:
         return 1.0 / self._precision.get(name, self.prior_precision)
