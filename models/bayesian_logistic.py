@@ -63,9 +63,8 @@ class BayesianLogisticRegression(base.Classifier):
         if prior_precision <= 0:
             raise ValueError("prior_precision must be positive")
         self.prior_precision = prior_precision
-        self._mean: utils.VectorDict[str, float] = (
-            utils.VectorDict()
-        )  # River's: its dot product is native code, the hot path
+        # River's VectorDict: its dot product, the hot path of scoring, is native code
+        self._mean: utils.VectorDict[str, float] = utils.VectorDict()
         self._precision: dict[str, float] = {}
         self.intercept = 0.0
         self._intercept_precision = prior_precision
