@@ -8,6 +8,7 @@ operators read them back and Tansu only reports configs that were set explicitly
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -141,7 +142,20 @@ def create_topics(settings: Settings, bootstrap: str, timeout: float = 15.0) -> 
                 outcome[name] = "exists"
             else:
                 raise BrokerError(f"creating topic {name}: {error}") from error
+    _await_listed(admin, list(outcome), timeout)
     return outcome
+
+
+def _await_listed(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Until every topic is in the broker's metadata: a real Kafka answers a creation before its
+    metadata cache lists the topic, and a client that looks it up then would not find it."""
+    deadline = time.monotonic() + timeout
+    while missing := set(names) - admin.list_topics(timeout=timeout).topics.keys():
+        if time.monotonic() >= deadline:
+            raise BrokerError(
+                f"topics not listed {timeout:g} s after creating them: {sorted(missing)}"
+            )
+        time.sleep(0.05)  # a bounded poll on the condition, not a wait for luck
 
 
 def list_topics(settings: Settings, bootstrap: str, timeout: float = 10.0) -> dict[str, int]:

@@ -1,6 +1,10 @@
+from types import SimpleNamespace
+
+import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from pipeline.contracts.topics import TOPIC_NAMES, create_topics, list_topics
+from pipeline.contracts.topics import TOPIC_NAMES, _await_listed, create_topics, list_topics
+from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 
 
@@ -34,3 +38,25 @@ def test_create_is_idempotent(make_settings, broker: str) -> None:  # type: igno
     again = create_topics(settings, broker)
     assert set(again.values()) == {"exists"}
     assert list_topics(settings, broker)[settings.topic_name("events")] == 3
+
+
+class _LaggingMetadata:
+    """An admin client whose metadata lists a topic only from the `listed_from`-th call on, as a
+    real Kafka's metadata cache can, a moment after the creation was answered."""
+
+    def __init__(self, listed_from: int) -> None:
+        self.calls = 0
+        self.listed_from = listed_from
+
+    def list_topics(self, timeout: float) -> SimpleNamespace:
+        self.calls += 1
+        topics = {"t.events": None} if self.calls >= self.listed_from else {}
+        return SimpleNamespace(topics=topics)
+
+
+def test_creating_waits_until_the_topics_are_listed_and_says_which_never_were() -> None:
+    lagging = _LaggingMetadata(listed_from=3)
+    _await_listed(lagging, ["t.events"], timeout=5.0)  # type: ignore[arg-type]
+    assert lagging.calls == 3
+    with pytest.raises(BrokerError, match=r"not listed 0\.2 s after creating them: \['t.offers'\]"):
+        _await_listed(_LaggingMetadata(listed_from=1), ["t.offers"], timeout=0.2)  # type: ignore[arg-type]
