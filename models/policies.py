@@ -92,12 +92,12 @@ class ExplorationPolicy(abc.ABC):
         if len(ranking) == 0:
             return [], []
         probabilities = self._first_probabilities(ranking)
-        first = int(self._rng.choice(len(probabilities), p=probabilities))
+        cumulative = np.cumsum(probabilities)
+        # an offer is first when the uniform draw falls in its share (one with none never is)
+        first = int(np.searchsorted(cumulative, self._rng.random() * cumulative[-1], "right"))
         # the rest by priority; between equal priorities the ranker's order (best estimate)
-        rest = sorted(
-            (i for i in range(len(ranking)) if i != first), key=lambda i: -ranking.scores[i]
-        )
-        return [first, *rest], probabilities.tolist()
+        by_priority = np.argsort(-ranking.scores, kind="stable")
+        return [first, *by_priority[by_priority != first].tolist()], probabilities.tolist()
 
     @abc.abstractmethod
     def _first_probabilities(self, ranking: Ranking) -> np.ndarray:
