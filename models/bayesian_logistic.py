@@ -122,52 +122,64 @@ class BayesianLogisticRegression(base.Classifier):
         >>> model.sample_logits(rows, draws=5, rng=np.random.default_rng(0)).shape
         (5, 2)
         """
-        parts: list[Mapping[str, float]] = []
-        part_of: dict[int, int] = {}
-        membership: list[tuple[int, int]] = []  # (part, row)
-        for position, row in enumerate(rows):
-            for part in row:
-                index = part_of.get(id(part))
-                if index is None:
-                    index = part_of[id(part)] = len(parts)
-                    parts.append(part)
-                membership.append((index, position))
-        # A feature in one part only adds independent noise to that part: drawn as one normal per
-        # part with the summed variance. Only features several parts have are drawn one by one,
-        # so that the parts (and the rows) that share them move together, as they should.
-        in_parts = collections.Counter(itertools.chain.from_iterable(parts))
-        column = {name: i for i, name in enumerate(n for n, count in in_parts.items() if count > 1)}
-        mean_of, precision_of, prior = self._mean.get, self._precision.get, self.prior_precision
-        cells: list[tuple[int, int, float]] = []  # (part, shared feature, value)
-        part_mean, own_variance = [], []
-        for index, part in enumerate(parts):
-            mean = variance = 0.0
-            for name, value in part.items():
-                mean += mean_of(name, 0.0) * value
-                shared = column.get(name)
-                if shared is None:
-                    variance += value * value / precision_of(name, prior)
-                else:
-                    cells.append((index, shared, value))
-            part_mean.append(mean)
-            own_variance.append(variance)
-        design = np.zeros((len(parts), len(column)))  # the parts' shared features
-        if cells:
-            at_part, at_column, values = zip(*cells, strict=True)
-            design[at_part, at_column] = values
-        shared_std = np.sqrt(
-            variance_scale
-            / np.fromiter((precision_of(n, prior) for n in column), float, len(column))
-        )
-        normals = rng.standard_normal((draws, len(column) + len(parts) + 1))
+        parts, rows_of_parts = _distinct_parts(rows)
+        part_mean, own_variance, design, shared = self._part_moments(parts)
+        shared_std = np.sqrt(variance_scale * np.array([self.variance_of(n) for n in shared]))
+        normals = rng.standard_normal((draws, len(shared) + len(parts) + 1))
         by_part = (
-            np.asarray(part_mean)
-            + (normals[:, : len(column)] * shared_std) @ design.T
-            + normals[:, len(column) : -1] * np.sqrt(variance_scale * np.asarray(own_variance))
+            part_mean
+            + (normals[:, : len(shared)] * shared_std) @ design.T
+            + normals[:, len(shared) : -1] * np.sqrt(variance_scale * own_variance)
         )
-        rows_of_parts = np.zeros((len(parts), len(rows)))
-        rows_of_parts[tuple(zip(*membership, strict=True))] = 1.0
         intercepts = self.intercept + normals[:, -1:] * math.sqrt(
             variance_scale / self._intercept_precision
         )
         return np.asarray(by_part @ rows_of_parts + intercepts)
+
+    def _part_moments(
+        self, parts: list[Mapping[str, float]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """Per part: its mean logit and the variance of the features no other part has; and the
+        parts' values of the features several parts have (parts × shared), with their names.
+
+        A feature in one part only adds independent noise to that part, so it is drawn as one
+        normal per part with the summed variance; only features several parts have are drawn
+        one by one, so that the parts (and the rows) that share them move together."""
+        in_parts = collections.Counter(itertools.chain.from_iterable(parts))
+        shared = [name for name, count in in_parts.items() if count > 1]
+        column = {name: i for i, name in enumerate(shared)}
+        mean_of, precision_of, prior = self._mean.get, self._precision.get, self.prior_precision
+        design = np.zeros((len(parts), len(shared)))
+        part_mean, own_variance = np.zeros(len(parts)), np.zeros(len(parts))
+        cells: list[tuple[int, int, float]] = []  # (part, shared feature, value)
+        for index, part in enumerate(parts):
+            mean = variance = 0.0
+            for name, value in part.items():
+                mean += mean_of(name, 0.0) * value
+                if name in column:
+                    cells.append((index, column[name], value))
+                else:
+                    variance += value * value / precision_of(name, prior)
+            part_mean[index], own_variance[index] = mean, variance
+        if cells:
+            at_part, at_column, values = zip(*cells, strict=True)
+            design[at_part, at_column] = values
+        return part_mean, own_variance, design, shared
+
+
+def _distinct_parts(
+    rows: Sequence[Sequence[Mapping[str, float]]],
+) -> tuple[list[Mapping[str, float]], np.ndarray]:
+    """The distinct part objects of `rows`, and which parts make each row (parts × rows, 0/1)."""
+    parts: list[Mapping[str, float]] = []
+    index_of: dict[int, int] = {}
+    membership: list[tuple[int, int]] = []  # (part, row)
+    for position, row in enumerate(rows):
+        for part in row:
+            if id(part) not in index_of:
+                index_of[id(part)] = len(parts)
+                parts.append(part)
+            membership.append((index_of[id(part)], position))
+    rows_of_parts = np.zeros((len(parts), len(rows)))
+    rows_of_parts[tuple(zip(*membership, strict=True))] = 1.0
+    return parts, rows_of_parts
