@@ -121,3 +121,22 @@ def test_offers_of_a_category_differ_by_customer_and_a_launched_offer_is_the_bes
         best_before = max(world.p_accept(c.customer_id, o, "card", "primary", 0) for o in cards)
         launched = world.p_accept(c.customer_id, NEW_OFFER["offer_id"], "card", "primary", 0)
         assert launched > best_before or launched == 0.95
+
+
+def test_the_live_view_says_how_the_launched_offer_is_found() -> None:
+    from rich.console import Console
+
+    from pipeline.tools.cli import _progress_table
+    from pipeline.tools.demo import DemoReport
+    from pipeline.tools.simulation import NOTHING, Outcome, Truth
+
+    report = DemoReport(seconds=1.0)
+    best = Truth(0.5, 50.0)
+    report.scoreboard.add(Outcome([], True, False, best, best, NOTHING, "card-01", "card-01"))
+    report.scoreboard.launch("card-06")
+    for shown in ("card-06", "card-01", "card-06", "card-06"):  # best each time: found 3 of 4
+        report.scoreboard.add(Outcome([], True, False, best, best, NOTHING, shown, "card-06"))
+    console = Console(width=120, record=True)
+    console.print(_progress_table(report))
+    text = console.export_text()
+    assert "new offer card-06: first when best" in text and "75% of 4" in text
