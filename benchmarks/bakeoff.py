@@ -42,7 +42,6 @@ from models.ranker import Candidate, make_ranker
 RESULTS = Path(__file__).parent / "results"
 SEEDS = (0, 1, 2, 3, 4)
 FULL_INFORMATION = "full information"
-DEFAULT_POLICY = "thompson"  # what NBO_EXPLORATION defaults to (pipeline.settings)
 _MOMENT = Moment("bakeoff", "none", datetime(2026, 1, 1, tzinfo=UTC))
 
 
@@ -58,10 +57,15 @@ class DataSet:
         return int(self.labels.max()) + 1
 
 
-def _standardised(rows: np.ndarray) -> np.ndarray:
+def _standardised(
+    name: str, rows: np.ndarray, labels: np.ndarray, names: tuple[str, ...]
+) -> DataSet:
+    """The data set with each feature standardised; a constant feature is dropped."""
     std = rows.std(axis=0)
     keep = std > 0
-    return np.asarray((rows[:, keep] - rows[:, keep].mean(axis=0)) / std[keep])
+    standardised = (rows[:, keep] - rows[:, keep].mean(axis=0)) / std[keep]
+    kept = tuple(n for n, k in zip(names, keep, strict=True) if k)
+    return DataSet(name, np.asarray(standardised), labels, kept)
 
 
 def segment() -> DataSet:
@@ -71,19 +75,16 @@ def segment() -> DataSet:
     names = tuple(records[0][0])
     classes = sorted({label for _, label in records})
     rows = np.array([[x[name] for name in names] for x, _ in records], dtype=float)
-    keep = rows.std(axis=0) > 0
     labels = np.array([classes.index(label) for _, label in records])
-    kept = tuple(n for n, k in zip(names, keep, strict=True) if k)
-    return DataSet("segment", _standardised(rows), labels, kept)
+    return _standardised("segment", rows, labels, names)
 
 
 def digits() -> DataSet:
     from sklearn.datasets import load_digits
 
     data = load_digits()
-    keep = data.data.std(axis=0) > 0
-    names = tuple(f"pixel{i}" for i, k in enumerate(keep) if k)
-    return DataSet("digits", _standardised(data.data), np.asarray(data.target), names)
+    names = tuple(f"pixel{i}" for i in range(data.data.shape[1]))
+    return _standardised("digits", data.data, np.asarray(data.target), names)
 
 
 DATA_SETS = {"segment": segment, "digits": digits}

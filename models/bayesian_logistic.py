@@ -136,6 +136,18 @@ class BayesianLogisticRegression(base.Classifier):
         )
         return np.asarray(by_part @ rows_of_parts + intercepts)
 
+    def sample_p_accept(
+        self,
+        rows: Sequence[Sequence[Mapping[str, float]]],
+        draws: int,
+        rng: np.random.Generator,
+        variance_scale: float = 1.0,
+    ) -> np.ndarray:
+        """`sample_logits` through the sigmoid: draws × rows samples of P(accept)."""
+        logits = self.sample_logits(rows, draws, rng, variance_scale)
+        # beyond ±700 exp would overflow, and P is 0 or 1 there anyway
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(logits, -700.0, 700.0))))
+
     def _part_moments(
         self, parts: list[Mapping[str, float]]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:

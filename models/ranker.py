@@ -332,9 +332,7 @@ class OnlineRanker(base.Classifier):
                 if id(c.shared_features) not in shared:
                     shared[id(c.shared_features)] = transformed(before, c.shared_features)
                 rows.append((shared[id(c.shared_features)], transformed(before, c.features)))
-            logits = last.sample_logits(rows, draws, rng, variance_scale)
-            # sigmoid; beyond ±700 exp would overflow, and P is 0 or 1 there anyway
-            return np.asarray(1.0 / (1.0 + np.exp(-np.clip(logits, -700.0, 700.0))))
+            return last.sample_p_accept(rows, draws, rng, variance_scale)
 
         return sample
 

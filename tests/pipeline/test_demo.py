@@ -38,7 +38,6 @@ def test_short_headless_demo_decides_every_event_and_learns(make_settings, tmp_p
     assert figures["launched offer"] == NEW_OFFER["offer_id"]
     assert figures["launched at decision"] == 500
     assert figures["decisions it was best (first 10000 after launch)"] > 0
-    assert 0.0 <= figures["put first when best"] <= 1.0
     assert board.launched_first_when_best > 0  # the ranker knew of it: it was put first
 
 
