@@ -32,7 +32,7 @@ from pipeline.connectors import load as connectors
 from pipeline.contracts import topics
 from pipeline.kafka import processes
 from pipeline.kafka.clients import consume, produce, producer_config
-from pipeline.kafka.quix import cluster_id, fetch_wait_ms
+from pipeline.kafka.timing import timing_at
 from pipeline.settings import Settings
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
@@ -139,7 +139,7 @@ class Reader:
             {
                 **settings.kafka_config(bootstrap),
                 "group.id": "nbo-bench-reader",
-                "fetch.wait.max.ms": fetch_wait_ms(settings, cluster_id(settings, bootstrap)),
+                "fetch.wait.max.ms": timing_at(settings, bootstrap).fetch_wait_ms,
                 "enable.partition.eof": True,
             }
         )
@@ -181,7 +181,12 @@ class Reader:
         deadline = time.monotonic() + WAIT
         while seen < count:
             self._check(deadline, f"{seen} of {count} outputs")
-            for message in self._consumer.consume(num_messages=10_000, timeout=0.005):
+            # `poll` returns with the first record; `consume` with a timeout would wait for
+            # its whole batch or the timeout, and that wait would count as latency
+            first = self._consumer.poll(0.05)
+            if first is None:
+                continue
+            for message in [first, *self._consumer.consume(num_messages=10_000, timeout=0)]:
                 if message.error() is None:
                     seen += 1
                     yield message

@@ -69,14 +69,13 @@ class Settings(BaseSettings):
     commit_interval: float = Field(default=1.0, gt=0, description="seconds between checkpoints")
     # Tansu takes about half the session timeout to let a consumer join; 6 s gives ~3 s starts.
     session_timeout_ms: int = Field(default=6000, ge=1000)
-    consumer_poll_timeout: float = Field(
-        default=0.005, gt=0, description="seconds a poll waits; bounds the latency it adds"
+    # The clients' waits. Unset: chosen per broker by `pipeline.kafka.timing` (Kafka: poll 1 ms,
+    # fetch wait 100 ms, linger 2 ms; the embedded broker: 5 ms, 100 ms, 5 ms).
+    consumer_poll_timeout: float | None = Field(
+        default=None, gt=0, description="seconds a poll waits; bounds the latency it adds"
     )
-    # How long a consumer's fetch may wait on the broker. Unset: chosen per broker by
-    # `pipeline.kafka.quix.fetch_wait_ms` (100 ms on both brokers).
     fetch_wait_max_ms: int | None = Field(default=None, ge=1)
-    # Tansu slows down under many small produce requests: 5 ms batches keep it fast
-    linger_ms: float = Field(default=5.0, ge=0, description="producer batching delay")
+    linger_ms: float | None = Field(default=None, ge=0, description="producer batching delay")
     # RocksDB holds each app's state on disk; these bound what it keeps in memory (Quix's own
     # defaults are a 1 GB block cache and 3 x 64 MB write buffers per partition).
     state_cache_mb: int = Field(default=64, ge=1, description="RocksDB block cache per app")

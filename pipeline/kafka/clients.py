@@ -22,6 +22,7 @@ from confluent_kafka import (
 )
 
 from pipeline.errors import BrokerError
+from pipeline.kafka.timing import timing_at
 from pipeline.settings import Settings
 
 
@@ -48,7 +49,7 @@ def producer_config(settings: Settings, bootstrap: str) -> dict[str, str | int |
     return {
         **settings.kafka_config(bootstrap),
         "partitioner": "murmur2_random",
-        "linger.ms": settings.linger_ms,
+        "linger.ms": timing_at(settings, bootstrap).linger_ms,
     }
 
 
@@ -230,9 +231,7 @@ def reader_from_start(
 ) -> tuple[Consumer, dict[str, str]]:
     """`assigned_from_start` on `logical_topics`, with the fetch wait of long-running readers,
     and its map real topic name → logical name (for the demo's and the steady loop's views)."""
-    from pipeline.kafka.quix import cluster_id, fetch_wait_ms  # quix imports this module
-
     names = {settings.topic_name(t): t for t in logical_topics}
-    wait = fetch_wait_ms(settings, cluster_id(settings, bootstrap))
+    wait = timing_at(settings, bootstrap).fetch_wait_ms
     consumer = assigned_from_start(settings, bootstrap, names, group, {"fetch.wait.max.ms": wait})
     return consumer, names

@@ -19,6 +19,7 @@ from pipeline.errors import StreamStalled
 from pipeline.kafka.broker import EMBEDDED_CLUSTER_PREFIX, wait_until_ready
 from pipeline.kafka.dead_letters import parse
 from pipeline.kafka.progress import GroupProbe, ProgressMonitor
+from pipeline.kafka.timing import client_timing
 from pipeline.settings import Settings
 
 _MB = 1024 * 1024
@@ -67,37 +68,12 @@ def use_changelog_topics(settings: Settings, cluster: str) -> bool:
     return not cluster.startswith(EMBEDDED_CLUSTER_PREFIX)
 
 
-# Kafka answers a waiting fetch as soon as data arrives (measured on Kafka 4.4 here: one record
-# reaches a consumer in 2-5 ms whether it waits 10 or 500 ms), so the wait sets how often an
-# idle consumer asks, and how long a restart's state recovery waits at the end of what it reads:
-# the real-Kafka failover tests ran in 142 s at 10 ms, 156 s at 100 and 192 s at 500 (Kafka's
-# default). The full loop at 1,000 events/s ran at the same p50 (31-37 ms) at 10, 100 and 500.
-# (The 10 ms once chosen here came from a benchmark whose load generator spun a core.)
-KAFKA_FETCH_WAIT_MS = 100
-# The embedded Tansu (0.6, memory engine) cuts each fetch at its wait, and reading a partition
-# costs it about 0.65 µs per record batch the partition holds (measured: a partition of 20,000
-# one-record batches gave a consumer waiting 10 ms nothing at all, for ever; 40,000 starved
-# 25 ms; 160,000 starved 100 ms). A stream fed by small producer batches grows such a partition
-# by one batch per record: at 10 ms, Valid Offers stopped after 17,000-20,000 loop events.
-# 100 ms served 80,000 batches and starved at 160,000; Tansu also answers a waiting fetch only
-# when the wait ends, so each hop adds up to this much latency there.
-EMBEDDED_FETCH_WAIT_MS = 100
-
-
-def fetch_wait_ms(settings: Settings, cluster: str) -> int:
-    """`fetch.wait.max.ms` for every consumer of nbo on `cluster`: the setting, else per broker."""
-    if settings.fetch_wait_max_ms is not None:
-        return settings.fetch_wait_max_ms
-    if cluster.startswith(EMBEDDED_CLUSTER_PREFIX):
-        return EMBEDDED_FETCH_WAIT_MS
-    return KAFKA_FETCH_WAIT_MS
-
-
 def make_application(
     settings: Settings, bootstrap: str, stage: str, cluster: str, **extra: Any
 ) -> Application:
     """A Quix app for `stage` on `cluster` (its id) with nbo's broker, security, group, state and
     timing settings."""
+    timing = client_timing(settings, cluster)
     return Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(settings.kafka_config(bootstrap)),
         consumer_group=settings.consumer_group(stage),
@@ -111,14 +87,12 @@ def make_application(
             write_buffer_size=settings.state_write_buffer_mb * _MB,
             max_write_buffer_number=2,
         ),
-        producer_extra_config={"linger.ms": settings.linger_ms},
+        producer_extra_config={"linger.ms": timing.linger_ms},
         consumer_extra_config={
             "session.timeout.ms": settings.session_timeout_ms,
-            "fetch.wait.max.ms": fetch_wait_ms(settings, cluster),
+            "fetch.wait.max.ms": timing.fetch_wait_ms,
         },
-        # Apps that read several topics as one stream fill Quix's time-aligned buffer with a
-        # batch consume, which waits for the whole batch or this timeout: keep it short.
-        consumer_poll_timeout=settings.consumer_poll_timeout,
+        consumer_poll_timeout=timing.poll_timeout,
         loglevel="WARNING",
         **extra,
     )

@@ -32,7 +32,7 @@ from pipeline.contracts.schemas import ModelRole, ModelSnapshot
 from pipeline.contracts.topics import LAST_PUBLISH, LEARNER
 from pipeline.errors import BrokerError, ConfigError
 from pipeline.kafka.clients import assigned_from_start, producer_config
-from pipeline.kafka.quix import cluster_id, fetch_wait_ms
+from pipeline.kafka.timing import timing_at
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def feedback_reader(settings: Settings, bootstrap: str, learned: dict[str, int])
             "group.id": settings.consumer_group(LEARNER),  # commits show progress; never joins
             "enable.auto.commit": False,
             "isolation.level": "read_committed",  # a ranker's aborted feedback is not learned
-            "fetch.wait.max.ms": fetch_wait_ms(settings, cluster_id(settings, bootstrap)),
+            "fetch.wait.max.ms": timing_at(settings, bootstrap).fetch_wait_ms,
         }
     )
     found = consumer.list_topics(topic, timeout=10).topics.get(topic)

@@ -43,3 +43,22 @@ def test_sasl_ssl_settings_pass_through_to_kafka_clients() -> None:
 def test_invalid_setting_is_rejected() -> None:
     with pytest.raises(ValidationError, match="topic_partitions"):
         Settings(topic_partitions=0)
+
+
+def test_client_waits_are_chosen_per_broker_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.kafka.broker import EMBEDDED_CLUSTER_PREFIX
+    from pipeline.kafka.timing import EMBEDDED_TIMING, KAFKA_TIMING, client_timing
+
+    embedded, kafka = f"{EMBEDDED_CLUSTER_PREFIX}1234", "MkU3OEVBNTcwNTJENDM2Qg"
+    assert client_timing(Settings(), embedded) == EMBEDDED_TIMING
+    assert client_timing(Settings(), kafka) == KAFKA_TIMING
+    # Kafka answers a waiting fetch at once: its hops are cut shorter than Tansu's
+    assert KAFKA_TIMING.linger_ms < EMBEDDED_TIMING.linger_ms
+    assert KAFKA_TIMING.poll_timeout < EMBEDDED_TIMING.poll_timeout
+
+    monkeypatch.setenv("NBO_LINGER_MS", "0")
+    monkeypatch.setenv("NBO_CONSUMER_POLL_TIMEOUT", "0.02")
+    monkeypatch.setenv("NBO_FETCH_WAIT_MAX_MS", "10")
+    for cluster in (embedded, kafka):
+        timing = client_timing(Settings(), cluster)
+        assert (timing.linger_ms, timing.poll_timeout, timing.fetch_wait_ms) == (0.0, 0.02, 10)
