@@ -17,10 +17,10 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ class Stream:
     source: str  # logical topic the backlog and the steady records are produced to
     sink: str
     records: Callable[[int, int], Records]  # (count, seed) -> records
+    settings: Mapping[str, Any] = field(default_factory=dict)  # what the case sets otherwise
+    broker: str | None = None  # the one broker kind the case is for, if only one
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -303,6 +305,10 @@ TWO_HOPS = Stream(
     sink="next_best_offers",
     records=workload.events,
 )
+# The embedded broker's CPU per loop event before its fetch wait was chosen on measurement
+# (10 ms then, 100 now): the goal is half of it, measured in the same run.
+LOOP_BEFORE = "full loop, before: 10 ms fetch wait"
+FULL_LOOP_BEFORE = replace(FULL_LOOP, settings={"fetch_wait_max_ms": 10}, broker="embedded")
 STREAMS = {
     "pass-through": PASS_THROUGH,
     "valid offers shape, no work": VALID_OFFERS_SHAPE,
@@ -310,6 +316,7 @@ STREAMS = {
     "ranker": RANKER,
     "two pass-through hops": TWO_HOPS,
     "full loop": FULL_LOOP,
+    LOOP_BEFORE: FULL_LOOP_BEFORE,
 }
 
 

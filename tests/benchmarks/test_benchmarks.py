@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from typing import Any
@@ -88,3 +89,30 @@ def test_the_reference_lines_put_each_goal_beside_its_reference() -> None:
         "full loop: p99 245.1 ms; two pass-through hops on the same broker: p99 51.5 ms",
     ]
     assert run.reference_lines({"valid offers": {"events/s": 11_000.0}}) == []
+
+
+def test_the_embedded_broker_cpu_goal_is_a_ratio_to_the_setting_before_in_the_same_run() -> None:
+    cpu = "broker CPU s per 1,000 events"
+    loop = {"latency p99 ms": 180.0, cpu: 0.17}
+    results = {"embedded": {"full loop": loop, cases.LOOP_BEFORE: {cpu: 0.40}}}
+    met = run.GOALS["full loop"][1]
+    assert met(results, "embedded") is True
+    costlier = {"embedded": {"full loop": loop, cases.LOOP_BEFORE: {cpu: 0.30}}}
+    assert met(costlier, "embedded") is False
+    assert met({"embedded": {"full loop": loop}}, "embedded") is None  # the reference did not run
+    assert run.reference_lines(results["embedded"])[-1] == (
+        "full loop: broker CPU 0.170 s per 1,000 events, 0.42 × the 0.400 with a 10 ms fetch wait"
+    )
+    # the reference is a case of the embedded broker only, with the wait of before
+    assert cases.STREAMS[cases.LOOP_BEFORE].broker == "embedded"
+    assert cases.STREAMS[cases.LOOP_BEFORE].settings == {"fetch_wait_max_ms": 10}
+
+
+def test_each_embedded_case_gets_a_fresh_broker() -> None:
+    quiet = Console(file=io.StringIO())
+    with (
+        run.brokers_for_cases("embedded", quiet) as broker,
+        broker() as (first, _pids),
+        broker() as (second, _other),
+    ):
+        assert first != second
