@@ -35,10 +35,11 @@ class ClientTiming:
 # an idle consumer asks, and how long a restart's state recovery waits at the end of what it
 # reads: the real-Kafka failover tests ran in 142 s at 10 ms, 156 s at 100 and 192 s at 500.
 # A hop then costs about its producer's linger and its app's poll timeout: the full loop at
-# 1,000 events/s on a warm Kafka had p50 32-34 ms / p99 55-77 ms at 5 ms and 5 ms, 12-14 ms /
-# 27-30 ms at 2 ms and 1 ms (at 1,000 events/s: 5,300-5,500 loop events/s through a backlog,
-# as at 5 ms). Lingers of 0-1 ms cost the broker up to twice the CPU per event and made the
-# p99 worse on this 2-core machine, where the broker and both μ-products share the cores.
+# 1,000 events/s on a warm Kafka had p50 33-34 ms / p99 55-77 ms with linger and poll at 5 ms
+# and 5 ms (three runs), p50 12-14 ms / p99 27-30 ms at 2 ms and 1 ms (three runs of four; 220
+# in the fourth), and went through a backlog at 5,000-5,500 events/s (3,400-5,600 before).
+# Lingers of 0-1 ms cost the broker up to twice the CPU per event and made the p99 worse on
+# this 2-core machine, where the broker and both μ-products share the cores.
 KAFKA_TIMING = ClientTiming(fetch_wait_ms=100, linger_ms=2.0, poll_timeout=0.001)
 # The embedded Tansu (0.6, memory engine) cuts each fetch at its wait, and reading a partition
 # costs it about 0.65 µs per record batch the partition holds (measured: a partition of 20,000
