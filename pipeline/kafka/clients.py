@@ -44,12 +44,14 @@ def producer_config(settings: Settings, bootstrap: str) -> dict[str, str | int |
 
     `murmur2_random` is the Java clients' and Quix's partitioner: records keyed by a customer id
     must land on the same partition number in every topic, whoever produced them, or a
-    customer's events, interactions and decisions meet different state stores.
+    customer's events, interactions and decisions meet different state stores. The linger is
+    the setting's, else the broker's kind decides it (which takes one metadata request).
     """
+    linger = settings.linger_ms
     return {
         **settings.kafka_config(bootstrap),
         "partitioner": "murmur2_random",
-        "linger.ms": timing_at(settings, bootstrap).linger_ms,
+        "linger.ms": timing_at(settings, bootstrap).linger_ms if linger is None else linger,
     }
 
 

@@ -1,6 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
+from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 
 
@@ -62,3 +63,13 @@ def test_client_waits_are_chosen_per_broker_unless_set(monkeypatch: pytest.Monke
     for cluster in (embedded, kafka):
         timing = client_timing(Settings(), cluster)
         assert (timing.linger_ms, timing.poll_timeout, timing.fetch_wait_ms) == (0.0, 0.02, 10)
+
+
+def test_a_producer_with_its_linger_set_does_not_ask_the_broker() -> None:
+    from pipeline.kafka.clients import producer_config
+
+    # nothing listens on port 9: asking the broker's kind would fail
+    settings = Settings(linger_ms=3.0, broker_start_timeout=0.5)
+    assert producer_config(settings, "127.0.0.1:9")["linger.ms"] == 3.0
+    with pytest.raises(BrokerError, match=r"127\.0\.0\.1:9 did not answer"):
+        producer_config(Settings(broker_start_timeout=0.5), "127.0.0.1:9")
