@@ -48,9 +48,10 @@ def test_one_broker_lost_mid_stream_loses_no_decision_and_no_label(
             exploration="greedy",
             model_publish_interval=0.5,
             processing_guarantee="exactly-once",
-            # An app whose broker connections hang after the loss is stopped by its watchdog and
-            # restarted by the supervisor: 30 s instead of 120 keeps the test short (it took up
-            # to 180 s), the path is the same.
+            # An app that hangs after the loss (librdkafka can wait for ever on a group
+            # coordinator that left: confluentinc/librdkafka#5511, #5456) is stopped by its
+            # watchdog and restarted by the supervisor: 30 s instead of 120 keeps the test short
+            # (it took up to 180 s); the path is the same.
             stall_timeout=30.0,
         )
     )
