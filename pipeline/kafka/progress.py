@@ -62,15 +62,26 @@ class GroupProbe:
         self.group = group
         self._logical = {settings.topic_name(name): name for name in sources}
         self._real = {name: real for real, name in self._logical.items()}
-        self._consumer = Consumer(
-            {
-                **settings.kafka_config(bootstrap),
-                "group.id": group,  # to read its committed offsets; it never subscribes
-                "enable.auto.commit": False,
-                "enable.partition.eof": False,
-            }
-        )
+        self._config = {
+            **settings.kafka_config(bootstrap),
+            "group.id": group,  # to read its committed offsets; it never subscribes
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+        }
+        self._consumer = Consumer(self._config)
         self._partitions: list[TopicPartition] | None = None
+
+    def sample(self) -> list[PartitionLag]:
+        """Each source partition's lag; raises when the broker cannot tell. After a failed read
+        the probe starts over with a new client: one that lost a broker can keep asking it for
+        minutes while the rest of the cluster answers (seen with one of three Kafka brokers
+        killed), and then it is the probe, not the app, that cannot make progress."""
+        try:
+            return self._sample()
+        except Exception:
+            self._consumer.close()
+            self._consumer, self._partitions = Consumer(self._config), None
+            raise
 
     def _all_partitions(self) -> list[TopicPartition]:
         if self._partitions is None:
@@ -83,7 +94,7 @@ class GroupProbe:
             ]
         return self._partitions
 
-    def sample(self) -> list[PartitionLag]:
+    def _sample(self) -> list[PartitionLag]:
         partitions = self._all_partitions()
         committed = self._consumer.committed(partitions, timeout=_REQUEST_TIMEOUT)
         lags = []

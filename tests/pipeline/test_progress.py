@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from typer.testing import CliRunner
 
 from pipeline.contracts import topics
@@ -53,6 +53,39 @@ def test_the_probe_reads_lag_and_the_age_of_the_first_waiting_record(settings: S
     assert (waiting.committed, waiting.end, waiting.lag) == (4, 10, 6)
     assert waiting.oldest_age is not None and 0 <= waiting.oldest_age < 120
     assert lags["events[1]"].lag == 0 and lags["events[1]"].oldest_age is None
+
+
+class _LostClient:
+    """A client that lost its broker: every read fails, as after a broker is killed."""
+
+    closed = False
+
+    def committed(self, *_args: object, **_kwargs: object) -> None:
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "requests queued for a dead broker"))
+
+    def list_topics(self, *_args: object, **_kwargs: object) -> None:
+        self.committed()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_probe_that_failed_to_read_starts_over_with_a_new_client(settings: Settings) -> None:
+    topics.create_topics(settings, settings.broker_address or "")
+    _produce_one_by_one(settings, "events", 3)
+    _commit(settings, "g-probe-lost", "events", 0, 1)
+    probe = GroupProbe(settings, settings.broker_address or "", "g-probe-lost", ["events"])
+    probe.sample()  # its partitions are known
+    lost = _LostClient()
+    probe._consumer = lost  # type: ignore[assignment]
+    try:
+        with pytest.raises(KafkaException, match="dead broker"):
+            probe.sample()
+        lags = {p.name: p for p in probe.sample()}  # the next look reads through a new client
+    finally:
+        probe.close()
+    assert lost.closed
+    assert (lags["events[0]"].committed, lags["events[0]"].end) == (1, 3)
 
 
 def test_nbo_status_says_which_partitions_wait_without_progress(settings: Settings) -> None:
