@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 from quixstreams import State
 
-from pipeline.kafka.broker import configured_address
-from pipeline.kafka.quix import cluster_id, make_application
+from pipeline.kafka.broker import cluster_id, configured_address
+from pipeline.kafka.quix import make_application
 from pipeline.settings import Settings
 
 _RECENT = 20

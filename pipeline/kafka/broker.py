@@ -53,6 +53,11 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def cluster_id(settings: Settings, bootstrap: str) -> str:
+    """The id of the cluster at `bootstrap`, once it answers (within the broker start timeout)."""
+    return wait_until_ready(settings.kafka_config(bootstrap), settings.broker_start_timeout)
+
+
 def wait_until_ready(kafka_config: dict[str, str], timeout: float) -> str:
     """Wait until a metadata request succeeds and return the cluster id; raise after `timeout`."""
     admin = AdminClient({**kafka_config, "log_level": 0})

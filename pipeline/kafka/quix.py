@@ -16,7 +16,7 @@ from quixstreams.models.topics import Topic
 from quixstreams.state.rocksdb import RocksDBOptions
 
 from pipeline.errors import StreamStalled
-from pipeline.kafka.broker import EMBEDDED_CLUSTER_PREFIX, wait_until_ready
+from pipeline.kafka.broker import EMBEDDED_CLUSTER_PREFIX
 from pipeline.kafka.dead_letters import parse
 from pipeline.kafka.progress import GroupProbe, ProgressMonitor
 from pipeline.kafka.timing import client_timing
@@ -40,10 +40,6 @@ def _output_json(record: BaseModel) -> bytes:
 # fields: pydantic's own serializer took 38 µs for a valid_offers record of 100 candidates,
 # orjson 9 µs (Valid Offers spends about 140 µs per event in all).
 OUTPUT = JSONSerializer(dumps=_output_json)
-
-
-def cluster_id(settings: Settings, bootstrap: str) -> str:
-    return wait_until_ready(settings.kafka_config(bootstrap), settings.broker_start_timeout)
 
 
 def state_dir(settings: Settings, stage: str, cluster: str) -> Path:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.kafka.broker import EMBEDDED_CLUSTER_PREFIX, wait_until_ready
+from pipeline.kafka.broker import EMBEDDED_CLUSTER_PREFIX, cluster_id
 from pipeline.settings import Settings
 
 
@@ -65,5 +65,4 @@ def client_timing(settings: Settings, cluster: str) -> ClientTiming:
 
 def timing_at(settings: Settings, bootstrap: str) -> ClientTiming:
     """`client_timing` for the cluster at `bootstrap` (asked with one metadata request)."""
-    cluster = wait_until_ready(settings.kafka_config(bootstrap), settings.broker_start_timeout)
-    return client_timing(settings, cluster)
+    return client_timing(settings, cluster_id(settings, bootstrap))

@@ -23,9 +23,9 @@ from quixstreams import Application
 
 from pipeline.catalogue.tables import GlobalTables
 from pipeline.contracts.topics import sources_of
+from pipeline.kafka.broker import cluster_id
 from pipeline.kafka.dead_letters import DeadLetterProducer, processing_error_to_dead_letter
 from pipeline.kafka.quix import (
-    cluster_id,
     make_application,
     output_topic,
     parsed_sources,
