@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from pipeline.contracts import topics
 from pipeline.errors import NboError, StreamStalled
 from pipeline.kafka.clients import producer_config
 from pipeline.kafka.progress import GroupProbe, PartitionLag, ProgressMonitor, StallWatch
-from pipeline.kafka.quix import run_watched
+from pipeline.kafka.quix import freeze_what_lives_as_long_as_the_process, run_watched
 from pipeline.settings import Settings
 from pipeline.tools.cli import app
 
@@ -215,3 +216,22 @@ def test_a_group_whose_progress_cannot_be_read_for_the_stall_timeout_is_stalled(
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "ranker STALLED: its progress could not be read" in errors[0]
     assert "Local: Timed out" in errors[0]
+
+
+def test_after_the_freeze_a_collection_walks_only_what_was_made_since() -> None:
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a cycle: only the collector can free it
+
+    living = [Node() for _ in range(20_000)]  # what start-up leaves: it lives on
+    try:
+        walked_before = len(gc.get_objects())
+        frozen = freeze_what_lives_as_long_as_the_process()
+        assert frozen >= len(living)
+        assert len(gc.get_objects()) <= walked_before - len(living)
+        # garbage made after the freeze is still found and freed
+        garbage = [Node() for _ in range(100)]
+        del garbage
+        assert gc.collect() >= 100
+    finally:
+        gc.unfreeze()
