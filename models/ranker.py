@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
-from river import base, compose, forest, linear_model, naive_bayes, optim, preprocessing
+from river import base, compose, linear_model, naive_bayes, optim, preprocessing
 
 from features import DEFAULT_FEATURES, FeatureSet
 from features.references import import_reference, is_reference
@@ -83,6 +83,10 @@ def make_ranker(
     if model == "adaptive_forest":
         # A single Hoeffding tree is not offered: with sparse one-hot crosses it never split in
         # our tests (River 0.26), so it would rank by its prior forever.
+        # imported here: River's forest brings scikit-learn and SciPy, 1.5 s of every ranker's
+        # start that the default model does not need
+        from river import forest
+
         forest_ = forest.ARFClassifier(n_models=10, seed=seed)
         return OnlineRanker(forest_, features, dense=True, name=model)
     if model == "naive_bayes":
