@@ -19,6 +19,7 @@ not the log end: lag there is a lower bound, short by at most the last producer 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -79,8 +80,9 @@ class GroupProbe:
         try:
             return self._sample()
         except Exception:
-            self._consumer.close()
-            self._consumer, self._partitions = Consumer(self._config), None
+            lost, self._consumer, self._partitions = self._consumer, Consumer(self._config), None
+            with contextlib.suppress(Exception):  # closing a client that lost its broker may fail
+                lost.close()
             raise
 
     def _all_partitions(self) -> list[TopicPartition]:

@@ -57,9 +57,11 @@ def test_the_probe_reads_lag_and_the_age_of_the_first_waiting_record(settings: S
 
 
 class _LostClient:
-    """A client that lost its broker: every read fails, as after a broker is killed."""
+    """A client that lost its broker: every read fails, as after a broker is killed; closing
+    it may fail too."""
 
-    closed = False
+    def __init__(self, close_fails: bool) -> None:
+        self.close_fails, self.closed = close_fails, False
 
     def committed(self, *_args: object, **_kwargs: object) -> None:
         raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "requests queued for a dead broker"))
@@ -69,15 +71,20 @@ class _LostClient:
 
     def close(self) -> None:
         self.closed = True
+        if self.close_fails:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "close: broker gone"))
 
 
-def test_a_probe_that_failed_to_read_starts_over_with_a_new_client(settings: Settings) -> None:
+@pytest.mark.parametrize("close_fails", [False, True], ids=["closes", "close fails"])
+def test_a_probe_that_failed_to_read_starts_over_with_a_new_client(
+    settings: Settings, close_fails: bool
+) -> None:
     topics.create_topics(settings, settings.broker_address or "")
     _produce_one_by_one(settings, "events", 3)
     _commit(settings, "g-probe-lost", "events", 0, 1)
     probe = GroupProbe(settings, settings.broker_address or "", "g-probe-lost", ["events"])
     probe.sample()  # its partitions are known
-    lost = _LostClient()
+    lost = _LostClient(close_fails)
     probe._consumer = lost  # type: ignore[assignment]
     try:
         with pytest.raises(KafkaException, match="dead broker"):
