@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def test_a_local_broker_runs_with_the_jvm_options_of_kafkas_own_start_scripts(
     try:
         # the flags the JVM runs with, as it reports them (a later option would have won)
         flags = subprocess.run(
-            ["jcmd", str(cluster.pids[0]), "VM.flags"],
+            [str(_jdk_tool("jcmd")), str(cluster.pids[0]), "VM.flags"],
             capture_output=True,
             text=True,
             timeout=60,
@@ -32,3 +33,10 @@ def test_a_local_broker_runs_with_the_jvm_options_of_kafkas_own_start_scripts(
     assert "-XX:MaxGCPauseMillis=20" in flags
     assert "-XX:InitialHeapSize=1073741824" in flags and "-XX:MaxHeapSize=1073741824" in flags
     assert "-XX:InitiatingHeapOccupancyPercent=35" in flags
+
+
+def _jdk_tool(name: str) -> Path:
+    """A JDK tool of the `java` on the PATH (beside it: the PATH may hold only `java`)."""
+    java = shutil.which("java")
+    assert java is not None, "java is not on the PATH"
+    return Path(java).resolve().parent / name

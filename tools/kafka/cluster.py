@@ -38,10 +38,10 @@ CACHE = Path(os.environ.get("NBO_KAFKA_CACHE", Path.home() / ".cache" / "nbo" / 
 DEFAULT_DIR = REPO / ".kafka"
 READY_TIMEOUT = 120.0
 # Each node's JVM runs as Kafka's own start scripts run it (`kafka-server-start.sh`: a 1 GB heap;
-# `kafka-run-class.sh`: G1 aiming at 20 ms pauses). With Java's defaults (a 200 ms pause target
-# and a heap that grew to 287 MB) the broker stopped for 125 young collections, up to 146 ms, in
-# a warm-up and five runs of the loop; with these, for 47, up to 116 ms (the loop's p99 median
-# went from 33 to 26 ms, a change the size of its run-to-run noise). The storage tool needs none.
+# `kafka-run-class.sh`: G1 aiming at 20 ms pauses). With a 512 MB limit and Java's 200 ms pause
+# target, the broker stopped for 125 young collections, up to 146 ms, in a warm-up and five runs
+# of the loop; with these, for 47, up to 116 ms (the loop's p99 median went from 33 to 26 ms, a
+# change the size of its run-to-run noise). The storage tool needs none of it.
 _BROKER_JVM = ("-Xms1g", "-Xmx1g", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
                "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
                "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true")  # fmt: skip
