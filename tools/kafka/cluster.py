@@ -155,10 +155,9 @@ rootLogger.appenderRef.file.ref = file
 """
 
 
-def _java(lib: Path, log4j: Path, main: str, *args: str) -> list[str]:
-    options = _BROKER_JVM if main == "kafka.Kafka" else _TOOL_JVM
+def _java(lib: Path, log4j: Path, options: tuple[str, ...], *args: str) -> list[str]:
     return ["java", *options, f"-Dlog4j2.configurationFile={log4j}",
-            "-cp", f"{lib}/*", main, *args]  # fmt: skip
+            "-cp", f"{lib}/*", *args]  # fmt: skip
 
 
 def start(nodes: int = 1, directory: Path = DEFAULT_DIR) -> Cluster:
@@ -185,13 +184,13 @@ def start(nodes: int = 1, directory: Path = DEFAULT_DIR) -> Cluster:
         storage_format = ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                           "-c", str(properties)]  # fmt: skip
         formatted = subprocess.run(
-            _java(lib, log4j, *storage_format), capture_output=True, text=True
+            _java(lib, log4j, _TOOL_JVM, *storage_format), capture_output=True, text=True
         )
         if formatted.returncode != 0:
             raise ClusterError(f"node {node}: storage format failed:\n{formatted.stderr}")
         with open(home / "stdout.log", "wb") as out:
             process = subprocess.Popen(
-                _java(lib, log4j, "kafka.Kafka", str(properties)),
+                _java(lib, log4j, _BROKER_JVM, "kafka.Kafka", str(properties)),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
