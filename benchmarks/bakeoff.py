@@ -2,13 +2,15 @@
 
 make bakeoff                                   # or: python -m benchmarks.bakeoff
 python -m benchmarks.bakeoff --seeds 1 --policies greedy thompson
+python -m benchmarks.bakeoff --seeds 20                # a difference from greedy 2x narrower
 
 The protocol of Bietti, Agarwal and Langford, "A Contextual Bandit Bake-off" (JMLR 2021): a
 classification data set is read once, in an order shuffled by the seed; each row is a round, the
 classes are the arms, and the reward is 1 for the true class and 0 otherwise. The policy sees
 only the reward of the arm it chose, and the model learns from that alone; a full-information
 learner, which is told every arm's reward, shows what the same model could reach. The figure is
-the progressive mean reward (every round counts, from the first), averaged over the seeds.
+the progressive mean reward (every round counts, from the first), averaged over the seeds; each
+policy is also compared with greedy seed by seed (`paired_difference`).
 
 Everything goes through nbo's public Python API, as in the stream: a feature set gives each arm
 the row's features crossed with the arm (one linear model per arm, in one model), the ranker
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -42,6 +45,7 @@ from models.ranker import Candidate, make_ranker
 RESULTS = Path(__file__).parent / "results"
 SEEDS = (0, 1, 2, 3, 4)
 FULL_INFORMATION = "full information"
+GREEDY = "greedy"
 _MOMENT = Moment("bakeoff", "none", datetime(2026, 1, 1, tzinfo=UTC))
 
 
@@ -104,7 +108,7 @@ def run(data: DataSet, policy_name: str, seed: int, model: str = DEFAULT_MODEL) 
     """Progressive mean reward of one pass of `policy_name` (or full information) over `data`."""
     ranker = make_ranker(model, features=arm_crosses, seed=seed)
     full_information = policy_name == FULL_INFORMATION
-    policy = make_policy("greedy" if full_information else policy_name, seed=seed)
+    policy = make_policy(GREEDY if full_information else policy_name, seed=seed)
     offers = [{"offer_id": str(arm)} for arm in range(data.arms)]
     order = np.random.default_rng(seed).permutation(len(data.rows))
     reward = 0.0
@@ -124,6 +128,24 @@ def run(data: DataSet, policy_name: str, seed: int, model: str = DEFAULT_MODEL) 
     return reward / len(order)
 
 
+def paired_difference(rewards: Sequence[float], baseline: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error of the per-seed differences `rewards` − `baseline`.
+
+    Each seed fixes the order of the rows, so two policies on one seed differ only by what they
+    chose: the per-seed differences say more than the difference of the means. On this bake-off
+    one policy's reward moves by ±0.03 from seed to seed, so with 5 seeds a difference under
+    about twice its standard error is noise (`--seeds 20` narrows it).
+
+    >>> [round(v, 4) for v in paired_difference([0.80, 0.84, 0.82], [0.79, 0.82, 0.82])]
+    [0.01, 0.0058]
+    """
+    differences = [r - b for r, b in zip(rewards, baseline, strict=True)]
+    mean = statistics.fmean(differences)
+    if len(differences) < 2:
+        return mean, math.nan
+    return mean, statistics.stdev(differences) / math.sqrt(len(differences))
+
+
 def bakeoff(
     data_sets: Sequence[str], policies: Sequence[str], seeds: Sequence[int], model: str
 ) -> dict[str, dict[str, dict[str, Any]]]:
@@ -131,19 +153,23 @@ def bakeoff(
     for name in data_sets:
         data = DATA_SETS[name]()
         results[name] = {}
-        for policy in [*policies, FULL_INFORMATION]:
+        # greedy first: every other policy is compared with it, seed by seed
+        ordered = sorted(policies, key=lambda policy: policy != GREEDY)
+        for policy in [*ordered, FULL_INFORMATION]:
             started = time.perf_counter()
             rewards = [run(data, policy, seed, model) for seed in seeds]
-            results[name][policy] = {
+            figures: dict[str, Any] = {
                 "mean reward": statistics.fmean(rewards),
                 "per seed": rewards,
                 "seconds": time.perf_counter() - started,
             }
-            print(
-                f"{name:8} {policy:22} {statistics.fmean(rewards):.3f}  "
-                f"(seeds {' '.join(f'{r:.3f}' for r in rewards)})",
-                flush=True,
-            )
+            line = f"{name:8} {policy:22} {figures['mean reward']:.3f}"
+            if GREEDY in results[name] and policy != GREEDY:
+                difference, error = paired_difference(rewards, results[name][GREEDY]["per seed"])
+                figures["vs greedy"] = {"difference": difference, "standard error": error}
+                line += f"  vs greedy {difference:+.3f} ± {error:.3f}"
+            results[name][policy] = figures
+            print(f"{line}  (seeds {' '.join(f'{r:.3f}' for r in rewards)})", flush=True)
     return results
 
 
