@@ -8,7 +8,9 @@ The jars are fetched once, by Maven from `tools/kafka/pom.xml`, into `~/.cache/n
 Each node is a `kafka.Kafka` JVM that is both broker and controller, on loopback ports chosen
 free at start; `.kafka/` (not in git) holds each node's properties, data and log, and
 `cluster.json` with the address and the process ids that `stop` ends. With three nodes, topics
-get replication factor 3 and `min.insync.replicas` 2, for the fault tests.
+get replication factor 3 and `min.insync.replicas` 2, for the fault tests. A node runs with the
+JVM options of Kafka's own start scripts and as many request threads as the machine has cores
+for, since it shares them with the apps.
 
 Needs Java 17+ and Maven on the PATH (`available()` says whether they are).
 """
@@ -114,11 +116,11 @@ def _alive(pid: int) -> bool:
 
 def broker_threads(cores: int) -> dict[str, int]:
     """The request threads of a broker that shares `cores` with the apps it serves: Kafka's
-    defaults (3 network, 8 I/O, 10 background threads) are for a machine of its own, and cut to
-    the cores below that. On this 2-core machine, in ten runs each of the loop alone on one
-    warm broker, the loop's p99 had median 28.9 ms with Kafka's defaults (4 runs of 10 under
-    25 ms) and 22.8 ms with 1, 2 and 2 (8 of 10): fewer threads contend with the apps for the
-    cores (`/proc/pressure/cpu`: some task waited for a core 40% of the time)."""
+    defaults (3 network, 8 I/O, 10 background threads) are for a machine of its own, so on a
+    smaller one each is cut to what the cores allow. On this 2-core machine, where some task
+    waited for a core 40% of the time (`/proc/pressure/cpu`) while the loop ran at 1,000
+    events/s, ten runs each of the loop alone on one warm broker gave a p99 of median 28.9 ms
+    with Kafka's defaults (4 runs of 10 under 25 ms) and 22.8 ms with 1, 2 and 2 (8 of 10)."""
     return {
         "num.network.threads": max(1, min(3, cores // 2)),
         "num.io.threads": max(1, min(8, cores)),
