@@ -37,7 +37,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy features models pipeline
+	$(BIN)/mypy features models pipeline benchmarks tools
 
 # pytest exits 5 when it collects no test; make treats that as a failure like any other.
 test: lint

@@ -13,7 +13,7 @@ Topic names are logical; settings come from NBO_* variables.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from quixstreams import State
@@ -25,7 +25,7 @@ from pipeline.settings import Settings
 _RECENT = 20
 
 
-def count_and_remember(raw: bytes, state: State) -> dict[str, Any]:
+def count_and_remember(raw: bytes, state: State[str, Any]) -> dict[str, Any]:
     """The least a stateful μ-product does per record: parse, read state, write state, emit."""
     record = orjson.loads(raw)
     seen = state.get("seen") or {"count": 0, "recent": []}
@@ -47,7 +47,7 @@ def main(sources: list[str], sink: str, stateful: bool) -> None:
     sdf = app.dataframe(topics[0])
     for topic in topics[1:]:
         sdf = sdf.concat(app.dataframe(topic))
-    serializer = "json" if stateful else "bytes"
+    serializer: Literal["json", "bytes"] = "json" if stateful else "bytes"
     if stateful:
         sdf = sdf.apply(count_and_remember, stateful=True)
     sdf.to_topic(

@@ -50,8 +50,8 @@ def rules() -> dict[str, list[tuple[str, bytes]]]:
     by_topic: dict[str, list[tuple[str, bytes]]] = {"validation_rules": [], "eligibilities": []}
     for _, rule in connectors.parse_source("rules", SAMPLE / "rules.yaml").records:
         by_topic[connectors.logical_topic("rules", rule)].append(
-            (rule.rule_id, rule.model_dump_json().encode())
-        )  # type: ignore[attr-defined]
+            (rule.rule_id, rule.model_dump_json().encode())  # type: ignore[attr-defined]
+        )
     for rule_id, kind, condition, category in EXTRA_RULES:
         body = {
             "rule_id": rule_id,
