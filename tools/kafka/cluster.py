@@ -128,9 +128,10 @@ def broker_threads(cores: int) -> dict[str, int]:
     }
 
 
-def _properties(node: int, nodes: int, ports: dict[int, tuple[int, int]], data: Path) -> str:
+def _properties(
+    node: int, nodes: int, ports: dict[int, tuple[int, int]], data: Path, threads: dict[str, int]
+) -> str:
     broker, controller = ports[node]
-    threads = [f"{name}={count}" for name, count in broker_threads(os.cpu_count() or 1).items()]
     voters = ",".join(f"{n}@127.0.0.1:{ports[n][1]}" for n in sorted(ports))
     replicas = min(3, nodes)
     in_sync = 2 if nodes >= 3 else 1
@@ -156,7 +157,7 @@ def _properties(node: int, nodes: int, ports: dict[int, tuple[int, int]], data: 
             f"share.coordinator.state.topic.min.isr={in_sync}",
             "group.initial.rebalance.delay.ms=0",  # a test's consumer joins at once
             "auto.create.topics.enable=false",  # nbo creates its topics; a typo must fail
-            *threads,
+            *(f"{name}={count}" for name, count in threads.items()),
             "",
         ]
     )
@@ -190,12 +191,13 @@ def start(nodes: int = 1, directory: Path = DEFAULT_DIR) -> Cluster:
     directory.mkdir(parents=True)
     ports = {node: (_free_port(), _free_port()) for node in range(1, nodes + 1)}
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    threads = broker_threads(os.cpu_count() or 1)
     pids = []
     for node in ports:
         home = directory / f"node-{node}"
         home.mkdir()
         properties = home / "server.properties"
-        properties.write_text(_properties(node, nodes, ports, home / "data"))
+        properties.write_text(_properties(node, nodes, ports, home / "data", threads))
         log4j = home / "log4j2.properties"
         log4j.write_text(_LOG4J.format(log=home / "server.log", level="INFO"))
         # `--cluster-id=`: a random id may start with "-", which argparse takes for an option
