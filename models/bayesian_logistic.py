@@ -2,11 +2,16 @@
 
 A Gaussian posterior over the weights, diagonal, kept by the Laplace approximation and updated
 online, one label at a time (Chapelle and Li, "An Empirical Evaluation of Thompson Sampling",
-NIPS 2011, algorithm 3 with batches of one). Each weight has a mean and a precision; a label
-adds its curvature p(1 - p)·x² to the precision of every feature it has, then moves each mean by
-one Newton step, so a weight that has seen little moves fast and one that has seen much moves
-little. A feature never seen (a new offer's identity) has the prior: mean 0, precision
-`prior_precision`, wide enough for Thompson sampling to try it until the labels say what it is.
+NIPS 2011, algorithm 3 with batches of one). Each weight has a mean and a precision. A label
+is one Newton step on the posterior along the label's features, taken exactly for the diagonal
+prior (a rank-one update, Sherman-Morrison): the logit of that row moves by error × v / (1 +
+p(1 - p)·v), v its variance before the label, and each weight takes its share of the step by
+its variance, so a weight that has seen little moves fast and one that has seen much moves
+little; each variance shrinks by its share of what the label taught. Moving every weight by its
+own Newton step instead would move the row's logit by the error times the sum of its features'
+variances, several times too far when a row has many features. A feature never seen (a new
+offer's identity) has the prior: mean 0, precision `prior_precision`, wide enough for Thompson
+sampling to try it until the labels say what it is.
 
 >>> model = BayesianLogisticRegression()
 >>> for i in range(200):
@@ -91,14 +96,31 @@ class BayesianLogisticRegression(base.Classifier):
     def learn_one(self, x: Mapping[str, float], y: bool) -> None:  # type: ignore[override]
         p = sigmoid(self.dot(x) + self.intercept)
         error, curvature = p - float(bool(y)), max(p * (1.0 - p), 1e-6)
-        self._intercept_precision += curvature
-        self.intercept -= error / self._intercept_precision
-        mean, precision = self._mean, self._precision
-        for name, value in x.items():
-            if value == 0.0:
-                continue
-            q = precision[name] = precision.get(name, self.prior_precision) + curvature * value**2
-            mean[name] = mean.get(name, 0.0) - error * value / q
+        precision, prior = self._precision, self.prior_precision
+        active = [(name, value, precision.get(name, prior)) for name, value in x.items() if value]
+        logit_variance = 1.0 / self._intercept_precision + sum(
+            value * value / q for _, value, q in active
+        )
+        step = 1.0 / (1.0 + curvature * logit_variance)  # the rank-one update's shrink factor
+        self.intercept, self._intercept_precision = self._updated(
+            self.intercept, 1.0, self._intercept_precision, error * step, curvature * step
+        )
+        mean = self._mean
+        for name, value, q in active:
+            mean[name], precision[name] = self._updated(
+                mean.get(name, 0.0), value, q, error * step, curvature * step
+            )
+
+    @staticmethod
+    def _updated(
+        mean: float, value: float, precision: float, error_step: float, curvature_step: float
+    ) -> tuple[float, float]:
+        """One weight's share of a label's rank-one update: its mean moves against the error by
+        its variance, its variance shrinks by its share of the label's curvature (it stays
+        positive: the share is under 1)."""
+        variance = 1.0 / precision
+        shrunk = variance * (1.0 - curvature_step * value * value * variance)
+        return mean - error_step * value * variance, 1.0 / shrunk
 
     def predict_proba_one(self, x: Mapping[str, float]) -> dict[bool, float]:  # type: ignore[override]
         p = sigmoid(self.dot(x) + self.intercept)
