@@ -11,5 +11,7 @@ ModelName = Literal["bayesian_logistic", "logistic", "adaptive_forest", "naive_b
 MODELS: tuple[str, ...] = get_args(ModelName)
 DEFAULT_MODEL: ModelName = "bayesian_logistic"
 
-PolicyName = Literal["thompson", "squarecb", "epsilon-greedy", "greedy", "beta-around-estimate"]
+PolicyName = Literal[
+    "randomized-ucb", "thompson", "squarecb", "epsilon-greedy", "greedy", "beta-around-estimate"
+]
 POLICIES: tuple[str, ...] = get_args(PolicyName)

@@ -328,7 +328,12 @@ class OnlineRanker(base.Classifier):
             return None
         before, last = linear[0], linear[1]
 
-        def sample(rng: np.random.Generator, draws: int, variance_scale: float) -> np.ndarray:
+        def sample(
+            rng: np.random.Generator,
+            draws: int,
+            variance_scale: float,
+            optimism: float | np.ndarray = 0.0,
+        ) -> np.ndarray:
             # the shared part of a decision's candidates is transformed and read once
             shared: dict[int, dict[Any, Any]] = {}
             rows = []
@@ -336,7 +341,7 @@ class OnlineRanker(base.Classifier):
                 if id(c.shared_features) not in shared:
                     shared[id(c.shared_features)] = transformed(before, c.shared_features)
                 rows.append((shared[id(c.shared_features)], transformed(before, c.features)))
-            return last.sample_p_accept(rows, draws, rng, variance_scale)
+            return last.sample_p_accept(rows, draws, rng, variance_scale, optimism)
 
         return sample
 

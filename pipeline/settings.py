@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     ranker_model: ModelChoice = DEFAULT_MODEL
     feature_set: FeatureSetChoice = DEFAULT_FEATURE_SET
     learning_rate: float = Field(default=0.15, gt=0, description="SGD step of the `logistic` model")
-    exploration: PolicyName = "thompson"
+    exploration: PolicyName = "randomized-ucb"
     epsilon: float = Field(default=0.1, ge=0, le=1, description="for epsilon-greedy")
     # What an offer outside any interest period (no trigger, or past it) is worth, as a share of
     # its value: 0 never shows such offers; the default ranks them by P(accept) × a tenth of their

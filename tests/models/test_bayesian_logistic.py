@@ -62,3 +62,21 @@ def test_a_feature_never_seen_keeps_the_prior() -> None:
         model.learn_one({"offer=a": 1.0}, i % 2 == 0)
     assert model.variance_of("offer=new") == 0.25
     assert "offer=new" not in model.weights
+
+
+def test_optimism_raises_each_logit_by_its_posterior_standard_deviations() -> None:
+    model = BayesianLogisticRegression()
+    for i in range(40):
+        model.learn_one({"bias": 1.0, "offer=a": 1.0}, i % 3 == 0)
+    shared = {"bias": 1.0}
+    rows = [[shared, {"offer=a": 1.0}], [shared, {"offer=new": 2.0}]]
+    levels = np.array([0.0, 0.5, 2.0])
+    logits = model.sample_logits(rows, 3, np.random.default_rng(0), 0.0, optimism=levels)
+    for column, row in enumerate(rows):
+        mean, variance = model.logit_posterior({**row[0], **row[1]})
+        assert logits[:, column] == pytest.approx(mean + levels * np.sqrt(variance), rel=1e-9)
+    # one level for every draw, on top of the posterior's own spread
+    spread = model.sample_logits(rows, 20_000, np.random.default_rng(1), 1.0, optimism=1.0)
+    for column, row in enumerate(rows):
+        mean, variance = model.logit_posterior({**row[0], **row[1]})
+        assert spread[:, column].mean() == pytest.approx(mean + np.sqrt(variance), abs=0.03)

@@ -13,6 +13,7 @@ from models.policies import (
     EpsilonGreedy,
     ExplorationPolicy,
     Greedy,
+    RandomizedUCB,
     Ranking,
     SquareCB,
     ThompsonSampling,
@@ -26,6 +27,7 @@ def _policies(seed: int) -> dict[str, ExplorationPolicy]:
         "epsilon-greedy": EpsilonGreedy(0.2, seed=seed),
         "squarecb": SquareCB(gamma_scale=20.0, seed=seed),
         "thompson": ThompsonSampling(draws=50, seed=seed),
+        "randomized-ucb": RandomizedUCB(draws=50, seed=seed),
         "beta-around-estimate": BetaAroundEstimate(draws=50, seed=seed),
     }
 
@@ -133,10 +135,56 @@ def test_squarecb_gives_close_seconds_more_chances_than_clear_losers() -> None:
     assert propensities[0] > propensities[1] > propensities[2] > 0
 
 
-def test_thompson_without_a_posterior_decides_with_squarecb_and_says_so() -> None:
-    policy = ThompsonSampling(seed=0)
+@pytest.mark.parametrize(
+    ("policy", "name"),
+    [
+        (ThompsonSampling(seed=0), "thompson(0.01)"),
+        (RandomizedUCB(seed=0), "randomized-ucb(0.5-1.5)"),
+    ],
+)
+def test_a_posterior_policy_without_a_posterior_decides_with_squarecb_and_says_so(
+    policy: ExplorationPolicy, name: str
+) -> None:
     _, propensities = policy.choose(Ranking([0.5, 0.45, 0.05], [1.0, 1.0, 1.0]))
     assert propensities == SquareCB(seed=0).choose(Ranking([0.5, 0.45, 0.05], [1, 1, 1]))[1]
     assert policy.name.startswith("squarecb") and "no posterior" in policy.name
     policy.choose(_learned_ranking())
-    assert policy.name == "thompson(0.02)"
+    assert policy.name == name
+
+
+def _a_known_offer_and_a_new_one(new_offer_labels: int = 0) -> Ranking:
+    """a: accepted half of the time, b: a fifth, 100 labels each; new: worth 11% more than a,
+    with `new_offer_labels` labels (accepted a tenth of the time): its estimate is below a's."""
+    model = OnlineRanker(BayesianLogisticRegression())
+    for i in range(100):
+        model.learn_one({"bias": 1.0, "offer=a": 1.0}, i % 2 == 0)
+        model.learn_one({"bias": 1.0, "offer=b": 1.0}, i % 5 == 0)
+    for i in range(new_offer_labels):
+        model.learn_one({"bias": 1.0, "offer=new": 1.0}, i % 10 == 0)
+    candidates = [
+        Candidate(key, {"bias": 1.0, f"offer={key}": 1.0}, value_now=value)
+        for key, value in (("a", 100.0), ("b", 100.0), ("new", 111.0))
+    ]
+    model.rank(candidates)
+    return model.ranking(candidates)
+
+
+def test_randomized_ucb_tries_an_offer_it_knows_little_of_while_it_might_be_the_best() -> None:
+    ranking = _a_known_offer_and_a_new_one()
+    assert ranking.scores[0] > ranking.scores[2] > ranking.scores[1]  # greedy: always a
+    policy = RandomizedUCB(seed=5)
+    firsts = Counter(policy.choose(ranking)[0][0] for _ in range(1000))
+    # new's wider posterior makes it the best at most levels of optimism, a at the lowest; b,
+    # known to be worse, never
+    assert firsts[2] > firsts[0] > 50 and firsts[1] == 0
+    # once its labels say it is worse, it is judged on its estimate
+    learned = _a_known_offer_and_a_new_one(new_offer_labels=100)
+    assert Counter(policy.choose(learned)[0][0] for _ in range(300)) == {0: 300}
+
+
+def test_randomized_ucb_is_greedy_without_optimism() -> None:
+    ranking = _a_known_offer_and_a_new_one()
+    policy = RandomizedUCB(min_optimism=0.0, max_optimism=0.0, seed=1)
+    assert policy.choose(ranking) == ([0, 2, 1], [1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="min_optimism"):
+        RandomizedUCB(min_optimism=1.0, max_optimism=0.5)

@@ -80,7 +80,7 @@ def test_channel_daily_limit_suppresses_the_whole_decision(tmp_path: Path) -> No
     assert [o["offer_id"] for o in other_channel["offers"]] == ["a"]
 
 
-@pytest.mark.parametrize("exploration", ["epsilon-greedy", "thompson"])
+@pytest.mark.parametrize("exploration", ["epsilon-greedy", "thompson", "randomized-ucb"])
 def test_exploring_policies_report_propensities(tmp_path: Path, exploration: str) -> None:
     ranker = make_ranker(tmp_path, [offer(f"o{i}") for i in range(20)], exploration=exploration)
     record = valid(*(candidate(f"o{i}", 1) for i in range(20)))
