@@ -138,9 +138,9 @@ class BayesianLogisticRegression(base.Classifier):
         one weight vector from the posterior (its variance times `variance_scale`), so rows that
         share a feature share its draw; every draw of a row is then raised by `optimism`
         standard deviations of that row's logit (of the posterior as it is, unscaled): one level
-        for every draw, or one per draw (`RandomizedUCB` draws them). A row is
-        given in parts whose features add up (no feature in two parts of a row); a part object
-        that several rows hold is read once.
+        for every draw, or one per draw (`RandomizedUCB` draws them). A row is given in parts
+        whose features add up (no feature in two parts of a row); a part object that several
+        rows hold is read once.
 
         >>> model = BayesianLogisticRegression()
         >>> shared = {"bias": 1.0}
