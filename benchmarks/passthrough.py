@@ -19,6 +19,7 @@ import orjson
 from quixstreams import State
 
 from pipeline.kafka.broker import cluster_id, configured_address
+from pipeline.kafka.instance import Instance, instance_of
 from pipeline.kafka.quix import make_application
 from pipeline.settings import Settings
 
@@ -39,7 +40,21 @@ def main(sources: list[str], sink: str, stateful: bool) -> None:
     settings = Settings()
     stage = "reference-stateful" if stateful else "passthrough"
     bootstrap = configured_address(settings) or ""
-    app = make_application(settings, bootstrap, stage, cluster_id(settings, bootstrap))
+    cluster = cluster_id(settings, bootstrap)
+    with instance_of(settings, stage, cluster) as instance:
+        _run(settings, bootstrap, instance, cluster, sources, sink, stateful)
+
+
+def _run(
+    settings: Settings,
+    bootstrap: str,
+    instance: Instance,
+    cluster: str,
+    sources: list[str],
+    sink: str,
+    stateful: bool,
+) -> None:
+    app = make_application(settings, bootstrap, instance, cluster)
     topics = [
         app.topic(settings.topic_name(name), key_deserializer="str", value_deserializer="bytes")
         for name in sources

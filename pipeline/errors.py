@@ -27,3 +27,11 @@ class UiNotReady(NboError):
 
 class StreamStalled(NboError):
     """A μ-product had records waiting and made no progress for `NBO_STALL_TIMEOUT` seconds."""
+
+
+class InstanceTaken(NboError):
+    """Another live process already is this instance of a μ-product (same `NBO_INSTANCE_ID`)."""
+
+
+class InstanceFenced(NboError):
+    """Kafka gave this instance's identity to a newer process: two processes share one id."""

@@ -67,8 +67,19 @@ class Settings(BaseSettings):
     # memory until the checkpoint (5 s: +100 MB in `make soak`), and after a crash that many
     # seconds of records are processed again (at-least-once).
     commit_interval: float = Field(default=1.0, gt=0, description="seconds between checkpoints")
-    # Tansu takes about half the session timeout to let a consumer join; 6 s gives ~3 s starts.
+    # Each process of a μ-product is a stable instance (`pipeline.kafka.instance`): a restart
+    # within the session timeout gets its own partitions back, with no rebalance of the others;
+    # an instance that does not come back loses them after it. Tansu takes about half the
+    # session timeout to let a consumer join; 6 s gives ~3 s starts.
+    instance_id: str | None = Field(
+        default=None,
+        description="this instance's stable id (a pod name); unset: <hostname>-<free slot>",
+    )
     session_timeout_ms: int = Field(default=6000, ge=1000)
+    # exactly-once: how long the broker keeps a transaction open before aborting it; it bounds
+    # how long a dead instance that does not come back blocks `read_committed` readers (one that
+    # comes back aborts it at once). A checkpoint's transaction must fit in it.
+    transaction_timeout_ms: int = Field(default=10_000, ge=1000)
     # The clients' waits. Unset: chosen per broker by `pipeline.kafka.timing` (Kafka: poll 1 ms,
     # fetch wait 100 ms, linger 2 ms; the embedded broker: 5 ms, 100 ms, 5 ms).
     consumer_poll_timeout: float | None = Field(

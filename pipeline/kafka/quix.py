@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,6 +18,7 @@ from quixstreams.state.rocksdb import RocksDBOptions
 from pipeline.errors import StreamStalled
 from pipeline.kafka.broker import EMBEDDED_CLUSTER_PREFIX
 from pipeline.kafka.dead_letters import parse
+from pipeline.kafka.instance import Instance
 from pipeline.kafka.progress import GroupProbe, ProgressMonitor
 from pipeline.kafka.timing import client_timing
 from pipeline.settings import Settings
@@ -43,16 +43,6 @@ def _output_json(record: BaseModel) -> bytes:
 OUTPUT = JSONSerializer(dumps=_output_json)
 
 
-def state_dir(settings: Settings, stage: str, cluster: str) -> Path:
-    """Local state of `stage`, kept per Kafka cluster (`cluster_id`, asked once per process).
-
-    State restored from a changelog is only valid for the cluster that holds the changelog: an
-    embedded broker forgets its topics when it stops (and gets a new cluster id when it starts),
-    so its old local state must not be reused.
-    """
-    return settings.state_dir / cluster / stage
-
-
 def use_changelog_topics(settings: Settings, cluster: str) -> bool:
     """Changelogs on a real Kafka; off on the embedded Tansu unless asked for.
 
@@ -66,26 +56,32 @@ def use_changelog_topics(settings: Settings, cluster: str) -> bool:
 
 
 def make_application(
-    settings: Settings, bootstrap: str, stage: str, cluster: str, **extra: Any
+    settings: Settings, bootstrap: str, instance: Instance, cluster: str, **extra: Any
 ) -> Application:
-    """A Quix app for `stage` on `cluster` (its id) with nbo's broker, security, group, state and
-    timing settings."""
+    """A Quix app for `instance` on `cluster` (its id) with nbo's broker, security, group, state
+    and timing settings, and the instance's stable identity (see `pipeline.kafka.instance`)."""
     timing = client_timing(settings, cluster)
+    group = settings.consumer_group(instance.stage)
+    producer: dict[str, Any] = {"linger.ms": timing.linger_ms}
+    if settings.processing_guarantee == "exactly-once":
+        producer["transactional.id"] = f"{group}-{instance.id}"
+        producer["transaction.timeout.ms"] = settings.transaction_timeout_ms
     return Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(settings.kafka_config(bootstrap)),
-        consumer_group=settings.consumer_group(stage),
+        consumer_group=group,
         auto_offset_reset="earliest",
         commit_interval=settings.commit_interval,
         processing_guarantee=settings.processing_guarantee,
-        state_dir=state_dir(settings, stage, cluster),
+        state_dir=instance.state_dir,
         use_changelog_topics=use_changelog_topics(settings, cluster),
         rocksdb_options=RocksDBOptions(
             block_cache_size=settings.state_cache_mb * _MB,
             write_buffer_size=settings.state_write_buffer_mb * _MB,
             max_write_buffer_number=2,
         ),
-        producer_extra_config={"linger.ms": timing.linger_ms},
+        producer_extra_config=producer,
         consumer_extra_config={
+            "group.instance.id": instance.id,
             "session.timeout.ms": settings.session_timeout_ms,
             "fetch.wait.max.ms": timing.fetch_wait_ms,
         },

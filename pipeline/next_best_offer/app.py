@@ -25,6 +25,7 @@ from pipeline.contracts.schemas import Decision, Feedback
 from pipeline.contracts.topics import sources_of
 from pipeline.kafka.broker import cluster_id
 from pipeline.kafka.dead_letters import DeadLetterProducer, processing_error_to_dead_letter
+from pipeline.kafka.instance import Instance, instance_of
 from pipeline.kafka.quix import (
     make_application,
     output_topic,
@@ -43,6 +44,7 @@ SOURCES = sources_of(STAGE)
 def build(
     settings: Settings,
     bootstrap: str,
+    instance: Instance,
     cluster: str,
     tables: GlobalTables,
     dead_letters: DeadLetterProducer,
@@ -52,11 +54,11 @@ def build(
     app = make_application(
         settings,
         bootstrap,
-        STAGE,
+        instance,
         cluster,
         on_processing_error=processing_error_to_dead_letter(dead_letters, STAGE),
     )
-    ranker = Ranker(settings, tables, dead_letters, models)
+    ranker = Ranker(settings, tables, dead_letters, models, instance.id)
 
     sdf = parsed_sources(app, settings, SOURCES, STAGE)
     sdf = sdf.apply(ranker, stateful=True, metadata=True, expand=True)
@@ -69,24 +71,22 @@ def build(
 
 
 def run(settings: Settings, bootstrap: str) -> None:
-    """Load the offers table and the latest models, then decide until stopped."""
-    tables = GlobalTables(settings, bootstrap, tables=("offers",))
-    tables.start(timeout=settings.broker_start_timeout)
-    models = ModelFollower(settings).follow(settings, bootstrap)
-    dead_letters = DeadLetterProducer(settings, bootstrap)
+    """As this process's instance: load the offers table and the latest models, then decide
+    until stopped."""
     cluster = cluster_id(settings, bootstrap)
-    app, ranker = build(settings, bootstrap, cluster, tables, dead_letters, models)
-    log.info("%s: model %s, policy %s", STAGE, models.model.version, ranker.decider.policy.name)
-    try:
-        run_watched(app, settings, bootstrap, STAGE, SOURCES)
-    finally:
-        dead_letters.flush()
-        log.info(
-            "%s: stopped with model %s (%s, %s)",
-            STAGE,
-            models.model.version,
-            ranker.decider.stats,
-            ranker.resolver.stats,
-        )
-        models.stop()
-        tables.stop()
+    with instance_of(settings, STAGE, cluster) as instance:
+        tables = GlobalTables(settings, bootstrap, tables=("offers",))
+        tables.start(timeout=settings.broker_start_timeout)
+        models = ModelFollower(settings).follow(settings, bootstrap)
+        dead_letters = DeadLetterProducer(settings, bootstrap)
+        app, ranker = build(settings, bootstrap, instance, cluster, tables, dead_letters, models)
+        log.info("%s %s: model %s, policy %s", STAGE, instance.id, models.model.version,
+                 ranker.decider.policy.name)  # fmt: skip
+        try:
+            run_watched(app, settings, bootstrap, STAGE, SOURCES)
+        finally:
+            dead_letters.flush()
+            log.info("%s: stopped with model %s (%s, %s)", STAGE, models.model.version,
+                     ranker.decider.stats, ranker.resolver.stats)  # fmt: skip
+            models.stop()
+            tables.stop()

@@ -40,10 +40,11 @@ class Ranker:
         tables: GlobalTables,
         dead_letters: DeadLetterProducer,
         models: ModelFollower | None = None,
+        instance: str | None = None,
     ) -> None:
         self._dead_letters = dead_letters
         self.models = models or ModelFollower(settings)
-        instance = f"{socket.gethostname()}-{os.getpid()}"  # which ranker decided
+        instance = instance or f"{socket.gethostname()}-{os.getpid()}"  # which ranker decided
         self.decider = Decider(settings, tables, self.models, instance)
         self.resolver = FeedbackResolver(tables)
 

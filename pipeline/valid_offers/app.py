@@ -25,6 +25,7 @@ from pipeline.catalogue.tables import GlobalTables
 from pipeline.contracts.topics import sources_of
 from pipeline.kafka.broker import cluster_id
 from pipeline.kafka.dead_letters import DeadLetterProducer, processing_error_to_dead_letter
+from pipeline.kafka.instance import Instance, instance_of
 from pipeline.kafka.quix import (
     make_application,
     output_topic,
@@ -42,6 +43,7 @@ SOURCES = sources_of(STAGE)
 def build(
     settings: Settings,
     bootstrap: str,
+    instance: Instance,
     cluster: str,
     tables: GlobalTables,
     dead_letters: DeadLetterProducer,
@@ -50,7 +52,7 @@ def build(
     app = make_application(
         settings,
         bootstrap,
-        STAGE,
+        instance,
         cluster,
         on_processing_error=processing_error_to_dead_letter(dead_letters, STAGE),
     )
@@ -62,18 +64,17 @@ def build(
 
 
 def run(settings: Settings, bootstrap: str) -> None:
-    """Load the global tables, then process until stopped (SIGTERM or Ctrl-C)."""
-    tables = GlobalTables(settings, bootstrap).start(timeout=settings.broker_start_timeout)
-    log.info(
-        "%s: catalogue loaded (%d offers, %d rules)",
-        STAGE,
-        len(tables.catalogue.offers),
-        len(tables.catalogue.rules),
-    )
-    dead_letters = DeadLetterProducer(settings, bootstrap)
-    app = build(settings, bootstrap, cluster_id(settings, bootstrap), tables, dead_letters)
-    try:
-        run_watched(app, settings, bootstrap, STAGE, SOURCES)
-    finally:
-        dead_letters.flush()
-        tables.stop()
+    """As this process's instance: load the global tables, then process until stopped (SIGTERM
+    or Ctrl-C)."""
+    cluster = cluster_id(settings, bootstrap)
+    with instance_of(settings, STAGE, cluster) as instance:
+        tables = GlobalTables(settings, bootstrap).start(timeout=settings.broker_start_timeout)
+        log.info("%s %s: catalogue loaded (%d offers, %d rules)", STAGE, instance.id,
+                 len(tables.catalogue.offers), len(tables.catalogue.rules))  # fmt: skip
+        dead_letters = DeadLetterProducer(settings, bootstrap)
+        app = build(settings, bootstrap, instance, cluster, tables, dead_letters)
+        try:
+            run_watched(app, settings, bootstrap, STAGE, SOURCES)
+        finally:
+            dead_letters.flush()
+            tables.stop()

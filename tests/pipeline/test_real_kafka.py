@@ -26,8 +26,12 @@ PEOPLE = [f"K{i:03d}" for i in range(24)]  # keys over all four partitions
 
 def _on_two_machines(settings: Settings) -> tuple[Settings, Settings]:
     return (
-        settings.model_copy(update={"state_dir": settings.state_dir / "machine-a"}),
-        settings.model_copy(update={"state_dir": settings.state_dir / "machine-b"}),
+        settings.model_copy(
+            update={"state_dir": settings.state_dir / "machine-a", "instance_id": "machine-a"}
+        ),
+        settings.model_copy(
+            update={"state_dir": settings.state_dir / "machine-b", "instance_id": "machine-b"}
+        ),
     )
 
 

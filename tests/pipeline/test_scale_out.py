@@ -43,9 +43,9 @@ def test_two_rankers_share_partitions_and_one_takes_over(make_settings) -> None:
         make_settings(topic_partitions=4, exploration="greedy", mlflow_tracking=False)
     )
     send(settings, "customers", [(c, customer(c, "mass")) for c in PEOPLE])
-    # each instance has its own state, as on two machines
-    first = settings.model_copy(update={"state_dir": settings.state_dir / "a"})
-    second = settings.model_copy(update={"state_dir": settings.state_dir / "b"})
+    # each instance has its own state and id, as on two machines
+    first = settings.model_copy(update={"state_dir": settings.state_dir / "a", "instance_id": "a"})
+    second = settings.model_copy(update={"state_dir": settings.state_dir / "b", "instance_id": "b"})
     seen = 0
     with running(settings, "run", "valid-offers"), running(first, "run", "ranker"):
         warm = decide_batch(settings, "warm", seen)
@@ -93,8 +93,8 @@ def test_two_rankers_and_one_learner_learn_every_label_exactly_once(make_setting
         )
     )  # fmt: skip
     send(settings, "customers", [(c, customer(c, "mass")) for c in PEOPLE])
-    first = settings.model_copy(update={"state_dir": settings.state_dir / "a"})
-    second = settings.model_copy(update={"state_dir": settings.state_dir / "b"})
+    first = settings.model_copy(update={"state_dir": settings.state_dir / "a", "instance_id": "a"})
+    second = settings.model_copy(update={"state_dir": settings.state_dir / "b", "instance_id": "b"})
     seen, decided = 0, []
     with (
         running(settings, "run", "valid-offers"),
