@@ -34,12 +34,13 @@ Any River pipeline whose last step is a binary classifier plugs in the same way:
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
-from river import base, compose, linear_model, naive_bayes, optim, preprocessing
+from river import base
 
 from features import DEFAULT_FEATURES, FeatureSet
 from features.references import import_reference, is_reference
@@ -49,15 +50,22 @@ from models.policies import PosteriorSampler, Ranking
 
 # Steps that transform each feature on its own (x_i → f_i(x_i)): a pipeline of them before a
 # logistic regression scores the shared part of a ranking once (see `OnlineRanker.rank`).
-_ELEMENTWISE = (
-    preprocessing.StandardScaler,
-    preprocessing.MaxAbsScaler,
-    preprocessing.MinMaxScaler,
-)
+_ELEMENTWISE = ("StandardScaler", "MaxAbsScaler", "MinMaxScaler")
 
 
-def default_classifier(learning_rate: float = 0.15) -> linear_model.LogisticRegression:
+def is_river(obj: object, module: str, *names: str) -> bool:
+    """Whether `obj` is exactly one of River's `module.name` classes, without importing the
+    module: River's linear models, pipelines and scalers pull in scipy, pandas and sklearn, and
+    a process with the default model needs none of them (a ranker restarts seconds sooner). If
+    the module was never imported, nothing can be an instance of its classes."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and any(type(obj) is getattr(loaded, name) for name in names)
+
+
+def default_classifier(learning_rate: float = 0.15) -> base.Classifier:
     """nbo's logistic regression: plain SGD, a little L2."""
+    from river import linear_model, optim
+
     return linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate), l2=1e-5)
 
 
@@ -83,13 +91,13 @@ def make_ranker(
     if model == "adaptive_forest":
         # A single Hoeffding tree is not offered: with sparse one-hot crosses it never split in
         # our tests (River 0.26), so it would rank by its prior forever.
-        # imported here, not at the top: with it every ranker's start took 0.7 s longer
-        # (`python -X importtime`: 3.5 s against 2.8), for a model that is not the default
-        from river import forest
+        from river import forest  # here, not at the top: see `is_river`
 
         forest_ = forest.ARFClassifier(n_models=10, seed=seed)
         return OnlineRanker(forest_, features, dense=True, name=model)
     if model == "naive_bayes":
+        from river import naive_bayes
+
         return OnlineRanker(naive_bayes.BernoulliNB(), features, name=model)
     if is_reference(model):
         return as_ranker(import_reference(model), features, name=model.partition(":")[2])
@@ -147,8 +155,8 @@ _PRIORITY = operator.attrgetter("score", "tie_break")
 
 def steps_of(classifier: base.Estimator) -> list[base.Estimator]:
     """The steps of a pipeline, or the classifier alone."""
-    if isinstance(classifier, compose.Pipeline):
-        return list(classifier.steps.values())
+    if is_river(classifier, "river.compose", "Pipeline"):
+        return list(cast(Any, classifier).steps.values())
     return [classifier]
 
 
@@ -302,19 +310,17 @@ class OnlineRanker(base.Classifier):
 
     def _linear_parts(
         self,
-    ) -> (
-        tuple[list[base.Estimator], linear_model.LogisticRegression | BayesianLogisticRegression]
-        | None
-    ):
-        """(the per-feature transformers, the logistic regression) of a linear model."""
+    ) -> tuple[list[base.Estimator], Any] | None:
+        """(the per-feature transformers, the logistic regression: River's or ours) of a linear
+        model."""
         *before, last = steps_of(self.classifier)
         if (
             self.dense
             or not (
-                type(last) is linear_model.LogisticRegression
+                is_river(last, "river.linear_model", "LogisticRegression")
                 or isinstance(last, BayesianLogisticRegression)
             )
-            or not all(type(step) in _ELEMENTWISE for step in before)
+            or not all(is_river(step, "river.preprocessing", *_ELEMENTWISE) for step in before)
         ):
             return None
         return before, last

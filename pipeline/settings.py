@@ -69,13 +69,14 @@ class Settings(BaseSettings):
     commit_interval: float = Field(default=1.0, gt=0, description="seconds between checkpoints")
     # Each process of a μ-product is a stable instance (`pipeline.kafka.instance`): a restart
     # within the session timeout gets its own partitions back, with no rebalance of the others;
-    # an instance that does not come back loses them after it. Tansu takes about half the
-    # session timeout to let a consumer join; 6 s gives ~3 s starts.
+    # an instance that does not come back loses them after it.
     instance_id: str | None = Field(
         default=None,
         description="this instance's stable id (a pod name); unset: <hostname>-<free slot>",
     )
-    session_timeout_ms: int = Field(default=6000, ge=1000)
+    session_timeout_ms: int | None = Field(
+        default=None, ge=1000, description="unset: per broker (`pipeline.kafka.timing`)"
+    )
     # exactly-once: how long the broker keeps a transaction open before aborting it; it bounds
     # how long a dead instance that does not come back blocks `read_committed` readers (one that
     # comes back aborts it at once). A checkpoint's transaction must fit in it.

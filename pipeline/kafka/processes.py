@@ -1,8 +1,8 @@
 """Running μ-products as their own processes, as they would run in production.
 
-Used by `nbo demo`, the benchmarks and the tests. A child gets the parent's settings through
-`NBO_*` variables and is stopped with SIGTERM (the signal Kubernetes and systemd send), so it
-commits its offsets and flushes its state before it exits.
+Used by `nbo demo`, the steady loop, the benchmarks and the tests. A child gets the parent's
+settings through `NBO_*` variables and is stopped with SIGTERM (the signal Kubernetes and
+systemd send), so it commits its offsets and flushes its state before it exits.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.settings import Settings
@@ -72,3 +73,70 @@ def running(settings: Settings, args: list[str], log: Path) -> Iterator[subproce
         yield process
     finally:
         stop(process)
+
+
+@dataclass(frozen=True)
+class Exit:
+    """A supervised process that ended: which, how, and whether it was killed on purpose."""
+
+    name: str
+    code: int
+    killed: bool
+
+
+class Supervisor:
+    """Keeps named μ-product processes running as systemd or Kubernetes would: one that exits is
+    started again at once, with the same settings (so the same instance slot). `kill` SIGKILLs
+    one and restarts it, as a crash would. Driven by its owner's loop (`check`), not a thread.
+    """
+
+    def __init__(self, settings: Settings, apps: dict[str, list[str]], logs: Path) -> None:
+        self._settings = settings
+        self._apps = apps
+        self._logs = logs
+        self._starts: dict[str, int] = dict.fromkeys(apps, 0)
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.exits: list[Exit] = []
+
+    def start(self) -> Supervisor:
+        for name in self._apps:
+            self._spawn(name)
+        return self
+
+    def _spawn(self, name: str) -> None:
+        log = self._logs / f"{name}-{self._starts[name]}.log"
+        self._starts[name] += 1
+        self.processes[name] = spawn(self._settings, self._apps[name], log)
+
+    def check(self) -> list[Exit]:
+        """Restart every process that has exited on its own; returns those exits."""
+        ended = []
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                ended.append(Exit(name, process.returncode, killed=False))
+        for exit in ended:
+            self.exits.append(exit)
+            self._spawn(exit.name)
+        return ended
+
+    def kill(self, name: str) -> None:
+        """SIGKILL `name` (no shutdown hook runs, nothing is flushed) and restart it at once."""
+        process = self.processes[name]
+        process.kill()
+        process.wait()
+        self.exits.append(Exit(name, process.returncode, killed=True))
+        self._spawn(name)
+
+    def crashes(self) -> list[Exit]:
+        """The exits nobody asked for."""
+        return [exit for exit in self.exits if not exit.killed]
+
+    def stop(self, names: list[str] | None = None) -> dict[str, int]:
+        """SIGTERM the named processes, all by default (SIGKILL after the stop timeout); their
+        exit codes. A stopped process is not restarted."""
+        stopped = {}
+        for name in list(self.processes) if names is None else names:
+            process = self.processes.pop(name, None)
+            if process is not None:
+                stopped[name] = stop(process)
+        return stopped

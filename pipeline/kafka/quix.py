@@ -82,7 +82,7 @@ def make_application(
         producer_extra_config=producer,
         consumer_extra_config={
             "group.instance.id": instance.id,
-            "session.timeout.ms": settings.session_timeout_ms,
+            "session.timeout.ms": timing.session_timeout_ms,
             "fetch.wait.max.ms": timing.fetch_wait_ms,
         },
         consumer_poll_timeout=timing.poll_timeout,

@@ -41,20 +41,26 @@ log = logging.getLogger(__name__)
 MAX_SNAPSHOT_BYTES = 1_000_000
 
 
+# A dead holder's lease passes to a standby (or to its own restart) after this: the lease
+# group's members are not static (a holder that stops hands the lease over at once, which a
+# static member would not), and the shortest session Kafka allows by default keeps it short.
+LEASE_SESSION_MS = 6000
+
+
 class Lease:
     """Whether this learner is the one that learns (see the module)."""
 
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         self.held = False
         self._said: set[str] = set()  # the group errors logged so far, each once
-        self._session_ms = settings.session_timeout_ms
+        self._session_ms = settings.session_timeout_ms or LEASE_SESSION_MS
         self._consumer = Consumer(
             {
                 **settings.kafka_config(bootstrap),
                 "group.id": f"{settings.consumer_group(LEARNER)}.lease",
                 "enable.auto.commit": False,
-                "session.timeout.ms": settings.session_timeout_ms,
-                "heartbeat.interval.ms": max(settings.session_timeout_ms // 6, 100),
+                "session.timeout.ms": self._session_ms,
+                "heartbeat.interval.ms": max(self._session_ms // 6, 100),
             }
         )
         self._consumer.subscribe(

@@ -11,7 +11,7 @@ def test_environment_variables_with_nbo_prefix_are_read(monkeypatch: pytest.Monk
     settings = Settings()
     assert settings.broker_address == "kafka-1:9092,kafka-2:9092"
     assert settings.topic_partitions == 12
-    assert settings.session_timeout_ms == 6000
+    assert settings.session_timeout_ms is None  # per broker
     assert settings.mlflow_tracking_uri == "sqlite:///mlruns/mlflow.db"
 
 

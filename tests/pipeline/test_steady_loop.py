@@ -20,4 +20,5 @@ def test_every_event_of_a_steady_loop_gets_exactly_one_decision(
     assert (report.events, report.decided, report.duplicates) == (4_000, 4_000, 0), figures
     assert report.interactions > report.decided  # an impression each, and answers
     assert report.dead_letters == 0
-    assert report.exit_codes == {"valid-offers": 0, "ranker": 0, "learner": 0}
+    assert report.exit_codes == {"valid-offers": 0, "ranker-0": 0, "learner": 0}
+    assert report.crashes == [] and report.labels_learned == report.labels_told > 0
