@@ -11,6 +11,8 @@ timeouts. With one stable id per instance:
   deciding, and the restarted one finds its own local state;
 - its **state directory** is its own, as a pod's volume is in a Kubernetes StatefulSet.
 
+(Not on the embedded broker: see `instance_of`.)
+
 The id is `NBO_INSTANCE_ID` when set (a pod's name: `nbo-ranker-0`), else `<hostname>-<slot>`
 with the lowest slot no live process on this host holds. Either way the process holds a lock
 on `<state>/<cluster>/<stage>/<id>.lock` while it runs: the kernel releases it when the process
@@ -35,11 +37,12 @@ import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
 from pipeline.errors import InstanceTaken
+from pipeline.kafka.broker import EMBEDDED_CLUSTER_PREFIX
 from pipeline.settings import Settings
 
 # More instances of one μ-product on one host than this is a configuration mistake, not a need.
@@ -49,11 +52,13 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 @dataclass(frozen=True)
 class Instance:
-    """One running instance of a μ-product: its id and the local state only it uses."""
+    """One running instance of a μ-product: its id, its local state, and whether it is a static
+    member of its consumer group."""
 
     stage: str
     id: str
     state_dir: Path
+    static: bool = True
 
 
 def _safe(text: str) -> str:
@@ -130,6 +135,15 @@ def stage_dir(settings: Settings, stage: str, cluster: str) -> Path:
 
 @contextmanager
 def instance_of(settings: Settings, stage: str, cluster: str) -> Iterator[Instance]:
-    """This process as an instance of `stage` on `cluster`, as the settings name it."""
-    with claim(stage_dir(settings, stage, cluster), stage, settings.instance_id) as instance:
+    """This process as an instance of `stage` on `cluster`, as the settings name it.
+
+    On the embedded broker the instances are not static members: Tansu (0.6) stops assigning
+    a group's partitions for good once a static member rejoins. Its partitions move on every
+    restart instead, so its instances, all on this host by definition, share one state
+    directory: whoever is given a partition opens that partition's store, state and all.
+    """
+    directory = stage_dir(settings, stage, cluster)
+    with claim(directory, stage, settings.instance_id) as instance:
+        if cluster.startswith(EMBEDDED_CLUSTER_PREFIX):
+            instance = replace(instance, state_dir=directory / "shared", static=False)
         yield instance

@@ -81,7 +81,7 @@ def make_application(
         ),
         producer_extra_config=producer,
         consumer_extra_config={
-            "group.instance.id": instance.id,
+            **({"group.instance.id": instance.id} if instance.static else {}),
             "session.timeout.ms": timing.session_timeout_ms,
             "fetch.wait.max.ms": timing.fetch_wait_ms,
         },

@@ -1,0 +1,152 @@
+"""Chaos run: the closed loop under crashes, as an outside team would try it.
+
+    make chaos                # or: python -m benchmarks.chaos [--events N] [--kill-every S]
+
+The steady loop (`pipeline.tools.steady_loop`: Valid Offers, two rankers and the learner, each
+restarted at once when it exits, as a supervisor would; a channel answering decisions late in
+event time) runs while a random μ-product (each in turn, in a seeded order) is SIGKILLed every
+~20 s. Twice: on a real Kafka with exactly-once (a local one is started if none is configured
+and Java is present), and on the embedded broker with at-least-once.
+
+Each run reports decisions lost, duplicated and late, labels told against labels learned, dead
+letters, partitions that moved between rankers, and event→decision latency overall and in the
+30 s after each kill; the figures go to `benchmarks/results/chaos-<time>.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.kafka.broker import EmbeddedBroker, configured_address
+from pipeline.settings import Settings
+from pipeline.tools.steady_loop import LoopConfig, LoopReport, run_loop
+from tools.kafka import cluster as local_kafka
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def kafka_at_hand() -> bool:
+    """Whether a real Kafka is configured or running here, or can be started."""
+    return (
+        configured_address(Settings()) is not None
+        or local_kafka.Cluster.load() is not None
+        or local_kafka.available()
+    )
+
+
+@contextmanager
+def kafka() -> Iterator[tuple[str, int | None]]:
+    """A real Kafka: the configured or running one, else a local one started for the run."""
+    address = configured_address(Settings())
+    if address is None and (running := local_kafka.Cluster.load()) is not None:
+        address = running.bootstrap
+    if address is not None:
+        yield address, None
+        return
+    directory = Path(tempfile.mkdtemp(prefix="nbo-chaos-kafka-"))
+    cluster = local_kafka.start(nodes=1, directory=directory)
+    try:
+        yield cluster.bootstrap, None
+    finally:
+        local_kafka.stop(directory)
+
+
+@contextmanager
+def embedded() -> Iterator[tuple[str, int | None]]:
+    with EmbeddedBroker() as broker:
+        assert broker.address is not None
+        yield broker.address, broker.pid
+
+
+RUNS = {"kafka": ("exactly-once", kafka), "embedded": ("at-least-once", embedded)}
+
+
+def chaos(broker: str, config: LoopConfig) -> LoopReport:
+    guarantee, start = RUNS[broker]
+    with start() as (address, pid):
+        settings = Settings(
+            broker_address=address,
+            processing_guarantee=guarantee,  # type: ignore[arg-type]
+            topic_prefix=f"chaos-{broker}-{int(time.time())}",
+            state_dir=Path(tempfile.mkdtemp(prefix="nbo-chaos-state-")),
+            mlflow_tracking=False,
+        )
+        return run_loop(settings, config, pid)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def table(broker: str, report: LoopReport) -> Table:
+    guarantee = RUNS[broker][0]
+    summary = Table("", "figure", title=f"{broker}, {guarantee}, {len(report.kills)} kills")
+    latency = report.latency
+    rows = {
+        "events / decided / lost": f"{report.events:,} / {report.decided:,} / "
+        f"{len(report.undecided):,}",
+        "duplicate decisions": f"{report.duplicates:,}",
+        "late decisions (> 10 s)": f"{report.late:,}",
+        "labels told / learned": f"{report.labels_told:,} / {report.labels_learned or 0:,}",
+        "dead letters": f"{report.dead_letters:,}",
+        "partitions moved between rankers": f"{len(report.partition_moves)}",
+        "crashes nobody asked for": f"{len(report.crashes)}",
+        "event→decision p50 / p99 / max s": f"{_seconds(latency.p50)} / "
+        f"{_seconds(latency.p99)} / {_seconds(latency.max)}",
+    }
+    for name, value in rows.items():
+        summary.add_row(name, value)
+    for kill in report.kills:
+        by = ", ".join(f"{k} {v}" for k, v in sorted(kill.decided_by.items()))
+        summary.add_row(
+            f"kill {kill.victim} at {kill.at:.0f} s",
+            f"30 s after: p99 {_seconds(kill.after.p99)}, max {_seconds(kill.after.max)}; "
+            f"decided by {by}",
+        )
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=16_000)
+    parser.add_argument("--rate", type=float, default=80.0)
+    parser.add_argument("--kill-every", type=float, default=20.0, help="seconds")
+    parser.add_argument("--brokers", nargs="+", default=list(RUNS), choices=list(RUNS))
+    args = parser.parse_args()
+    config = LoopConfig(events=args.events, rate=args.rate, customers=2_000, rankers=2,
+                        kill_every=args.kill_every, window=60.0)  # fmt: skip
+    console = Console() if sys.stdout.isatty() else Console(width=160)  # a log keeps rows whole
+    results: dict[str, Any] = {}
+    for broker in args.brokers:
+        if broker == "kafka" and not kafka_at_hand():
+            console.print("[yellow]kafka: skipped (no Kafka configured, no Java to start one)[/]")
+            continue
+        console.print(f"[dim]{broker}: {args.events:,} events at {args.rate:.0f}/s, a kill "
+                      f"every ~{args.kill_every:.0f} s…[/]")  # fmt: skip
+        report = chaos(broker, config)
+        console.print(table(broker, report))
+        results[broker] = report.figures()
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"chaos-{stamp}.json"
+    meta = {"machine": platform.platform(), "python": platform.python_version(), "at": stamp,
+            "config": vars(args)}  # fmt: skip
+    path.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str))
+    console.print(f"written {path}")
+
+
+if __name__ == "__main__":
+    main()
