@@ -8,6 +8,8 @@ without reading the code.
 class NboError(Exception):
     """Base class of every error nbo raises deliberately."""
 
+    exit_code = 1  # of the `nbo` command it stops
+
 
 class BrokerError(NboError):
     """The Kafka broker could not be started, reached or used."""
@@ -30,8 +32,14 @@ class StreamStalled(NboError):
 
 
 class InstanceTaken(NboError):
-    """Another live process already is this instance of a μ-product (same `NBO_INSTANCE_ID`)."""
+    """Another live process already is this instance of a μ-product (same `NBO_INSTANCE_ID`).
+
+    Its own exit code, so that a supervisor can be told not to restart on it (systemd's
+    `RestartPreventExitStatus=3`): a restart would be refused again."""
+
+    exit_code = 3
 
 
-class InstanceFenced(NboError):
-    """Kafka gave this instance's identity to a newer process: two processes share one id."""
+class InstanceFenced(InstanceTaken):
+    """Kafka gave this instance's identity to a newer process: two processes on two hosts
+    share one `NBO_INSTANCE_ID`."""

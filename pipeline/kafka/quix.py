@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+from confluent_kafka import KafkaError
 from pydantic import BaseModel
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
@@ -15,7 +16,7 @@ from quixstreams.models.serializers.json import JSONSerializer
 from quixstreams.models.topics import Topic
 from quixstreams.state.rocksdb import RocksDBOptions
 
-from pipeline.errors import StreamStalled
+from pipeline.errors import InstanceFenced, StreamStalled
 from pipeline.kafka.broker import EMBEDDED_CLUSTER_PREFIX
 from pipeline.kafka.dead_letters import parse
 from pipeline.kafka.instance import Instance
@@ -110,10 +111,32 @@ def freeze_what_lives_as_long_as_the_process() -> int:
     return gc.get_freeze_count()
 
 
+# Kafka's answers to a process whose instance id a newer process took (static membership,
+# transactional id): a consumer fenced by a newer member, a producer fenced by a newer epoch.
+_FENCED = {
+    KafkaError.FENCED_INSTANCE_ID,
+    KafkaError._FENCED,
+    KafkaError.PRODUCER_FENCED,
+    KafkaError.INVALID_PRODUCER_EPOCH,
+}
+
+
+def _kafka_error(error: BaseException) -> KafkaError | None:
+    """The librdkafka error behind an exception of Quix or confluent-kafka, if there is one."""
+    found = getattr(error, "error", None)
+    if isinstance(found, KafkaError):
+        return found
+    if error.args and isinstance(error.args[0], KafkaError):
+        return error.args[0]
+    return None
+
+
 def run_watched(
-    app: Application, settings: Settings, bootstrap: str, stage: str, sources: Iterable[str]
+    app: Application, settings: Settings, bootstrap: str, instance: Instance, sources: Iterable[str]
 ) -> None:
-    """`app.run()` with its progress watched; raises `StreamStalled` if it stalled."""
+    """`app.run()` with its progress watched; raises `StreamStalled` if it stalled, and
+    `InstanceFenced` if Kafka gave its instance's identity to another process."""
+    stage = instance.stage
     freeze_what_lives_as_long_as_the_process()
     probe = GroupProbe(settings, bootstrap, settings.consumer_group(stage), sources)
     monitor = ProgressMonitor(
@@ -125,6 +148,15 @@ def run_watched(
     ).start()
     try:
         app.run()
+    except Exception as error:
+        problem = _kafka_error(error)
+        if problem is not None and problem.code() in _FENCED:
+            raise InstanceFenced(
+                f"{stage}: another process joined as instance {instance.id!r} and Kafka fenced "
+                f"this one ({problem.str()}): two live processes share NBO_INSTANCE_ID="
+                f"{instance.id}; give each its own"
+            ) from error
+        raise
     finally:
         monitor.stop()
     if monitor.stalled:

@@ -32,6 +32,7 @@ from pipeline.kafka.quix import (
     parsed_sources,
     run_watched,
 )
+from pipeline.next_best_offer.emitted import EmittedDecisions
 from pipeline.next_best_offer.models import ModelFollower
 from pipeline.next_best_offer.processor import STAGE, Ranker
 from pipeline.settings import Settings
@@ -58,7 +59,12 @@ def build(
         cluster,
         on_processing_error=processing_error_to_dead_letter(dead_letters, STAGE),
     )
-    ranker = Ranker(settings, tables, dead_letters, models, instance.id)
+    emitted = (
+        EmittedDecisions(settings, bootstrap)
+        if settings.processing_guarantee == "at-least-once"
+        else None
+    )
+    ranker = Ranker(settings, tables, dead_letters, models, instance.id, emitted)
 
     sdf = parsed_sources(app, settings, SOURCES, STAGE)
     sdf = sdf.apply(ranker, stateful=True, metadata=True, expand=True)
@@ -83,7 +89,7 @@ def run(settings: Settings, bootstrap: str) -> None:
         log.info("%s %s: model %s, policy %s", STAGE, instance.id, models.model.version,
                  ranker.decider.policy.name)  # fmt: skip
         try:
-            run_watched(app, settings, bootstrap, STAGE, SOURCES)
+            run_watched(app, settings, bootstrap, instance, SOURCES)
         finally:
             dead_letters.flush()
             log.info("%s: stopped with model %s (%s, %s)", STAGE, models.model.version,

@@ -90,34 +90,69 @@ class Decider:
         ]
         features = {c.key: c.all_features() for c in chosen}  # learned from, and explained
         if chosen:
-            offers_now = self._tables.catalogue.offers
-            book.add(
-                decision_id,
-                now,
-                now + min(response_window_seconds(offers_now.get(c.key)) for c in chosen),
-                {
-                    o.offer_id: {
-                        "x": features[o.offer_id],
-                        "p": o.p_accept,
-                        "v": o.value_now,
-                        "q": o.propensity,
-                        "r": o.rank,
-                    }
-                    for o in offers
-                },
-                first=chosen[0].key,
-                shadow=self._shadow(candidates, chosen[0].key, propensities[top[0]]),
-                challenger=self._models.challenger_version,
-                customer=valid.customer_id,
-                model=model.version,
-                feature_set=model.features.label,
-            )
+            shadow = self._shadow(candidates, chosen[0].key, propensities[top[0]])
+            self._remember(book, valid, decision_id, offers, features, model, shadow)
         explanation = (
             self._explain(model, chosen[0], features[chosen[0].key], phases)
             if chosen
             else "no offer worth showing"
         )
         return self._decision(valid, model, decision_id, offers, explanation)
+
+    def repeat(self, book: CustomerDecisions, valid: ValidOffers, earlier: Decision) -> bool:
+        """Keep `earlier`, the decision already emitted for this event, as if it were made now
+        (after a crash, see `pipeline.next_best_offer.emitted`): its offers as they were, with
+        their features computed again. False if an offer of it is no longer a candidate."""
+        if not earlier.offers:
+            return True
+        model = self._models.model
+        candidates, _ = self._candidates(valid, model, valid.timestamp.timestamp())
+        by_key = {c.key: c for c in candidates}
+        if any(o.offer_id not in by_key for o in earlier.offers):
+            return False
+        features = {o.offer_id: by_key[o.offer_id].all_features() for o in earlier.offers}
+        first = earlier.offers[0]
+        shadow = self._shadow(candidates, first.offer_id, first.propensity)
+        self._remember(book, valid, earlier.decision_id, earlier.offers, features, model, shadow,
+                       decided_by=earlier.model_version)  # fmt: skip
+        return True
+
+    def _remember(
+        self,
+        book: CustomerDecisions,
+        valid: ValidOffers,
+        decision_id: str,
+        offers: list[RankedOffer],
+        features: dict[str, dict[str, float]],
+        model: OnlineRanker,
+        shadow: dict[str, float] | None,
+        decided_by: str | None = None,
+    ) -> None:
+        """Keep a decision's offers in the customer's book, until each is answered or expires;
+        `decided_by` names the model version that chose them, if not `model`."""
+        now = valid.timestamp.timestamp()
+        offers_now = self._tables.catalogue.offers
+        book.add(
+            decision_id,
+            now,
+            now + min(response_window_seconds(offers_now.get(o.offer_id)) for o in offers),
+            {
+                o.offer_id: {
+                    "x": features[o.offer_id],
+                    "p": o.p_accept,
+                    "v": o.value_now,
+                    "q": o.propensity,
+                    "r": o.rank,
+                }
+                for o in offers
+            },
+            first=offers[0].offer_id,
+            shadow=shadow,
+            challenger=self._models.challenger_version,
+            customer=valid.customer_id,
+            model=decided_by or model.version,
+            feature_set=model.features.label,
+        )
 
     def _shadow(
         self, candidates: list[Candidate], first: str, propensity: float

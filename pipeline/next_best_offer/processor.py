@@ -21,6 +21,7 @@ from pipeline.contracts.schemas import Decision, Feedback, Interaction, ValidOff
 from pipeline.contracts.topics import RANKER
 from pipeline.kafka.dead_letters import DeadLetterProducer, Origin, Parsed, dead_letter
 from pipeline.next_best_offer.decider import Decider
+from pipeline.next_best_offer.emitted import EmittedDecisions
 from pipeline.next_best_offer.feedback import FeedbackResolver, InputPosition
 from pipeline.next_best_offer.models import ModelFollower
 from pipeline.next_best_offer.state import CustomerDecisions
@@ -41,8 +42,10 @@ class Ranker:
         dead_letters: DeadLetterProducer,
         models: ModelFollower | None = None,
         instance: str | None = None,
+        emitted: EmittedDecisions | None = None,
     ) -> None:
         self._dead_letters = dead_letters
+        self._emitted = emitted  # under at-least-once: what a restart repeats
         self.models = models or ModelFollower(settings)
         instance = instance or f"{socket.gethostname()}-{os.getpid()}"  # which ranker decided
         self.decider = Decider(settings, tables, self.models, instance)
@@ -69,6 +72,9 @@ class Ranker:
         """The records `record` makes the ranker emit, in order."""
         if isinstance(record, ValidOffers):
             feedback = self.resolver.expire(book, record.timestamp.timestamp())
+            earlier = self._emitted_before(at, record)
+            if earlier is not None and self.decider.repeat(book, record, earlier):
+                return list(feedback)  # already emitted as it is: kept, not told again
             return [*feedback, self.decider.decide(book, record)]
         if isinstance(record, Interaction):
             resolution = self.resolver.observe(book, record)
@@ -78,3 +84,9 @@ class Ranker:
                 self._dead_letters.send(dead_letter(STAGE, origin, resolution.refused, raw))
             return list(resolution.feedback)
         raise TypeError(f"the ranker reads valid_offers and interactions, not {record!r}")
+
+    def _emitted_before(self, at: InputPosition, valid: ValidOffers) -> Decision | None:
+        """This event's decision if it was emitted before this process started (a crash)."""
+        if self._emitted is None:
+            return None
+        return self._emitted.pop(at.partition, f"d-{valid.event_id}")

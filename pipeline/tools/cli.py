@@ -83,13 +83,14 @@ def quiet_library_deprecations() -> None:
 
 
 def run_cli() -> None:
-    """Entry point that turns NboError into a clear message and exit code 1."""
+    """Entry point that turns NboError into a clear message and its exit code (1, or 3 for an
+    instance another process already is)."""
     quiet_library_deprecations()
     try:
         app(standalone_mode=False)
     except NboError as error:
         errors.print(f"[bold red]error:[/] {error}")
-        sys.exit(1)
+        sys.exit(error.exit_code)
 
 
 @app.command("broker")

@@ -310,12 +310,12 @@ def run_loop(settings: Settings, config: LoopConfig, broker_pid: int | None = No
     loop.report.logs = str(logs)
     streams = [name for name in supervisor.processes if name != "learner"]
     try:
-        loop.warm_up()
-        loop.drive()
-    finally:
-        loop.close()
-        loop.report.exit_codes = supervisor.stop(streams)  # each tells what it has, and stops
-    try:
+        try:
+            loop.warm_up()
+            loop.drive()
+        finally:
+            loop.close()
+            loop.report.exit_codes = supervisor.stop(streams)  # each tells what it has
         loop.count_labels(bootstrap)  # with the learner still learning
     finally:
         loop.report.exit_codes |= supervisor.stop()

@@ -74,7 +74,7 @@ def run(settings: Settings, bootstrap: str) -> None:
         dead_letters = DeadLetterProducer(settings, bootstrap)
         app = build(settings, bootstrap, instance, cluster, tables, dead_letters)
         try:
-            run_watched(app, settings, bootstrap, STAGE, SOURCES)
+            run_watched(app, settings, bootstrap, instance, SOURCES)
         finally:
             dead_letters.flush()
             tables.stop()
