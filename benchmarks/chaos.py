@@ -10,7 +10,8 @@ and Java is present), and on the embedded broker with at-least-once.
 
 Each run reports decisions lost, duplicated and late, labels told against labels learned, dead
 letters, partitions that moved between rankers, and event→decision latency overall and in the
-30 s after each kill; the figures go to `benchmarks/results/chaos-<time>.json`.
+30 s after each kill; then, on Kafka, how long a dead producer's open transaction blocks
+readers (`benchmarks.dead_transaction`). The figures go to `benchmarks/results/chaos-<time>.json`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks import dead_transaction
 from pipeline.kafka.broker import EmbeddedBroker, configured_address
 from pipeline.settings import Settings
 from pipeline.tools.steady_loop import LoopConfig, LoopReport, run_loop
@@ -139,6 +141,16 @@ def main() -> None:
         report = chaos(broker, config)
         console.print(table(broker, report))
         results[broker] = report.figures()
+    if "kafka" in results:
+        console.print("[dim]kafka: a dead producer's open transaction…[/]")
+        with kafka() as (address, _):
+            results["dead transaction"] = dead_transaction.measure(address)
+        for row in results["dead transaction"]:
+            console.print(
+                f"kafka: transaction timeout {row['transaction timeout ms']} ms, restarted with "
+                f"the same id: {row['restarted with the same id']}: read_committed readers "
+                f"blocked {row['readers blocked s']} s"
+            )
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS / f"chaos-{stamp}.json"

@@ -121,6 +121,15 @@ _FENCED = {
 }
 
 
+def _fenced(problem: KafkaError) -> bool:
+    """Whether `problem` says another process took this one's identity. librdkafka reports a
+    fenced static member as a fatal error (`_FATAL`) that carries the broker's cause only in
+    its text."""
+    if problem.code() in _FENCED:
+        return True
+    return problem.code() == KafkaError._FATAL and "group.instance.id" in problem.str()
+
+
 def _kafka_error(error: BaseException) -> KafkaError | None:
     """The librdkafka error behind an exception of Quix or confluent-kafka, if there is one."""
     found = getattr(error, "error", None)
@@ -150,7 +159,7 @@ def run_watched(
         app.run()
     except Exception as error:
         problem = _kafka_error(error)
-        if problem is not None and problem.code() in _FENCED:
+        if problem is not None and _fenced(problem):
             raise InstanceFenced(
                 f"{stage}: another process joined as instance {instance.id!r} and Kafka fenced "
                 f"this one ({problem.str()}): two live processes share NBO_INSTANCE_ID="

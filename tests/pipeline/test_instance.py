@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import InstanceTaken
+from pipeline.errors import InstanceFenced, InstanceTaken
 from pipeline.kafka import processes
 from pipeline.kafka.broker import EMBEDDED_CLUSTER_PREFIX
 from pipeline.kafka.instance import MAX_SLOTS, claim, instance_of
 from pipeline.kafka.quix import make_application
 from pipeline.settings import Settings
-from tests.factories import eventually
-from tests.streams import running
+from tests.factories import START, customer, event, eventually, with_offers
+from tests.streams import outputs, running, send
 
 KAFKA_CLUSTER = "MkU3OEVBNTcwNTJENDM2Qg"
 EMBEDDED_CLUSTER = f"{EMBEDDED_CLUSTER_PREFIX}1234"
@@ -140,7 +140,7 @@ def test_a_second_ranker_with_a_live_one_s_id_exits_with_a_clear_error(
 ) -> None:
     """Refused, with its own exit code (a supervisor can be told not to restart on it), and
     the live one goes on: the two do not fence each other."""
-    settings = make_settings(instance_id="nbo-ranker-0", mlflow_tracking=False)
+    settings = with_offers(make_settings(instance_id="nbo-ranker-0", mlflow_tracking=False))
     with running(settings, "run", "ranker") as first:
 
         def first_holds_its_instance() -> bool:
@@ -158,3 +158,25 @@ def test_a_second_ranker_with_a_live_one_s_id_exits_with_a_clear_error(
         assert first.poll() is None
     assert second.returncode == InstanceTaken.exit_code == 3
     assert "instance 'nbo-ranker-0' is already running on this host" in second.stderr
+
+
+@pytest.mark.real_kafka
+def test_on_kafka_a_process_fenced_by_another_with_its_id_exits_with_a_clear_error(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Two hosts given one NBO_INSTANCE_ID (no lock in common): Kafka fences the older
+    process, which says why and exits with the code a supervisor can be told not to restart."""
+    settings = with_offers(make_settings(instance_id="nbo-ranker-0", mlflow_tracking=False))
+    first, second = (
+        settings.model_copy(update={"state_dir": settings.state_dir / host})
+        for host in ("host-a", "host-b")
+    )
+    send(settings, "customers", [("F1", customer("F1", "mass"))])
+    with running(settings, "run", "valid-offers"), running(first, "run", "ranker") as older:
+        send(settings, "events", [("F1", event("f1", "F1", START))])
+        outputs(settings, "next_best_offers", 1, timeout=120)  # the older one has joined
+        with running(second, "run", "ranker"):
+            code = older.wait(timeout=120)
+    log = (first.state_dir.parent / "run-ranker.log").read_text()
+    assert code == InstanceFenced.exit_code == 3, log
+    assert "another process joined as instance 'nbo-ranker-0'" in log
