@@ -19,7 +19,7 @@ from models.time_value import Phase, TimeValueProfile, value_now
 from pipeline.catalogue.tables import GlobalTables
 from pipeline.contracts.schemas import Decision, RankedOffer, ValidOffers, response_window_seconds
 from pipeline.next_best_offer.models import ModelFollower
-from pipeline.next_best_offer.state import CustomerDecisions
+from pipeline.next_best_offer.state import CustomerDecisions, DecisionDetails, PendingOffer
 from pipeline.settings import Settings
 
 
@@ -132,27 +132,26 @@ class Decider:
         `decided_by` names the model version that chose them, if not `model`."""
         now = valid.timestamp.timestamp()
         offers_now = self._tables.catalogue.offers
-        book.add(
-            decision_id,
-            now,
-            now + min(response_window_seconds(offers_now.get(o.offer_id)) for o in offers),
-            {
-                o.offer_id: {
-                    "x": features[o.offer_id],
-                    "p": o.p_accept,
-                    "v": o.value_now,
-                    "q": o.propensity,
-                    "r": o.rank,
-                }
+        details = DecisionDetails(
+            offers={
+                o.offer_id: PendingOffer(
+                    features=features[o.offer_id],
+                    p_accept=o.p_accept,
+                    value_now=o.value_now,
+                    propensity=o.propensity,
+                    rank=o.rank,
+                )
                 for o in offers
             },
             first=offers[0].offer_id,
-            shadow=shadow,
-            challenger=self._models.challenger_version,
             customer=valid.customer_id,
             model=decided_by or model.version,
             feature_set=model.features.label,
+            shadow=shadow,
+            challenger=self._models.challenger_version,
         )
+        due = now + min(response_window_seconds(offers_now.get(o.offer_id)) for o in offers)
+        book.add(decision_id, now, due, details)
 
     def _shadow(
         self, candidates: list[Candidate], first: str, propensity: float

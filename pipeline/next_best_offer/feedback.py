@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from pipeline.catalogue.tables import GlobalTables
 from pipeline.contracts.schemas import (
@@ -123,31 +122,31 @@ class FeedbackResolver:
         now: float,
     ) -> Feedback:
         """Tell one shown offer's label."""
-        decision: dict[str, Any] = book.details(decision_id)
+        decision = book.details(decision_id)
         decided_at = book.pending[decision_id]["at"]
-        offer = decision["offers"][offer_id]
+        offer = decision.offers[offer_id]
         accepted = outcome in POSITIVE_OUTCOMES
-        reward = offer["v"] if accepted else 0.0
-        first = offer_id == decision["first"]
+        reward = offer.value_now if accepted else 0.0
+        first = offer_id == decision.first
         self.stats.resolved += 1
         self.stats.positives += int(accepted)
         book.resolve(decision_id, offer_id)
         return Feedback(
             decision_id=decision_id,
-            customer_id=decision.get("customer", ""),
+            customer_id=decision.customer,
             offer_id=offer_id,
-            rank=offer.get("r"),  # none for decisions made before ranks were kept
+            rank=offer.rank,
             outcome=outcome,
             label=accepted,
             reward=reward,
-            features=offer["x"],
-            feature_set=decision.get("feature_set", ""),
-            p_accept=offer["p"],
-            value_now=offer["v"],
-            propensity=offer.get("q"),
-            model_version=decision.get("model", ""),
-            challenger=decision.get("shadow") if first else None,
-            challenger_version=decision.get("challenger") if first else None,
+            features=offer.features,
+            feature_set=decision.feature_set,
+            p_accept=offer.p_accept,
+            value_now=offer.value_now,
+            propensity=offer.propensity,
+            model_version=decision.model,
+            challenger=decision.shadow if first else None,
+            challenger_version=decision.challenger if first else None,
             decided_at=datetime.fromtimestamp(decided_at, UTC),
             resolved_at=datetime.fromtimestamp(now, UTC),
         )

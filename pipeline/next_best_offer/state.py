@@ -18,11 +18,16 @@ Memory is bounded: at most `PENDING_PER_CUSTOMER` pending decisions (the oldest 
 and `CHANNEL_HISTORY` impression times per channel; a decision is dropped when all its offers
 are resolved or expired.
 
+A decision's details are a typed record, `DecisionDetails`, stored with the number of its
+layout (`LAYOUT`); a record of an earlier layout still loads, so state written before a change
+of layout is read after it.
+
 >>> book = CustomerDecisions(MemoryState())
->>> book.add("d-1", 100.0, 3700.0, {"card": {"x": {"age": 0.3}, "p": 0.2, "v": 50.0}}, first="card")
+>>> card = PendingOffer(features={"age": 0.3}, p_accept=0.2, value_now=50.0, propensity=1.0)
+>>> book.add("d-1", 100.0, 3700.0, DecisionDetails(offers={"card": card}, first="card"))
 >>> book.index["pending"]["d-1"]
 {'at': 100.0, 'due': 3700.0, 'shown': {'card': None}}
->>> book.details("d-1")["offers"]["card"]["p"]
+>>> book.details("d-1").offers["card"].p_accept
 0.2
 >>> book.resolve("d-1", "card"); "d-1" in book.pending
 False
@@ -30,12 +35,67 @@ False
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 PENDING_PER_CUSTOMER = 20
 CHANNEL_HISTORY = 50
 INDEX_KEY = "index"
 _DETAILS_PREFIX = "decision:"
+# The layout of stored decision details. 1 (no number stored): one-letter keys per offer
+# (x features, p P(accept), v value now, q propensity, r rank); 2: `DecisionDetails` as named.
+LAYOUT = 2
+_LAYOUT_1_OFFER = {"x": "features", "p": "p_accept", "v": "value_now", "q": "propensity",
+                   "r": "rank"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PendingOffer:
+    """What the ranker knew of one offer of a decision when it decided: what the offer's label
+    is told with."""
+
+    features: dict[str, float]
+    p_accept: float
+    value_now: float
+    propensity: float | None = None  # None in decisions stored before propensities were kept
+    rank: int | None = None  # None in decisions stored before ranks were kept
+
+
+@dataclass(frozen=True)
+class DecisionDetails:
+    """A pending decision's details: its offers, the one put first, and what made it."""
+
+    offers: dict[str, PendingOffer]
+    first: str
+    customer: str = ""
+    model: str = ""  # the model version that chose the offers
+    feature_set: str = ""
+    shadow: dict[str, float] | None = None  # the challenger's view, for its off-policy estimate
+    challenger: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # fields of a later layout, kept
+
+    def stored(self) -> dict[str, Any]:
+        """As stored in the state (JSON), with its layout's number."""
+        fields = asdict(self)
+        return {"layout": LAYOUT, **fields.pop("extra"), **fields}
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> DecisionDetails:
+        """Details as stored by this layout or an earlier one."""
+        values = dict(stored)
+        layout = values.pop("layout", 1)
+        offers = values.pop("offers")
+        if layout == 1:
+            offers = {
+                offer_id: {_LAYOUT_1_OFFER[key]: value for key, value in offer.items()}
+                for offer_id, offer in offers.items()
+            }
+        known = {name for name in cls.__dataclass_fields__ if name not in ("offers", "extra")}
+        return cls(
+            offers={offer_id: PendingOffer(**offer) for offer_id, offer in offers.items()},
+            **{name: values.pop(name) for name in known if name in values},
+            extra=values,
+        )
 
 
 class KeyedState(Protocol):
@@ -66,7 +126,7 @@ class CustomerDecisions:
     def __init__(self, state: KeyedState) -> None:
         self._state = state
         self.index: dict[str, Any] = state.get(INDEX_KEY) or new_index()
-        self._details: dict[str, dict[str, Any]] = {}  # read or written during this record
+        self._details: dict[str, DecisionDetails] = {}  # read or written during this record
 
     @property
     def pending(self) -> dict[str, dict[str, Any]]:
@@ -78,23 +138,22 @@ class CustomerDecisions:
         shown: list[float] = self.index["channel_shown"].get(channel, [])
         return shown
 
-    def add(
-        self, decision_id: str, at: float, due: float, offers: dict[str, Any], **details: Any
-    ) -> None:
-        """Remember a decision's offers (features `x`, P(accept) `p`, value `v` each)."""
-        self.pending[decision_id] = {"at": at, "due": due, "shown": dict.fromkeys(offers)}
-        self._details[decision_id] = {"offers": offers, **details}
-        self._state.set(_DETAILS_PREFIX + decision_id, self._details[decision_id])
+    def add(self, decision_id: str, at: float, due: float, details: DecisionDetails) -> None:
+        """Remember a decision made at `at` whose offers can first expire at `due`."""
+        self.pending[decision_id] = {"at": at, "due": due, "shown": dict.fromkeys(details.offers)}
+        self._details[decision_id] = details
+        self._state.set(_DETAILS_PREFIX + decision_id, details.stored())
         while len(self.pending) > PENDING_PER_CUSTOMER:
             oldest = min(self.pending, key=lambda d: self.pending[d]["at"])
             self._forget(oldest)
 
-    def details(self, decision_id: str) -> dict[str, Any]:
+    def details(self, decision_id: str) -> DecisionDetails:
         """What a pending decision knew of each offer; KeyError for one not pending."""
         if decision_id not in self._details:
             if decision_id not in self.pending:
                 raise KeyError(f"decision {decision_id} is not pending")
-            self._details[decision_id] = self._state.get(_DETAILS_PREFIX + decision_id)
+            stored = self._state.get(_DETAILS_PREFIX + decision_id)
+            self._details[decision_id] = DecisionDetails.from_stored(stored)
         return self._details[decision_id]
 
     def shown(self, decision_id: str, offer_id: str, at: float, channel: str) -> None:

@@ -68,9 +68,10 @@ def test_the_decider_scores_the_challenger_in_shadow(tmp_path: Path) -> None:
     parts = Parts(tmp_path)
     parts.models.challenger, parts.models.challenger_version = OnlineRanker(), "7"
     decision = parts.decide()
-    shadow = parts.book.details(decision.decision_id)["shadow"]
+    shadow = parts.book.details(decision.decision_id).shadow
     assert decision.challenger_version == "7"
-    assert parts.book.details(decision.decision_id)["challenger"] == "7"
+    assert parts.book.details(decision.decision_id).challenger == "7"
+    assert shadow is not None
     assert shadow["propensity"] == decision.offers[0].propensity == 1.0  # greedy
     assert 0 < shadow["target_probability"] <= 1
 
@@ -91,7 +92,7 @@ def test_an_accept_is_told_with_what_the_decision_knew_and_a_click_waits(tmp_pat
     assert (accepted.offer_id, accepted.outcome, accepted.label) == ("a", "accept", True)
     assert accepted.rank == 1 and accepted.propensity == 1.0 and accepted.reward == 100.0
     assert accepted.model_version == "bayesian_logistic-0" and accepted.customer_id == "C1"
-    assert accepted.features == parts.book.details(decision.decision_id)["offers"]["a"]["x"]
+    assert accepted.features == parts.book.details(decision.decision_id).offers["a"].features
     assert accepted.feature_set == "default/3"
     assert accepted.decided_at == START and accepted.resolved_at == later
     assert parts.resolver.stats.positives == 1 and parts.resolver.stats.resolved == 1

@@ -71,8 +71,8 @@ def test_a_decision_made_again_keeps_the_emitted_offers_and_is_not_told_twice(
     assert emitted == []  # the decision is out already
     assert set(book.pending[earlier.decision_id]["shown"]) == {"c", earlier.offers[1].offer_id}
     details = book.details(earlier.decision_id)
-    assert details["first"] == "c" and details["offers"]["c"]["q"] == shown[0].propensity
-    assert details["offers"]["c"]["x"]  # its features, computed again
+    assert details.first == "c" and details.offers["c"].propensity == shown[0].propensity
+    assert details.offers["c"].features  # computed again
     at = InputPosition("interactions", 0, 2)
     for outcome in ("impression", "accept"):
         result = restarted.handle(book, answer("c", earlier.decision_id, outcome), at, "C1")
