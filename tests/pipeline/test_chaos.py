@@ -14,7 +14,7 @@ from pipeline.tools.steady_loop import LoopConfig, run_loop
 # Kafka's bound in the terms: a restart (process start, tables, models, rejoin) plus the
 # checkpoints of two hops under exactly-once
 LATEST_DECISION = 20.0
-# Four kills, one per μ-product (the order is seeded), while 48 s of events flow
+# A kill every ~10 s while 48 s of events flow: each μ-product in turn (the order is seeded)
 CONFIG = LoopConfig(events=2_880, rate=60.0, customers=600, rankers=2, kill_every=10.0)
 
 
@@ -25,7 +25,9 @@ def test_kafka_exactly_once_through_a_kill_of_each_stage(
     settings = make_settings(processing_guarantee="exactly-once", mlflow_tracking=False)
     report = run_loop(settings, CONFIG)
     figures = report.figures()
-    assert sorted(kill.victim for kill in report.kills) == sorted(CONFIG.apps()), figures
+    assert {kill.victim for kill in report.kills} == set(CONFIG.apps()), (
+        figures
+    )  # each, once or more
     assert report.undecided == [] and report.decided == CONFIG.events, figures
     assert report.duplicates == 0, figures
     assert report.labels_learned == report.labels_told > 0, figures
@@ -43,7 +45,9 @@ def test_embedded_at_least_once_through_a_kill_of_each_stage(
     settings = make_settings(mlflow_tracking=False)
     report = run_loop(settings, CONFIG)
     figures = report.figures()
-    assert sorted(kill.victim for kill in report.kills) == sorted(CONFIG.apps()), figures
+    assert {kill.victim for kill in report.kills} == set(CONFIG.apps()), (
+        figures
+    )  # each, once or more
     assert report.undecided == [] and report.decided == CONFIG.events, figures
     assert report.labels_learned == report.labels_told > 0, figures
     assert report.dead_letters == 0, figures  # no label lost to a partition that moved
