@@ -22,8 +22,6 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,45 +30,11 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import dead_transaction
-from pipeline.kafka.broker import EmbeddedBroker, configured_address
+from benchmarks.brokers import embedded, kafka, kafka_at_hand
 from pipeline.settings import Settings
 from pipeline.tools.steady_loop import LoopConfig, LoopReport, run_loop
-from tools.kafka import cluster as local_kafka
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def kafka_at_hand() -> bool:
-    """Whether a real Kafka is configured or running here, or can be started."""
-    return (
-        configured_address(Settings()) is not None
-        or local_kafka.Cluster.load() is not None
-        or local_kafka.available()
-    )
-
-
-@contextmanager
-def kafka() -> Iterator[tuple[str, int | None]]:
-    """A real Kafka: the configured or running one, else a local one started for the run."""
-    address = configured_address(Settings())
-    if address is None and (running := local_kafka.Cluster.load()) is not None:
-        address = running.bootstrap
-    if address is not None:
-        yield address, None
-        return
-    directory = Path(tempfile.mkdtemp(prefix="nbo-chaos-kafka-"))
-    cluster = local_kafka.start(nodes=1, directory=directory)
-    try:
-        yield cluster.bootstrap, None
-    finally:
-        local_kafka.stop(directory)
-
-
-@contextmanager
-def embedded() -> Iterator[tuple[str, int | None]]:
-    with EmbeddedBroker() as broker:
-        assert broker.address is not None
-        yield broker.address, broker.pid
 
 
 RUNS = {"kafka": ("exactly-once", kafka), "embedded": ("at-least-once", embedded)}

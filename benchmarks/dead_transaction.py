@@ -20,6 +20,7 @@ import uuid
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from benchmarks.brokers import kafka
 from pipeline.settings import Settings
 
 TRIALS = ((60_000, False), (Settings().transaction_timeout_ms, False),
@@ -93,8 +94,6 @@ def main() -> None:
     if sys.argv[1:2] == ["--open"]:
         open_and_wait(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
         return
-    from benchmarks.chaos import kafka
-
     with kafka() as (address, _):
         for row in measure(address):
             print(row)
