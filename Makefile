@@ -37,7 +37,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy features models pipeline benchmarks tools
+	$(BIN)/mypy features models pipeline benchmarks local_kafka
 
 # pytest exits 5 when it collects no test; make treats that as a failure like any other.
 test: lint
@@ -46,10 +46,10 @@ test: lint
 # A local Apache Kafka in KRaft mode (Java 17 and Maven; jars fetched once into ~/.cache/nbo).
 # KAFKA_NODES=3 starts three nodes with replication factor 3. `make test` runs on it while it runs.
 kafka: $(STAMP)
-	$(BIN)/python -m tools.kafka.cluster start
+	$(BIN)/python -m local_kafka.cluster start
 
 kafka-stop: $(STAMP)
-	$(BIN)/python -m tools.kafka.cluster stop
+	$(BIN)/python -m local_kafka.cluster stop
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
@@ -69,5 +69,5 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	if test -x $(BIN)/python; then $(BIN)/python -m tools.kafka.cluster stop; fi
+	if test -x $(BIN)/python; then $(BIN)/python -m local_kafka.cluster stop; fi
 	rm -rf $(VENV) .nbo state .kafka .pytest_cache .mypy_cache .ruff_cache

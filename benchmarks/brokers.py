@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from local_kafka import cluster as local_kafka
 from pipeline.kafka.broker import EmbeddedBroker, configured_address
 from pipeline.settings import Settings
-from tools.kafka import cluster as local_kafka
 
 
 def kafka_at_hand() -> bool:

@@ -2,7 +2,7 @@
 
     make chaos                # or: python -m benchmarks.chaos [--events N] [--kill-every S]
 
-The steady loop (`pipeline.tools.steady_loop`: Valid Offers, two rankers and the learner, each
+The steady loop (`pipeline.simulation.steady_loop`: Valid Offers, two rankers and the learner, each
 restarted at once when it exits, as a supervisor would; a channel answering decisions late in
 event time) runs while a random μ-product (each in turn, in a seeded order) is SIGKILLed every
 ~20 s. Twice: on a real Kafka with exactly-once (a local one is started if none is configured
@@ -32,7 +32,7 @@ from rich.table import Table
 from benchmarks import dead_transaction
 from benchmarks.brokers import embedded, kafka, kafka_at_hand
 from pipeline.settings import Settings
-from pipeline.tools.steady_loop import LoopConfig, LoopReport, run_loop
+from pipeline.simulation.steady_loop import LoopConfig, LoopReport, run_loop
 
 RESULTS = Path(__file__).parent / "results"
 

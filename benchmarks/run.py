@@ -3,7 +3,7 @@
 make bench                         # or: python -m benchmarks.run
 python -m benchmarks.run ranker    # only the cases whose name contains a word given
 
-Each case runs on the embedded Tansu, and on a one-node Apache Kafka (`tools/kafka`) when Java
+Each case runs on the embedded Tansu, and on a one-node Apache Kafka (`local_kafka`) when Java
 and Maven are here (`NBO_BENCH_BROKERS=embedded` skips it). Each case gets a fresh Tansu,
 because Tansu keeps every record in memory, and the gigabyte an earlier case leaves behind would
 slow the next one down. The Kafka cases share one broker that has first run the full loop once,
@@ -31,10 +31,10 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import cases
+from local_kafka import cluster as local_kafka
+from pipeline.cli.app import quiet_library_deprecations
 from pipeline.kafka.broker import EmbeddedBroker
 from pipeline.settings import Settings
-from pipeline.tools.cli import quiet_library_deprecations
-from tools.kafka import cluster as local_kafka
 
 RESULTS = Path(__file__).parent / "results"
 CEILING = "pass-through"

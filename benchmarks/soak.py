@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.settings import Settings
-from pipeline.tools.demo import DemoConfig, DemoReport, run_demo
+from pipeline.simulation.demo import DemoConfig, DemoReport, run_demo
 
 RESULTS = Path(__file__).parent / "results"
 SAMPLE_EVERY = 10_000

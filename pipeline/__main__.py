@@ -1,3 +1,3 @@
-from pipeline.tools.cli import run_cli
+from pipeline.cli.app import run_cli
 
 run_cli()

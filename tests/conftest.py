@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
+from local_kafka import cluster as local_kafka
 from pipeline.kafka.broker import EmbeddedBroker
 from pipeline.settings import Settings
-from tools.kafka import cluster as local_kafka
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample"
@@ -56,7 +56,7 @@ BROKER_KIND = _broker_kind()
 
 def pytest_report_header() -> str:
     if BROKER_KIND == "kafka":
-        return f"broker: Apache Kafka {local_kafka.VERSION} (tools/kafka), real-Kafka tests run"
+        return f"broker: Apache Kafka {local_kafka.VERSION} (local_kafka), real-Kafka tests run"
     return "broker: embedded Tansu; tests marked real_kafka are skipped"
 
 

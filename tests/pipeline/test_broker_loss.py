@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from local_kafka import cluster as local_kafka
 from pipeline.kafka.clients import consume
 from pipeline.settings import Settings
 from tests.factories import START, customer, event, interaction, with_offers
 from tests.streams import outputs, send, supervised
-from tools.kafka import cluster as local_kafka
 
 pytestmark = pytest.mark.real_kafka
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from pipeline.settings import Settings
-from pipeline.tools.steady_loop import LoopConfig, run_loop
+from pipeline.simulation.steady_loop import LoopConfig, run_loop
 
 # Kafka's bound in the terms: a restart (process start, tables, models, rejoin) plus the
 # checkpoints of two hops under exactly-once

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from pipeline.cli.app import app
 from pipeline.settings import Settings
-from pipeline.tools.cli import app
 
 runner = CliRunner()
 

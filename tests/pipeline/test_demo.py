@@ -8,10 +8,10 @@ from pathlib import Path
 import psutil
 from typer.testing import CliRunner
 
+from pipeline.cli.app import app
 from pipeline.settings import Settings
-from pipeline.tools.cli import app
-from pipeline.tools.demo import DemoConfig, run_demo
-from pipeline.tools.simulation import NEW_OFFER, Channel, World
+from pipeline.simulation.demo import DemoConfig, run_demo
+from pipeline.simulation.world import NEW_OFFER, Channel, World
 
 
 def test_short_headless_demo_decides_every_event_and_learns(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -125,9 +125,9 @@ def test_offers_of_a_category_differ_by_customer_and_a_launched_offer_is_the_bes
 def test_the_live_view_says_how_the_launched_offer_is_found() -> None:
     from rich.console import Console
 
-    from pipeline.tools.cli import _progress_table
-    from pipeline.tools.demo import DemoReport
-    from pipeline.tools.simulation import NOTHING, Outcome, Truth
+    from pipeline.cli.app import _progress_table
+    from pipeline.simulation.demo import DemoReport
+    from pipeline.simulation.world import NOTHING, Outcome, Truth
 
     report = DemoReport(seconds=1.0)
     best = Truth(0.5, 50.0)

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from models import registry
 from models.ranker import OnlineRanker
 from models.ranker import make_ranker as named_ranker
+from pipeline.cli.app import app
 from pipeline.next_best_offer.state import CustomerDecisions, MemoryState
 from pipeline.settings import Settings
-from pipeline.tools.cli import app
 from tests.factories import (
     SHORT_INTEREST,
     START,

@@ -15,8 +15,8 @@ from features import Exposure, Moment
 from models import registry
 from models.ranker import OnlineRanker
 from pipeline.next_best_offer.state import CustomerDecisions, MemoryState
+from pipeline.offline.replay import LogMapping, Replayer, read_items, replay_rows
 from pipeline.settings import Settings
-from pipeline.tools.replay import LogMapping, Replayer, read_items, replay_rows
 from tests.factories import (
     SHORT_INTEREST,
     START,

@@ -11,13 +11,13 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from typer.testing import CliRunner
 
+from pipeline.cli.app import app
 from pipeline.contracts import topics
 from pipeline.errors import NboError, StreamStalled
 from pipeline.kafka.clients import producer_config
 from pipeline.kafka.progress import GroupProbe, PartitionLag, ProgressMonitor, StallWatch
 from pipeline.kafka.quix import freeze_what_lives_as_long_as_the_process, run_watched
 from pipeline.settings import Settings
-from pipeline.tools.cli import app
 
 
 def _produce_one_by_one(settings: Settings, topic: str, count: int, partition: int = 0) -> None:

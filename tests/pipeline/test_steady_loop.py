@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pipeline.settings import Settings
-from pipeline.tools.steady_loop import LoopConfig, run_loop
+from pipeline.simulation.steady_loop import LoopConfig, run_loop
 
 
 def test_every_event_of_a_steady_loop_gets_exactly_one_decision(

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.cli import tracking_ui
 from pipeline.errors import UiNotReady
 from pipeline.kafka.broker import _free_loopback_port
-from pipeline.tools import tracking_ui
 from tests.factories import eventually
 
 UI_START_TIMEOUT = 180.0  # the install's first MLflow start on a busy 2-core machine

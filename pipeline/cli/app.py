@@ -308,7 +308,7 @@ def demo(
     """The whole closed loop: broker, both μ-products and simulated customers and channels."""
     from rich.live import Live
 
-    from pipeline.tools.demo import DemoConfig, run_demo
+    from pipeline.simulation.demo import DemoConfig, run_demo
 
     settings = _settings(ctx)
     broker_mod.stop_on_sigterm()
@@ -536,7 +536,7 @@ def ui(
     """Open the MLflow UI on nbo's model store (runs, metrics, plots, registry)."""
     import signal
 
-    from pipeline.tools import tracking_ui
+    from pipeline.cli import tracking_ui
 
     settings = _settings(ctx)
     _registry(settings)  # the store and the experiment exist before the UI opens
@@ -607,7 +607,7 @@ def replay(
     register: Annotated[bool, typer.Option(help="register the replayed model")] = False,
 ) -> None:
     """Would this model and policy have done better on what was logged? (off-policy estimates)"""
-    from pipeline.tools import replay as replay_mod
+    from pipeline.offline import replay as replay_mod
 
     settings = _settings(ctx)
     _registry_for(model, settings)
@@ -671,8 +671,8 @@ def replay_feedback(
 ) -> None:
     """Would this model have predicted the customers' answers on `feedback` better than the
     models that decided? (progressive validation on the same labels)"""
-    from pipeline.tools import feedback_replay
-    from pipeline.tools.replay import read_rows
+    from pipeline.offline import feedback_replay
+    from pipeline.offline.replay import read_rows
 
     settings = _settings(ctx)
     _registry_for(model, settings)

@@ -16,8 +16,8 @@ against labels learned, dead letters, and partitions that moved from one ranker 
 It ends when every event has a decision, or when no decision has come for `idle_timeout`
 seconds: then it reports how many events were never decided.
 
-    python -m pipeline.tools.steady_loop --events 30000 --rate 100
-    python -m pipeline.tools.steady_loop --rankers 2 --kill-every 20   # chaos (`make chaos`)
+    python -m pipeline.simulation.steady_loop --events 30000 --rate 100
+    python -m pipeline.simulation.steady_loop --rankers 2 --kill-every 20   # chaos (`make chaos`)
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from pipeline.kafka.clients import consume, producer_config, reader_from_start
 from pipeline.kafka.processes import Supervisor
 from pipeline.learner.topics import latest_snapshots
 from pipeline.settings import Settings
-from pipeline.tools.demo import SAMPLE
-from pipeline.tools.simulation import Channel, World
+from pipeline.simulation.demo import SAMPLE
+from pipeline.simulation.world import Channel, World
 
 AFTER_KILL = 30.0  # seconds after a kill whose events' latencies are reported apart
 

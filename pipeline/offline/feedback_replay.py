@@ -32,7 +32,7 @@ from features import FeatureSet
 from models.ranker import OnlineRanker
 from pipeline.contracts.schemas import Feedback, describe_errors
 from pipeline.errors import ConfigError
-from pipeline.tools.replay import ModelChoice, Rejected, resolve_model
+from pipeline.offline.replay import ModelChoice, Rejected, resolve_model
 
 
 @dataclass

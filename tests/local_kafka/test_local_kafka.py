@@ -1,4 +1,4 @@
-"""The local Kafka cluster of `make kafka` and the tests (`tools/kafka/cluster.py`)."""
+"""The local Kafka cluster of `make kafka` and the tests (`local_kafka/cluster.py`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from tools.kafka import cluster as local_kafka
+from local_kafka import cluster as local_kafka
 
 
 @pytest.fixture(scope="module")

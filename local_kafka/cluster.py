@@ -1,10 +1,10 @@
 """A local Apache Kafka cluster in KRaft mode, from the broker's jars on Maven Central.
 
-    python -m tools.kafka.cluster start [--nodes 3]   # or: make kafka (KAFKA_NODES=3)
-    python -m tools.kafka.cluster stop                 # or: make kafka-stop
-    python -m tools.kafka.cluster address              # the bootstrap address, if one runs
+    python -m local_kafka.cluster start [--nodes 3]   # or: make kafka (KAFKA_NODES=3)
+    python -m local_kafka.cluster stop                 # or: make kafka-stop
+    python -m local_kafka.cluster address              # the bootstrap address, if one runs
 
-The jars are fetched once, by Maven from `tools/kafka/pom.xml`, into `~/.cache/nbo/kafka-<version>`.
+The jars are fetched once, by Maven from `local_kafka/pom.xml`, into `~/.cache/nbo/kafka-<version>`.
 Each node is a `kafka.Kafka` JVM that is both broker and controller, on loopback ports chosen
 free at start; `.kafka/` (not in git) holds each node's properties, data and log, and
 `cluster.json` with the address and the process ids that `stop` ends. With three nodes, topics
@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
+REPO = HERE.parent
 POM = HERE / "pom.xml"
 VERSION = "4.4.0"  # keep in step with pom.xml
 CACHE = Path(os.environ.get("NBO_KAFKA_CACHE", Path.home() / ".cache" / "nbo" / f"kafka-{VERSION}"))

@@ -31,7 +31,7 @@ from pipeline.kafka.clients import produce, reader_from_start
 from pipeline.kafka.progress import stage_probes
 from pipeline.learner.topics import latest_snapshots
 from pipeline.settings import Settings
-from pipeline.tools.simulation import NEW_OFFER, Channel, Scoreboard, World
+from pipeline.simulation.world import NEW_OFFER, Channel, Scoreboard, World
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 APPS = {
