@@ -34,7 +34,6 @@ Any River pipeline whose last step is a binary classifier plugs in the same way:
 from __future__ import annotations
 
 import operator
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -54,12 +53,22 @@ _ELEMENTWISE = ("StandardScaler", "MaxAbsScaler", "MinMaxScaler")
 
 
 def is_river(obj: object, module: str, *names: str) -> bool:
-    """Whether `obj` is exactly one of River's `module.name` classes, without importing the
-    module: River's linear models, pipelines and scalers pull in scipy, pandas and sklearn, and
-    a process with the default model needs none of them (a ranker restarts seconds sooner). If
-    the module was never imported, nothing can be an instance of its classes."""
-    loaded = sys.modules.get(module)
-    return loaded is not None and any(type(obj) is getattr(loaded, name) for name in names)
+    """Whether `obj` is exactly one of River's classes `names` of `module` (or a submodule),
+    told by its class's own module and name. River's linear models, pipelines and scalers pull
+    in scipy, pandas and sklearn, which a process with the default model never needs (a ranker
+    restarts seconds sooner without them), so nothing here imports them; nor does it read a
+    module that another thread (a model being unpickled) may be importing at that moment.
+
+    >>> from river import linear_model
+    >>> is_river(linear_model.LogisticRegression(), "river.linear_model", "LogisticRegression")
+    True
+    >>> class LogisticRegression: ...
+    >>> is_river(LogisticRegression(), "river.linear_model", "LogisticRegression")
+    False
+    """
+    kind = type(obj)
+    home = kind.__module__
+    return kind.__name__ in names and (home == module or home.startswith(f"{module}."))
 
 
 def default_classifier(learning_rate: float = 0.15) -> base.Classifier:

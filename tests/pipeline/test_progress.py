@@ -15,6 +15,7 @@ from pipeline.cli.app import app
 from pipeline.contracts import topics
 from pipeline.errors import NboError, StreamStalled
 from pipeline.kafka.clients import producer_config
+from pipeline.kafka.instance import Instance
 from pipeline.kafka.progress import GroupProbe, PartitionLag, ProgressMonitor, StallWatch
 from pipeline.kafka.quix import freeze_what_lives_as_long_as_the_process, run_watched
 from pipeline.settings import Settings
@@ -189,7 +190,8 @@ def test_a_stalled_stage_stops_and_raises_naming_its_partitions(settings: Settin
     _commit(settings, watched.consumer_group("valid-offers"), "events", 1, 1)
     app = _WedgedApp()
     with pytest.raises(StreamStalled, match=r"valid-offers made no progress .* on events\[1\]"):
-        run_watched(app, watched, settings.broker_address or "", "valid-offers", ["events"])  # type: ignore[arg-type]
+        instance = Instance("valid-offers", "test-0", settings.state_dir)
+        run_watched(app, watched, settings.broker_address or "", instance, ["events"])  # type: ignore[arg-type]
     assert app.failed  # stopped as failed: Quix does not commit what it was doing
 
 
