@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from pipeline.settings import Settings
-from pipeline.simulation.steady_loop import LoopConfig, run_loop
+from pipeline.simulation.steady_loop import LoopConfig, LoopReport, run_loop
 
 # Kafka's bound in the issue's terms: a restart (process start, tables, models, rejoin) plus the
 # checkpoints of two hops under exactly-once
@@ -18,21 +18,26 @@ LATEST_DECISION = 20.0
 CONFIG = LoopConfig(events=2_880, rate=60.0, customers=600, rankers=2, kill_every=10.0)
 
 
+def assert_nothing_lost(report: LoopReport) -> None:
+    """Each μ-product killed, every event decided, every label learned once, no dead letter,
+    and nothing exited that was not killed."""
+    figures = report.figures()
+    assert {kill.victim for kill in report.kills} == set(CONFIG.apps()), figures  # each, 1+
+    assert report.undecided == [] and report.decided == CONFIG.events, figures
+    assert report.labels_learned == report.labels_told > 0, figures
+    assert report.dead_letters == 0, figures  # no label lost to a restart
+    assert report.crashes == [], figures
+
+
 @pytest.mark.real_kafka
 def test_kafka_exactly_once_through_a_kill_of_each_stage(
     make_settings: Callable[..., Settings],
 ) -> None:
     settings = make_settings(processing_guarantee="exactly-once", mlflow_tracking=False)
     report = run_loop(settings, CONFIG)
+    assert_nothing_lost(report)
     figures = report.figures()
-    assert {kill.victim for kill in report.kills} == set(CONFIG.apps()), (
-        figures
-    )  # each, once or more
-    assert report.undecided == [] and report.decided == CONFIG.events, figures
     assert report.duplicates == 0, figures
-    assert report.labels_learned == report.labels_told > 0, figures
-    assert report.dead_letters == 0, figures
-    assert report.crashes == [], figures
     # a restarted ranker or Valid Offers takes its own partitions back: none moved
     assert report.partition_moves == [], figures
     assert report.latency.max is not None and report.latency.max <= LATEST_DECISION, figures
@@ -42,13 +47,4 @@ def test_kafka_exactly_once_through_a_kill_of_each_stage(
 def test_embedded_at_least_once_through_a_kill_of_each_stage(
     make_settings: Callable[..., Settings],
 ) -> None:
-    settings = make_settings(mlflow_tracking=False)
-    report = run_loop(settings, CONFIG)
-    figures = report.figures()
-    assert {kill.victim for kill in report.kills} == set(CONFIG.apps()), (
-        figures
-    )  # each, once or more
-    assert report.undecided == [] and report.decided == CONFIG.events, figures
-    assert report.labels_learned == report.labels_told > 0, figures
-    assert report.dead_letters == 0, figures  # no label lost to a partition that moved
-    assert report.crashes == [], figures
+    assert_nothing_lost(run_loop(make_settings(mlflow_tracking=False), CONFIG))
