@@ -63,6 +63,8 @@ class EmittedDecisions:
             decisions: dict[str, Decision] = {}
             if high <= low:
                 return decisions
+            # Tansu (0.6) answers with the last batch's base offset + 1 as the end, so more than
+            # the tail may be read: only the last `tail` read are kept
             consumer.assign([TopicPartition(self._topic, partition, max(low, high - self._tail))])
             while True:
                 message = consumer.poll(self._timeout)
@@ -80,6 +82,8 @@ class EmittedDecisions:
                                 partition, message.offset())  # fmt: skip
                     continue
                 decisions[decision.decision_id] = decision
+                if len(decisions) > self._tail:
+                    del decisions[next(iter(decisions))]  # the oldest read
             log.info("ranker: %d decisions read back from %s[%d] to repeat if decided again",
                      len(decisions), self._topic, partition)  # fmt: skip
             return decisions
