@@ -110,13 +110,14 @@ class Supervisor:
 
     def check(self) -> list[Exit]:
         """Restart every process that has exited on its own; returns those exits."""
-        ended = []
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                ended.append(Exit(name, process.returncode, killed=False))
-        for exit in ended:
-            self.exits.append(exit)
-            self._spawn(exit.name)
+        ended = [
+            Exit(name, process.returncode, killed=False)
+            for name, process in self.processes.items()
+            if process.poll() is not None
+        ]
+        for ending in ended:
+            self.exits.append(ending)
+            self._spawn(ending.name)
         return ended
 
     def kill(self, name: str) -> None:
@@ -129,7 +130,7 @@ class Supervisor:
 
     def crashes(self) -> list[Exit]:
         """The exits nobody asked for."""
-        return [exit for exit in self.exits if not exit.killed]
+        return [ending for ending in self.exits if not ending.killed]
 
     def stop(self, names: list[str] | None = None) -> dict[str, int]:
         """SIGTERM the named processes, all by default (SIGKILL after the stop timeout); their
