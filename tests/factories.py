@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from models.ranker import OnlineRanker
 from pipeline.contracts.schemas import CandidateOffer, Offer, ValidOffers
 from pipeline.contracts.topics import create_topics
+from pipeline.next_best_offer.emitted import EarlierDecisions
 from pipeline.next_best_offer.feedback import InputPosition
 from pipeline.next_best_offer.processor import Ranker
 from pipeline.next_best_offer.state import CustomerDecisions
@@ -140,12 +141,18 @@ def valid_offers(
     )
 
 
-def make_ranker(tmp_path: Path, offers: list[dict[str, Any]], **settings: Any) -> Ranker:
+def make_ranker(
+    tmp_path: Path,
+    offers: list[dict[str, Any]],
+    emitted: EarlierDecisions | None = None,
+    **settings: Any,
+) -> Ranker:
     """A ranker over `offers` (catalogue offers), greedy and top 5 unless `settings` say else,
-    with its model files under `tmp_path` and no broker."""
+    with its model files under `tmp_path` and no broker; `emitted` are the decisions it finds
+    already emitted when it starts (after a crash)."""
     tables = SimpleNamespace(catalogue=SimpleNamespace(offers={o["offer_id"]: o for o in offers}))
     config = Settings(**{"state_dir": tmp_path, "exploration": "greedy", "top_k": 5, **settings})
-    return Ranker(config, tables, DeadLetters())  # type: ignore[arg-type]
+    return Ranker(config, tables, DeadLetters(), emitted=emitted)  # type: ignore[arg-type]
 
 
 _VALID_OFFERS_OFFSETS = itertools.count()

@@ -38,6 +38,11 @@ class DecisionStats:
     suppressed: int = 0
 
 
+def decision_id_of(valid: ValidOffers) -> str:
+    """The id of the decision on `valid` (the same each time its event is decided)."""
+    return f"d-{valid.event_id}"
+
+
 class Decider:
     """Ranks a customer's valid offers with the champion; scores the challenger in shadow."""
 
@@ -66,7 +71,7 @@ class Decider:
 
     def decide(self, book: CustomerDecisions, valid: ValidOffers) -> Decision:
         now = valid.timestamp.timestamp()
-        decision_id = f"d-{valid.event_id}"
+        decision_id = decision_id_of(valid)
         model = self._models.model  # one model for the whole decision, whatever arrives meanwhile
         if not self.contact.channel_allowed(book.channel_shown(valid.channel), now):
             self.stats.suppressed += len(valid.candidates)

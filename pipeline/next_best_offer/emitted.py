@@ -17,6 +17,7 @@ It is kept in the customer's state, not emitted a second time. Exactly-once need
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from pydantic import ValidationError
@@ -30,6 +31,12 @@ log = logging.getLogger(__name__)
 # Records read back per partition: more than a ranker emits between two checkpoints (the commit
 # interval, plus the producer's flush) at the rates nbo is built for.
 TAIL = 5_000
+
+
+class EarlierDecisions(Protocol):
+    """What the ranker asks of the decisions emitted before it started."""
+
+    def pop(self, partition: int, decision_id: str) -> Decision | None: ...
 
 
 class EmittedDecisions:

@@ -20,8 +20,8 @@ from pipeline.catalogue.tables import GlobalTables
 from pipeline.contracts.schemas import Decision, Feedback, Interaction, ValidOffers
 from pipeline.contracts.topics import RANKER
 from pipeline.kafka.dead_letters import DeadLetterProducer, Origin, Parsed, dead_letter
-from pipeline.next_best_offer.decider import Decider
-from pipeline.next_best_offer.emitted import EmittedDecisions
+from pipeline.next_best_offer.decider import Decider, decision_id_of
+from pipeline.next_best_offer.emitted import EarlierDecisions
 from pipeline.next_best_offer.feedback import FeedbackResolver, InputPosition
 from pipeline.next_best_offer.models import ModelFollower
 from pipeline.next_best_offer.state import CustomerDecisions
@@ -42,7 +42,7 @@ class Ranker:
         dead_letters: DeadLetterProducer,
         models: ModelFollower | None = None,
         instance: str | None = None,
-        emitted: EmittedDecisions | None = None,
+        emitted: EarlierDecisions | None = None,
     ) -> None:
         self._dead_letters = dead_letters
         self._emitted = emitted  # under at-least-once: what a restart repeats
@@ -89,4 +89,4 @@ class Ranker:
         """This event's decision if it was emitted before this process started (a crash)."""
         if self._emitted is None:
             return None
-        return self._emitted.pop(at.partition, f"d-{valid.event_id}")
+        return self._emitted.pop(at.partition, decision_id_of(valid))
