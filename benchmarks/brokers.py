@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from local_kafka import cluster as local_kafka
-from pipeline.kafka.broker import EmbeddedBroker, configured_address
+from pipeline.kafka.broker import TansuBroker, configured_address
 from pipeline.settings import Settings
 
 
@@ -41,6 +41,6 @@ def kafka() -> Iterator[tuple[str, int | None]]:
 
 @contextmanager
 def embedded() -> Iterator[tuple[str, int | None]]:
-    with EmbeddedBroker() as broker:
+    with TansuBroker() as broker:
         assert broker.address is not None
         yield broker.address, broker.pid

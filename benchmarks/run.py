@@ -33,7 +33,7 @@ from rich.table import Table
 from benchmarks import cases
 from local_kafka import cluster as local_kafka
 from pipeline.cli.app import quiet_library_deprecations
-from pipeline.kafka.broker import EmbeddedBroker
+from pipeline.kafka.broker import TansuBroker
 from pipeline.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
@@ -95,7 +95,7 @@ Broker = Callable[[], AbstractContextManager[tuple[str, list[int]]]]
 @contextmanager
 def fresh_embedded() -> Iterator[tuple[str, list[int]]]:
     """A new embedded broker: its address and the id of its process."""
-    with EmbeddedBroker() as broker:
+    with TansuBroker() as broker:
         assert broker.address is not None and broker.pid is not None
         yield broker.address, [broker.pid]
 

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,6 +49,17 @@ _BROKER_JVM = ("-Xms1g", "-Xmx1g", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMil
                "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
                "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true")  # fmt: skip
 _TOOL_JVM = ("-Xmx512m",)
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    """How each node runs: its JVM options, broker properties beyond the cluster's own, and
+    what to run in the child before the JVM starts (e.g. to tie its life to its parent's).
+    Kafka's own start scripts' options by default, for `make kafka` and the tests."""
+
+    jvm: tuple[str, ...] = _BROKER_JVM
+    properties: tuple[str, ...] = ()
+    preexec: Callable[[], None] | None = None
 
 
 class ClusterError(RuntimeError):
@@ -74,9 +86,28 @@ class Cluster:
         return cluster if all(_alive(pid) for pid in cluster.pids) else None
 
 
+def java_version() -> int | None:
+    """The feature version of the `java` on the PATH (17 for 17.0.15), or None if there is none."""
+    if shutil.which("java") is None:
+        return None
+    try:
+        shown = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    # `openjdk version "17.0.15" 2025-04-15`; Java 8 and older said "1.8.0_402"
+    quoted = shown.stderr.split('"')
+    if len(quoted) < 2:
+        return None
+    parts = quoted[1].split(".")
+    feature = parts[1] if parts[0] == "1" and len(parts) > 1 else parts[0]
+    return int(feature) if feature.isdigit() else None
+
+
 def available() -> bool:
-    """Java and Maven are here (or the jars are already cached)."""
-    return shutil.which("java") is not None and (_jars_ready() or shutil.which("mvn") is not None)
+    """Java 17+ is here, and the jars are cached or Maven can fetch them."""
+    version = java_version()
+    jars = _jars_ready() or shutil.which("mvn") is not None
+    return version is not None and version >= 17 and jars
 
 
 def _jars_ready() -> bool:
@@ -129,7 +160,12 @@ def broker_threads(cores: int) -> dict[str, int]:
 
 
 def _properties(
-    node: int, nodes: int, ports: dict[int, tuple[int, int]], data: Path, threads: dict[str, int]
+    node: int,
+    nodes: int,
+    ports: dict[int, tuple[int, int]],
+    data: Path,
+    threads: dict[str, int],
+    extra: tuple[str, ...] = (),
 ) -> str:
     broker, controller = ports[node]
     voters = ",".join(f"{n}@127.0.0.1:{ports[n][1]}" for n in sorted(ports))
@@ -158,6 +194,7 @@ def _properties(
             "group.initial.rebalance.delay.ms=0",  # a test's consumer joins at once
             "auto.create.topics.enable=false",  # nbo creates its topics; a typo must fail
             *(f"{name}={count}" for name, count in threads.items()),
+            *extra,
             "",
         ]
     )
@@ -179,7 +216,12 @@ def _java(lib: Path, log4j: Path, options: tuple[str, ...], *args: str) -> list[
             "-cp", f"{lib}/*", *args]  # fmt: skip
 
 
-def start(nodes: int = 1, directory: Path = DEFAULT_DIR) -> Cluster:
+def start(
+    nodes: int = 1,
+    directory: Path = DEFAULT_DIR,
+    options: NodeOptions = NodeOptions(),
+    timeout: float = READY_TIMEOUT,
+) -> Cluster:
     """Start a fresh cluster of `nodes` nodes; return once every broker answers."""
     running = Cluster.load(directory)
     if running is not None:
@@ -197,7 +239,9 @@ def start(nodes: int = 1, directory: Path = DEFAULT_DIR) -> Cluster:
         home = directory / f"node-{node}"
         home.mkdir()
         properties = home / "server.properties"
-        properties.write_text(_properties(node, nodes, ports, home / "data", threads))
+        properties.write_text(
+            _properties(node, nodes, ports, home / "data", threads, options.properties)
+        )
         log4j = home / "log4j2.properties"
         log4j.write_text(_LOG4J.format(log=home / "server.log", level="INFO"))
         # `--cluster-id=`: a random id may start with "-", which argparse takes for an option
@@ -210,18 +254,21 @@ def start(nodes: int = 1, directory: Path = DEFAULT_DIR) -> Cluster:
             raise ClusterError(f"node {node}: storage format failed:\n{formatted.stderr}")
         with open(home / "stdout.log", "wb") as out:
             process = subprocess.Popen(
-                _java(lib, log4j, _BROKER_JVM, "kafka.Kafka", str(properties)),
+                _java(lib, log4j, options.jvm, "kafka.Kafka", str(properties)),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,  # outlives `make kafka`; `stop` ends it
+                preexec_fn=options.preexec,
+                # Own session: outlives `make kafka` (`stop` ends it), and a Ctrl-C meant for
+                # the foreground app that started it does not stop it first.
+                start_new_session=True,
             )
         pids.append(process.pid)
     bootstrap = ",".join(f"127.0.0.1:{broker}" for broker, _ in ports.values())
     cluster = Cluster(bootstrap, nodes, pids, str(directory))
     cluster.save()
     try:
-        wait_until_ready(cluster)
+        wait_until_ready(cluster, timeout)
     except ClusterError:
         stop(directory)
         raise

@@ -40,7 +40,12 @@ class Settings(BaseSettings):
 
     broker_address: str | None = Field(
         default=None,
-        description="Kafka bootstrap servers. Unset: use the embedded Tansu broker.",
+        description="Kafka bootstrap servers. Unset: use an embedded broker.",
+    )
+    embedded_broker: Literal["auto", "kafka", "tansu"] = Field(
+        default="auto",
+        description="The broker nbo starts when none is configured: a one-node Kafka (needs "
+        "Java 17+), Tansu, or auto (Kafka where Java 17+ is present, else Tansu).",
     )
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism | None = None

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from local_kafka import cluster as local_kafka
-from pipeline.kafka.broker import EmbeddedBroker
+from pipeline.kafka.broker import TansuBroker
 from pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,7 +72,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The address of the broker shared by the whole session (see `_broker_kind`)."""
     if BROKER_KIND == "embedded":
-        with EmbeddedBroker(start_timeout=30) as embedded:
+        with TansuBroker(start_timeout=30) as embedded:
             assert embedded.address is not None
             yield embedded.address
         return

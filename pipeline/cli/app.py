@@ -95,18 +95,20 @@ def run_cli() -> None:
 
 @app.command("broker")
 def run_broker(ctx: typer.Context) -> None:
-    """Run the embedded Tansu broker in the foreground until Ctrl-C."""
+    """Run an embedded broker (Kafka where Java 17+ is, else Tansu) until Ctrl-C."""
     settings = _settings(ctx)
     broker_mod.stop_on_sigterm()
     with (
-        broker_mod.EmbeddedBroker(settings.broker_start_timeout) as broker,
+        broker_mod.embedded_broker(settings) as broker,
         broker_mod.registered(settings, broker),
     ):
         outcome = topics.create_topics(settings, broker.address or "")
-        console.print(f"[bold green]broker ready[/] on [bold]{broker.address}[/]")
+        console.print(
+            f"[bold green]broker ready[/] on [bold]{broker.address}[/] (embedded {broker.engine})"
+        )
         console.print(f"  {len(outcome)} topics ready; other nbo commands here find it.")
         console.print(f"  elsewhere: NBO_BROKER_ADDRESS={broker.address}")
-        console.print("  Ctrl-C stops it (topics live in memory only).")
+        console.print(f"  Ctrl-C stops it (topics live {broker.keeps_topics}).")
         try:
             broker.wait()
         except KeyboardInterrupt:

