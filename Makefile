@@ -14,7 +14,7 @@ UV := $(BIN)/uv
 INSTALL_TOOLS := pip setuptools uv
 UV_PIN = $(shell grep -m1 '^uv==' $(LOCK) | cut -d' ' -f1)
 
-.PHONY: demo test lint format bench bakeoff soak chaos install lock kafka kafka-stop clean
+.PHONY: demo test lint format bench bakeoff soak broker-soak chaos install lock kafka kafka-stop clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bakeoff: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak
+
+# The steady loop at 100 events/s for an hour on the embedded broker: flat CPU and memory?
+broker-soak: $(STAMP)
+	$(BIN)/python -m benchmarks.broker_soak
 
 # SIGKILLs of every μ-product in a running loop: on Kafka (exactly-once), then embedded.
 chaos: $(STAMP)

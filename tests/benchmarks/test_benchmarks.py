@@ -1,4 +1,4 @@
-"""`make bench` and `make soak` on a small scale: their figures are measured, not made up."""
+"""`make bench`, `make soak`, `make broker-soak` on a small scale: figures measured, not made up."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from benchmarks import cases, passthrough, run, soak
+from benchmarks import broker_soak, cases, passthrough, run, soak
 from pipeline.next_best_offer.state import MemoryState
 from pipeline.settings import Settings
+from pipeline.simulation.steady_loop import Latency, LoopReport, Window
 
 
 @pytest.fixture
@@ -116,3 +117,37 @@ def test_each_embedded_case_gets_a_fresh_broker() -> None:
         broker() as (second, _other),
     ):
         assert first != second
+
+
+def _window(index: int, cpu: float, rss: float, p99: float) -> Window:
+    latency = Latency(30_000, p99 / 10, p99, p99 * 2)
+    return Window(300.0 * index, 300.0 * (index + 1), latency, cpu, rss)
+
+
+def test_the_broker_soak_judges_cpu_memory_latency_and_losses_by_their_windows() -> None:
+    flat = [_window(i, 0.1, 500.0, 0.2) for i in range(12)]
+    assert broker_soak.goals(LoopReport(windows=flat)).met
+
+    memory_grows = [*flat[:-1], _window(11, 0.1, 800.0, 0.2)]
+    judged = broker_soak.goals(LoopReport(windows=memory_grows))
+    assert (judged.memory_flat, judged.memory_ratio, judged.met) == (False, 1.6, False)
+
+    busy_but_flat = [_window(i, 0.5, 500.0, 0.2) for i in range(12)]
+    judged = broker_soak.goals(LoopReport(windows=busy_but_flat))
+    assert (judged.cpu_flat, judged.cpu_small) == (True, False)
+
+    one_slow_window = [*flat[:5], _window(5, 0.1, 500.0, 1.5), *flat[6:]]
+    judged = broker_soak.goals(LoopReport(windows=one_slow_window))
+    assert (judged.prompt, judged.worst_p99) == (False, 1.5)
+
+    lost = broker_soak.goals(LoopReport(windows=flat, undecided=["e-1"]))
+    assert not lost.nothing_lost and not lost.met
+
+
+def test_the_broker_soak_refuses_too_short_a_run_or_no_broker_process() -> None:
+    with pytest.raises(ValueError, match="at least 3 windows"):
+        broker_soak.goals(LoopReport(windows=[_window(0, 0.1, 500.0, 0.2)]))
+    unwatched = [Window(300.0 * i, 300.0 * (i + 1), Latency(1, 0.1, 0.1, 0.1), None, None)
+                 for i in range(3)]  # fmt: skip
+    with pytest.raises(ValueError, match="did not follow a broker process"):
+        broker_soak.goals(LoopReport(windows=unwatched))
