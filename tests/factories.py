@@ -173,7 +173,7 @@ def register(settings: Settings, ranker: OnlineRanker) -> str:
     """Register `ranker` as a new version of the settings' MLflow registry; its version."""
     import mlflow
 
-    from models import registry
+    from pipeline.review import registry
 
     registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifacts_dir)
     with mlflow.start_run(run_name="test"):

@@ -486,7 +486,7 @@ def explain(
 
 
 def _registry(settings: Settings) -> Any:
-    from models import registry
+    from pipeline.review import registry
 
     registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifacts_dir)
     return registry
@@ -583,9 +583,7 @@ FeaturesOption = Annotated[
 def _registry_for(model: str, settings: Settings) -> None:
     """Point MLflow at the registry when `model` names a registered version."""
     if model.startswith("models:/"):
-        import mlflow
-
-        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        _registry(settings)
 
 
 @app.command("replay")
@@ -631,7 +629,7 @@ def replay(
         errors.print(f"[bold yellow]warning:[/] {warning}")
     figures = replay_mod.figures(result, estimates)
     if mlflow_run:
-        from models.tracking import log_offline_run
+        from pipeline.review.tracking import log_offline_run
 
         run_id, version = log_offline_run(
             settings.mlflow_tracking_uri,

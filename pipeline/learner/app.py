@@ -25,8 +25,6 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, Message
 
-from models.registry import CHALLENGER, CHAMPION
-from models.tracking import RunTracker
 from pipeline.contracts.schemas import Feedback, ModelRole
 from pipeline.contracts.topics import LEARNER, sources_of
 from pipeline.errors import StreamStalled
@@ -34,6 +32,8 @@ from pipeline.kafka.dead_letters import DeadLetterProducer, Origin, parse
 from pipeline.kafka.progress import GroupProbe, ProgressMonitor
 from pipeline.learner.processor import Learner
 from pipeline.learner.topics import Lease, SnapshotPublisher, feedback_reader, latest_snapshots
+from pipeline.review.registry import CHALLENGER, CHAMPION
+from pipeline.review.tracking import RunTracker
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)

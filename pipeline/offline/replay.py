@@ -362,7 +362,9 @@ def resolve_model(
         if isinstance(model, OnlineRanker):
             return copy.deepcopy(model)
         if learned:
-            from models.registry import load_ranker_at  # MLflow only when a registry is named
+            from pipeline.review.registry import (
+                load_ranker_at,  # MLflow only when a registry is named
+            )
 
             return load_ranker_at(str(model))
         feature_set = make_feature_set(features) if isinstance(features, str) else features

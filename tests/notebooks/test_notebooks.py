@@ -64,7 +64,7 @@ def test_the_notebooks_run_in_order_on_the_sample_data(
     reviewed = text_of(run(ORDER[2]))
     assert "champion is version" in reviewed
 
-    from models import registry
+    from pipeline.review import registry
 
     registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifacts_dir)
     versions = registry.list_versions()

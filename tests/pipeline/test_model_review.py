@@ -3,6 +3,8 @@ takes over a running ranker; the challenger is scored in shadow and estimated of
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,11 +14,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from models import registry
 from models.ranker import OnlineRanker
 from models.ranker import make_ranker as named_ranker
 from pipeline.cli.app import app
 from pipeline.next_best_offer.state import CustomerDecisions, MemoryState
+from pipeline.review import registry
 from pipeline.settings import Settings
 from tests.factories import (
     SHORT_INTEREST,
@@ -96,6 +98,32 @@ def test_the_logged_pyfunc_scores_like_the_live_ranker(settings: Settings, tmp_p
     scores = model.predict(pd.DataFrame(rows))
     assert [round(s, 6) for s in scores] == [o["p_accept"] for o in decision["offers"]]
     assert len(set(scores)) == 3  # three different cases, three different scores
+
+
+def test_a_logged_model_loads_and_scores_without_the_pipeline_package(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A reviewer's or a serving host's Python needs MLflow, `models/` and `features/` (which
+    travel in the model as code paths), not nbo's stream code."""
+    version = register(settings, preferring("card", "loan"))
+    uri = f"models:/{registry.REGISTERED_MODEL}/{version}"
+    script = (
+        "import sys\n"
+        "sys.modules['pipeline'] = None  # importing nbo's stream code now fails\n"
+        "import mlflow, pandas as pd\n"
+        f"mlflow.set_tracking_uri({settings.mlflow_tracking_uri!r})\n"
+        f"model = mlflow.pyfunc.load_model({uri!r})\n"
+        "rows = pd.DataFrame([{'segment': 'mass', 'age': 40.0, 'offer_id': o, 'category': c,\n"
+        "    'channel': 'web', 'event_type': 'login', 'timestamp': '2026-03-02T09:00:00'}\n"
+        "    for o, c in (('card-1', 'card'), ('loan-1', 'loan'))])\n"
+        "card, loan = model.predict(rows)\n"
+        "print(card > loan)\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.strip().splitlines()[-1] == "True"
 
 
 def test_promote_and_list_name_versions_and_aliases(settings: Settings) -> None:

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from features import Exposure, Moment
-from models import registry
 from models.ranker import OnlineRanker
 from pipeline.next_best_offer.state import CustomerDecisions, MemoryState
 from pipeline.offline.replay import LogMapping, Replayer, read_items, replay_rows
+from pipeline.review import registry
 from pipeline.settings import Settings
 from tests.factories import (
     SHORT_INTEREST,

@@ -240,8 +240,8 @@ def test_a_registered_version_is_replayed_with_its_own_feature_set(
 ) -> None:
     """`--model models:/nbo-ranker@champion`: the version as registered, learned state and
     feature set included, goes on learning from the log; a name that is nothing says so."""
-    from models import registry
     from models.ranker import make_ranker
+    from pipeline.review import registry
     from pipeline.settings import Settings
     from tests.factories import register
 

@@ -2,26 +2,16 @@
 
 Registered model `nbo-ranker`; alias `champion` is the model the stream decides with, alias
 `challenger` the one it scores in shadow. A running ranker polls the aliases and switches
-without a restart.
-
-The pyfunc takes one row per candidate offer with the raw records a feature set reads (see
-`INPUT_EXAMPLE` and `records_of_row`) and returns P(accept): the model's own feature set, which
-travels with it, builds the features, so a reviewer scores hand-made cases without knowing the
-feature encoding, and a model learned with a data scientist's feature set is scored with it.
+without a restart. What a version is, as a pyfunc, is in `pyfunc`.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import pickle
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import cloudpickle
 import mlflow
@@ -29,122 +19,21 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.pyfunc.model import PythonModel
-from mlflow.types.schema import ColSpec, Schema
 
 import features
 import models
-from features import Exposure, Moment
 from models.ranker import OnlineRanker
+from pipeline.review import pyfunc
+from pipeline.review.pyfunc import INPUT_EXAMPLE, INPUT_SCHEMA, RankerModel
+
+# The pyfunc wrapper travels by value in each logged model: it then needs only `models/` and
+# `features/` (its code paths) to load, not `pipeline`.
+cloudpickle.register_pickle_by_value(pyfunc)
 
 REGISTERED_MODEL = "nbo-ranker"
 EXPERIMENT = "nbo-ranker"
 CHAMPION, CHALLENGER = "champion", "challenger"
 ALIASES = (CHAMPION, CHALLENGER)
-
-INPUT_EXAMPLE = pd.DataFrame(
-    [
-        {
-            "segment": "mass",
-            "age": 34.0,
-            "products_held": "card|savings",
-            "offer_id": "ins-travel",
-            "category": "insurance",
-            "channel": "web",
-            "event_type": "travel_booking",
-            "timestamp": "2026-03-02T09:00:00+00:00",
-            "days_since_trigger": 0.5,
-            "phase": "primary",
-            "impressions": 0.0,
-            "unanswered": 0.0,
-        }
-    ]
-)
-# Each column of a row and where it goes; `*_attributes` are JSON objects (text), the records'
-# free-form attributes that a feature set may read.
-INPUT_SCHEMA = Schema(
-    [
-        ColSpec("string", "segment"),
-        ColSpec("double", "age"),
-        ColSpec("string", "products_held", required=False),  # a|b|c
-        ColSpec("string", "offer_id"),
-        ColSpec("string", "category"),
-        ColSpec("double", "value", required=False),
-        ColSpec("string", "channel"),
-        ColSpec("string", "event_type"),
-        ColSpec("string", "timestamp"),  # ISO 8601; UTC when it names no zone
-        ColSpec("double", "days_since_trigger", required=False),  # empty: no trigger seen
-        ColSpec("string", "phase", required=False),
-        ColSpec("double", "impressions", required=False),
-        ColSpec("double", "unanswered", required=False),
-        ColSpec("string", "customer_attributes", required=False),
-        ColSpec("string", "offer_attributes", required=False),
-        ColSpec("string", "event_attributes", required=False),
-    ]
-)
-
-
-def records_of_row(
-    row: Mapping[str, Any],
-) -> tuple[dict[str, Any], dict[str, Any], Moment, Exposure]:
-    """(customer, offer, moment, exposure) of one pyfunc input row; an empty cell is absent."""
-    given = {
-        k: v
-        for k, v in row.items()
-        if v is not None and not (isinstance(v, float) and math.isnan(v))
-    }
-
-    def attributes(column: str) -> dict[str, Any]:
-        found: dict[str, Any] = json.loads(given[column]) if given.get(column) else {}
-        return found
-
-    customer = {
-        "segment": given["segment"],
-        "age": given["age"],
-        "products_held": [p for p in str(given.get("products_held", "")).split("|") if p],
-        "attributes": attributes("customer_attributes"),
-    }
-    offer = {
-        "offer_id": given["offer_id"],
-        "category": given["category"],
-        "attributes": attributes("offer_attributes"),
-    }
-    if "value" in given:
-        offer["value"] = float(given["value"])
-    timestamp = datetime.fromisoformat(str(given["timestamp"]))
-    moment = Moment(
-        event_type=str(given["event_type"]),
-        channel=str(given["channel"]),
-        timestamp=timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC),
-        attributes=attributes("event_attributes"),
-    )
-    days = given.get("days_since_trigger")
-    exposure = Exposure(
-        days_since_trigger=None if days is None else float(days),
-        phase=str(given.get("phase", "primary")),
-        impressions=int(given.get("impressions", 0)),
-        unanswered=int(given.get("unanswered", 0)),
-    )
-    return customer, offer, moment, exposure
-
-
-class RankerModel(PythonModel):
-    """The pyfunc wrapper: loads the pickled `OnlineRanker` and scores candidate rows with the
-    ranker's own feature set."""
-
-    def load_context(self, context: Any) -> None:
-        with open(context.artifacts["ranker"], "rb") as handle:
-            self.ranker: OnlineRanker = pickle.load(handle)  # our own artifact
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
-        features = self.ranker.features
-        return pd.Series(
-            [
-                self.ranker.p_accept(features.features(*records_of_row(row)))
-                for row in model_input.to_dict(orient="records")
-            ],
-            name="p_accept",
-        )
 
 
 def configure(tracking_uri: str, artifacts_dir: Path) -> str:

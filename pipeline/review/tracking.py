@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 import mlflow
 from matplotlib import pyplot as plt
 
-from models import registry
 from models.evaluation import StreamMetrics
-from models.plots import review_figures
 from models.ranker import OnlineRanker
+from pipeline.review import registry
+from pipeline.review.plots import review_figures
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
