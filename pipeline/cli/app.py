@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,6 +26,9 @@ from pipeline.errors import NboError
 from pipeline.kafka import broker as broker_mod
 from pipeline.kafka import clients as kafka_io
 from pipeline.settings import Settings
+
+if TYPE_CHECKING:  # the simulation is imported by `nbo demo` alone
+    from pipeline.simulation.demo import DemoFigures, DemoReport
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="nbo: streaming Next Best Offer ranker."
@@ -247,51 +250,45 @@ def tail(
             _print_record(record)
 
 
-def _progress_table(report: Any) -> Table:
-    figures = report.figures()
-    table = Table("closed loop", "now", title="nbo demo", title_style="bold")
-    window = report.scoreboard.window
+def _demo_table(figures: DemoFigures, title: str) -> Table:
+    table = Table("closed loop", "now", title=title, title_style="bold")
+    recent, launch = figures.recent, figures.launch
+    over = f"last {recent.decisions:,} shown"
     rows = [
-        ("events", f"{figures['events']:,}  ({figures['events/s']:.0f}/s)"),
-        ("decisions", f"{figures['decisions']:,}"),
-        ("acceptance, learned policy", f"{figures[f'acceptance (last {window})']:.1%}"),
-        ("acceptance, random valid offer", f"{figures[f'random acceptance (last {window})']:.1%}"),
-        ("acceptance, oracle", f"{figures[f'oracle acceptance (last {window})']:.1%}"),
+        ("events", f"{figures.events:,}  ({figures.events_per_second:.0f}/s)"),
+        ("decisions", f"{figures.decisions:,}"),
+        (f"acceptance, learned policy ({over})", f"{recent.acceptance:.1%}"),
+        ("acceptance, random valid offer", f"{recent.random_acceptance:.1%}"),
+        ("acceptance, oracle", f"{recent.oracle_acceptance:.1%}"),
         (
             "expected value / decision",
-            f"{figures[f'expected value (last {window})']:.1f} "
-            f"(random {figures[f'random expected value (last {window})']:.1f}, "
-            f"oracle {figures[f'oracle expected value (last {window})']:.1f})",
+            f"{recent.expected_value:.1f} (random {recent.random_expected_value:.1f}, "
+            f"oracle {recent.oracle_expected_value:.1f}): {recent.value_vs_oracle:.2f} of the "
+            f"oracle's, {recent.value_vs_random:.1f}× random",
         ),
-        (
-            "regret (value lost to oracle)",
-            f"{figures['regret (expected value lost to the oracle)']:,.0f}",
-        ),
+        ("regret (value lost to oracle)", f"{figures.regret:,.0f}"),
         *(
             [
                 (
-                    f"new offer {figures['launched offer']}: first when best",
-                    f"{figures['put first when best']:.0%} of "
-                    f"{figures[f'decisions it was best (first {window} after launch)']:,}",
+                    f"new offer {launch.offer_id}: first when best",
+                    f"{launch.put_first_when_best:.0%} of {launch.decisions_best:,}",
                 )
             ]
-            if "launched offer" in figures
+            if launch is not None
             else []
         ),
-        ("model version", figures["model version"]),
-        (
-            "lag (records waiting)",
-            ", ".join(f"{name} {n:,}" for name, n in figures["lag per μ-product"].items()),
-        ),
-        ("dead letters", str(figures["dead letters"])),
-        (
-            "memory",
-            ", ".join(f"{name} {mb:,} MB" for name, mb in figures["memory MB per process"].items()),
-        ),
+        ("model version", f"{figures.model_version} (from {figures.first_model_version})"),
+        ("lag (records waiting)", ", ".join(f"{name} {n:,}" for name, n in figures.lag.items())),
+        ("dead letters", str(figures.dead_letters)),
+        ("memory", ", ".join(f"{name} {mb:,} MB" for name, mb in figures.memory_mb.items())),
     ]
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _progress_table(report: DemoReport) -> Table:
+    return _demo_table(report.figures(), "nbo demo")
 
 
 @app.command("demo")
@@ -323,19 +320,17 @@ def demo(
     else:
         printed = [0]
 
-        def every_5000_events(progress: Any) -> None:
+        def every_5000_events(progress: DemoReport) -> None:
             if progress.events - printed[0] >= 5000:
                 printed[0] = progress.events
                 console.print(_progress_table(progress))
 
         outcome = run_demo(settings, config, every_5000_events)
     figures = outcome.figures()
-    summary = Table("figure", "value", title="summary")
-    for name, value in figures.items():
-        summary.add_row(name, f"{value:.3f}" if isinstance(value, float) else str(value))
-    console.print(summary)
+    console.print(_demo_table(figures, f"summary: {figures.seconds:.0f} s, exit codes "
+                                       f"{figures.exit_codes}"))  # fmt: skip
     if report is not None:
-        report.write_text(json.dumps(figures, indent=2, default=str))
+        report.write_text(json.dumps(figures.as_json(), indent=2))
         console.print(f"figures written to {report}")
 
 

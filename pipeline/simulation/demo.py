@@ -16,7 +16,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,14 @@ from pipeline.kafka.clients import produce, reader_from_start
 from pipeline.kafka.progress import stage_probes
 from pipeline.learner.topics import latest_snapshots
 from pipeline.settings import Settings
-from pipeline.simulation.world import NEW_OFFER, Channel, Scoreboard, World
+from pipeline.simulation.world import (
+    NEW_OFFER,
+    Channel,
+    LaunchFigures,
+    Scoreboard,
+    WindowFigures,
+    World,
+)
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 APPS = {
@@ -68,28 +75,59 @@ class DemoReport:
     lag: dict[str, int] = field(default_factory=dict)  # records waiting, per μ-product
     logs: str = ""
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> DemoFigures:
         board = self.scoreboard
-        return {
-            "events": self.events,
-            "decisions": self.decisions,
-            "decisions with an offer shown": board.shown,
-            "interactions": self.interactions,
-            "accepted": board.accepted,
-            "acceptance (all)": board.accepted / board.shown if board.shown else 0.0,
-            **{f"{name} (last {board.window})": value for name, value in board.recent().items()},
-            **board.launch_figures(),
-            "regret (expected value lost to the oracle)": board.regret,
-            "dead letters": self.dead_letters,
-            "first model version": self.first_model_version,
-            "model version": self.model_version,
-            "events/s": self.events / self.seconds if self.seconds else 0.0,
-            "seconds": self.seconds,
-            "memory MB per process": {name: round(mb) for name, mb in self.memory_mb.items()},
-            "lag per μ-product": dict(self.lag),
-            "process exit codes": self.exit_codes,
-            "process logs": self.logs,
-        }
+        return DemoFigures(
+            events=self.events,
+            decisions=self.decisions,
+            shown=board.shown,
+            interactions=self.interactions,
+            accepted=board.accepted,
+            acceptance=board.accepted / board.shown if board.shown else 0.0,
+            recent=board.recent(),
+            launch=board.launch_figures(),
+            regret=board.regret,
+            dead_letters=self.dead_letters,
+            first_model_version=self.first_model_version,
+            model_version=self.model_version,
+            events_per_second=self.events / self.seconds if self.seconds else 0.0,
+            seconds=self.seconds,
+            memory_mb={name: round(mb) for name, mb in self.memory_mb.items()},
+            lag=dict(self.lag),
+            exit_codes=dict(self.exit_codes),
+        )
+
+
+@dataclass(frozen=True)
+class DemoFigures:
+    """What `nbo demo` reports: the loop's counts, the learned policy against the oracle and a
+    random valid offer over the scoreboard's last window (`recent`), the launched offer's
+    discovery, and the processes' health."""
+
+    events: int
+    decisions: int
+    shown: int  # decisions with an offer shown
+    interactions: int
+    accepted: int
+    acceptance: float  # over every shown decision
+    recent: WindowFigures
+    launch: LaunchFigures | None
+    regret: float  # expected value lost to the oracle, over every shown decision
+    dead_letters: int
+    first_model_version: str
+    model_version: str
+    events_per_second: float
+    seconds: float
+    memory_mb: dict[str, int]  # resident memory per process
+    lag: dict[str, int]  # records waiting, per μ-product
+    exit_codes: dict[str, int]
+
+    def as_json(self) -> dict[str, Any]:
+        """Every figure, the derived ratios included, for `nbo demo --report`."""
+        figures = asdict(self)
+        figures["recent"]["value_vs_oracle"] = self.recent.value_vs_oracle
+        figures["recent"]["value_vs_random"] = self.recent.value_vs_random
+        return figures
 
 
 class _Outputs:

@@ -274,6 +274,47 @@ class Outcome:
     oracle_offer: str | None = None
 
 
+@dataclass(frozen=True)
+class WindowFigures:
+    """Means per shown decision over the last `decisions` shown decisions: the learned policy's
+    (realised acceptance, and the expected acceptance and value of what it chose), the oracle's
+    (the best choice knowing the truth) and a random valid offer's."""
+
+    decisions: int
+    acceptance: float
+    expected_acceptance: float
+    oracle_acceptance: float
+    random_acceptance: float
+    expected_value: float
+    oracle_expected_value: float
+    random_expected_value: float
+
+    @property
+    def value_vs_oracle(self) -> float:
+        """The share of the best choice's expected value the learned policy got (0 if none)."""
+        return (
+            self.expected_value / self.oracle_expected_value if self.oracle_expected_value else 0.0
+        )
+
+    @property
+    def value_vs_random(self) -> float:
+        """How many times a random valid offer's expected value it got (0 if none)."""
+        return (
+            self.expected_value / self.random_expected_value if self.random_expected_value else 0.0
+        )
+
+
+@dataclass(frozen=True)
+class LaunchFigures:
+    """How an offer launched mid-run was found: of the decisions within the scoreboard's window
+    after its launch where it was the best choice, the share where the ranker put it first."""
+
+    offer_id: str
+    at_decision: int  # decisions made before the launch
+    decisions_best: int
+    put_first_when_best: float
+
+
 @dataclass
 class Scoreboard:
     """Running figures of the loop, overall and over the last `window` shown decisions."""
@@ -290,16 +331,6 @@ class Scoreboard:
     launched_at: int = 0  # decisions made before the launch
     launched_best: int = 0
     launched_first_when_best: int = 0
-
-    WINDOW_FIGURES = (
-        "acceptance",
-        "expected acceptance",
-        "oracle acceptance",
-        "random acceptance",
-        "expected value",
-        "oracle expected value",
-        "random expected value",
-    )
 
     def launch(self, offer_id: str) -> None:
         self.launched, self.launched_at = offer_id, self.decisions
@@ -332,38 +363,19 @@ class Scoreboard:
         if len(self._recent) > self.window:
             self._recent.popleft()
 
-    def recent(self) -> dict[str, float]:
-        """Acceptance and expected value per decision over the window, for the learned
-        policy (realised and expected), the oracle and the random baseline."""
-        n = len(self._recent) or 1
-        figures = {
-            name: sum(row[i] for row in self._recent) / n
-            for i, name in enumerate(self.WINDOW_FIGURES)
-        }
-        figures["window decisions"] = float(len(self._recent))
-        if figures["oracle expected value"]:
-            figures["value vs oracle"] = (
-                figures["expected value"] / figures["oracle expected value"]
-            )
-        if figures["random expected value"]:
-            figures["value vs random"] = (
-                figures["expected value"] / figures["random expected value"]
-            )
-        return figures
+    def recent(self) -> WindowFigures:
+        """Acceptance and expected value per shown decision over the window, for the learned
+        policy (realised and expected), the oracle and a random valid offer."""
+        n = len(self._recent)
+        means = [sum(row[i] for row in self._recent) / (n or 1) for i in range(7)]
+        return WindowFigures(n, *means)
 
-    def launch_figures(self) -> dict[str, Any]:
-        """How the launched offer was found: decisions within `window` of its launch where it was
-        the best choice, and the share of them where the ranker put it first."""
+    def launch_figures(self) -> LaunchFigures | None:
+        """How the launched offer was found, if one was launched."""
         if self.launched is None:
-            return {}
-        return {
-            "launched offer": self.launched,
-            "launched at decision": self.launched_at,
-            f"decisions it was best (first {self.window} after launch)": self.launched_best,
-            "put first when best": (
-                self.launched_first_when_best / self.launched_best if self.launched_best else 0.0
-            ),
-        }
+            return None
+        share = self.launched_first_when_best / self.launched_best if self.launched_best else 0.0
+        return LaunchFigures(self.launched, self.launched_at, self.launched_best, share)
 
 
 class Channel:

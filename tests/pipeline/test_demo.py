@@ -28,17 +28,19 @@ def test_short_headless_demo_decides_every_event_and_learns(make_settings, tmp_p
     assert int(report.model_version.split("-")[1]) > 100  # the learner learned, in the loop
     assert report.exit_codes == {"valid-offers": 0, "ranker": 0, "learner": 0}
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before  # all stopped
-    assert figures["dead letters"] == 0
-    memory = figures["memory MB per process"]
+    assert figures.dead_letters == 0
+    memory = figures.memory_mb
     assert set(memory) == {"valid-offers", "ranker", "learner"} and all(
         mb > 50 for mb in memory.values()
     )
-    assert 0 < figures["random acceptance (last 10000)"] < figures["oracle acceptance (last 10000)"]
+    assert figures.recent.decisions == board.shown
+    assert 0 < figures.recent.random_acceptance < figures.recent.oracle_acceptance
+    assert 0 < figures.recent.value_vs_oracle <= 1 < figures.recent.value_vs_random
     # the offer launched after 500 events reached the μ-products and was the best choice for some
-    assert figures["launched offer"] == NEW_OFFER["offer_id"]
-    assert figures["launched at decision"] == 500
-    assert figures["decisions it was best (first 10000 after launch)"] > 0
-    assert board.launched_first_when_best > 0  # the ranker knew of it: it was put first
+    assert figures.launch is not None
+    assert (figures.launch.offer_id, figures.launch.at_decision) == (NEW_OFFER["offer_id"], 500)
+    assert figures.launch.decisions_best > 0
+    assert figures.launch.put_first_when_best > 0  # the ranker knew of it: it was put first
 
 
 def test_demo_command_writes_a_json_report(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -60,6 +62,7 @@ def test_demo_command_writes_a_json_report(make_settings, tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     figures = json.loads(report.read_text())
     assert figures["events"] == 500 and figures["decisions"] == 500
+    assert 0 < figures["recent"]["value_vs_oracle"] <= 1
     assert "summary" in result.output
 
 
