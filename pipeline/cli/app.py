@@ -603,6 +603,7 @@ def replay(
 ) -> None:
     """Would this model and policy have done better on what was logged? (off-policy estimates)"""
     from pipeline.offline import replay as replay_mod
+    from pipeline.offline import report as replay_report
 
     settings = _settings(ctx)
     _registry_for(model, settings)
@@ -622,7 +623,7 @@ def replay(
     _print_replay(result, estimates)
     for warning in result.warnings():
         errors.print(f"[bold yellow]warning:[/] {warning}")
-    figures = replay_mod.figures(result, estimates)
+    figures = replay_report.figures(result, estimates)
     if mlflow_run:
         from pipeline.review.tracking import log_offline_run
 
@@ -645,11 +646,11 @@ def replay(
         registered = f", registered as version {version}" if version else ""
         console.print(f"[dim]MLflow run {run_id}{registered}[/]")
     if json_out is not None:
-        report = replay_mod.report(result, estimates)
+        report = replay_report.report(result, estimates)
         json_out.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
         console.print(f"[dim]results written to {json_out}[/]")
     if rows_out is not None:
-        replay_mod.write_rows(result, rows_out)
+        replay_report.write_rows(result, rows_out)
         console.print(f"[dim]{len(result.rows):,} evaluated rounds written to {rows_out}[/]")
 
 
@@ -666,8 +667,8 @@ def replay_feedback(
 ) -> None:
     """Would this model have predicted the customers' answers on `feedback` better than the
     models that decided? (progressive validation on the same labels)"""
+    from pipeline.connectors.files import read_rows
     from pipeline.offline import feedback_replay
-    from pipeline.offline.replay import read_rows
 
     settings = _settings(ctx)
     _registry_for(model, settings)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,18 +52,41 @@ class ParsedFile:
 RawRow = tuple[int, dict[str, Any] | RejectedRow]
 
 
+class _NumberedLines:
+    """A text file's lines for `csv`, remembering which lines each record was read from, so a
+    row is reported at its true first line (after blank lines and multi-line fields too)."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = lines
+        self._read: list[tuple[int, bool]] = []  # (line number, blank) since the last record
+
+    def __iter__(self) -> Iterator[str]:
+        for number, line in enumerate(self._lines, start=1):
+            self._read.append((number, not line.strip()))
+            yield line
+
+    def first_line(self) -> int:
+        """The first non-blank line read since the last call."""
+        numbers = [number for number, blank in self._read if not blank] or [0]
+        self._read.clear()
+        return numbers[0]
+
+
 def _csv_rows(path: Path) -> Iterator[RawRow]:
     with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle, restval=None)
+        lines = _NumberedLines(handle)
+        reader = csv.DictReader(lines, restval=None)
+        if reader.fieldnames is None:
+            return
+        lines.first_line()  # the header's
         for row in reader:
-            line = reader.line_num
+            line = lines.first_line()
             if None in row:
                 yield line, RejectedRow(path.name, line, "(row)", "more cells than header columns")
             elif any(value is None for value in row.values()):
                 yield line, RejectedRow(path.name, line, "(row)", "fewer cells than header columns")
             else:
-                # An empty cell means "not given", so the schema's default applies.
-                yield line, {key: value for key, value in row.items() if value != ""}
+                yield line, row
 
 
 def _jsonl_rows(path: Path) -> Iterator[RawRow]:
@@ -116,7 +139,8 @@ def _yaml_rows(path: Path) -> Iterator[RawRow]:
 
 
 def read_rows(path: Path) -> Iterator[RawRow]:
-    """Yield `(line, raw dict or RejectedRow)` for every record in `path`."""
+    """Yield `(line, raw dict or RejectedRow)` for every record in `path`, at the line where
+    the record starts; a CSV row keeps its empty cells (as "")."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise ConfigError(f"{path}: unsupported file type {suffix!r}; use CSV, JSON Lines or YAML")
@@ -145,6 +169,8 @@ def parse_file(path: Path, schema: type[Record]) -> ParsedFile:
         if isinstance(row, RejectedRow):
             parsed.rejected.append(row)
             continue
+        if path.suffix.lower() == ".csv":  # an empty cell means "not given": the default applies
+            row = {key: value for key, value in row.items() if value != ""}
         try:
             parsed.records.append((line, schema.model_validate(row)))
         except ValidationError as error:

@@ -11,7 +11,7 @@ written `a|b|c`.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +27,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
+from features.values import as_utc, split_list
 from models.time_value import Phase
 
 SCHEMA_VERSION = 1
@@ -43,14 +44,8 @@ def _date_as_midnight(value: Any) -> Any:
     return value
 
 
-def _naive_as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 def _split_pipes(value: Any) -> Any:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split("|") if part.strip()]
-    return value
+    return split_list(value) if isinstance(value, str) else value
 
 
 def _json_object(value: Any) -> Any:
@@ -65,7 +60,7 @@ def _json_object(value: Any) -> Any:
     return value
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_date_as_midnight), AfterValidator(_naive_as_utc)]
+Timestamp = Annotated[datetime, BeforeValidator(_date_as_midnight), AfterValidator(as_utc)]
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 EventType = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 # Free-form attributes a feature set may read: names to scalars (in CSV, a JSON object)

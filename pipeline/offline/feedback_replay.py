@@ -30,9 +30,11 @@ from river import metrics
 
 from features import FeatureSet
 from models.ranker import OnlineRanker
+from pipeline.connectors.files import RejectedRow
 from pipeline.contracts.schemas import Feedback, describe_errors
 from pipeline.errors import ConfigError
-from pipeline.offline.replay import ModelChoice, Rejected, resolve_model
+from pipeline.offline.logged import Rejected
+from pipeline.offline.targets import ModelChoice, resolve_model
 
 
 @dataclass
@@ -70,7 +72,7 @@ class FeedbackReplay:
 
 
 def replay_feedback(
-    records: Iterable[tuple[str, dict[str, Any]]],
+    records: Iterable[tuple[str, dict[str, Any] | RejectedRow]],
     model: ModelChoice,
     features: str | FeatureSet | None = None,
 ) -> FeedbackReplay:
@@ -80,6 +82,9 @@ def replay_feedback(
     result = FeedbackReplay(target)
     told: list[tuple[int, Feedback]] = []
     for index, (where, record) in enumerate(records):
+        if isinstance(record, RejectedRow):
+            result.rejected.append(Rejected(index, f"{where}: {record.field}: {record.reason}"))
+            continue
         try:
             told.append((index, Feedback.model_validate(record)))
         except ValidationError as error:

@@ -15,7 +15,6 @@ import json
 import math
 import pickle
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -23,6 +22,7 @@ from mlflow.pyfunc.model import PythonModel
 from mlflow.types.schema import ColSpec, Schema
 
 from features import Exposure, Moment
+from features.values import parse_time, split_list
 from models.ranker import OnlineRanker
 
 INPUT_EXAMPLE = pd.DataFrame(
@@ -84,7 +84,7 @@ def records_of_row(
     customer = {
         "segment": given["segment"],
         "age": given["age"],
-        "products_held": [p for p in str(given.get("products_held", "")).split("|") if p],
+        "products_held": split_list(str(given.get("products_held", ""))),
         "attributes": attributes("customer_attributes"),
     }
     offer = {
@@ -94,11 +94,10 @@ def records_of_row(
     }
     if "value" in given:
         offer["value"] = float(given["value"])
-    timestamp = datetime.fromisoformat(str(given["timestamp"]))
     moment = Moment(
         event_type=str(given["event_type"]),
         channel=str(given["channel"]),
-        timestamp=timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC),
+        timestamp=parse_time(str(given["timestamp"])),
         attributes=attributes("event_attributes"),
     )
     days = given.get("days_since_trigger")

@@ -14,7 +14,8 @@ import pytest
 from features import Exposure, Moment
 from models.ranker import OnlineRanker
 from pipeline.next_best_offer.state import CustomerDecisions, MemoryState
-from pipeline.offline.replay import LogMapping, Replayer, read_items, replay_rows
+from pipeline.offline.logged import LogMapping, read_items
+from pipeline.offline.replay import Replayer, replay_rows
 from pipeline.review import registry
 from pipeline.settings import Settings
 from tests.factories import (

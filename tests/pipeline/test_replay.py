@@ -15,8 +15,10 @@ from typer.testing import CliRunner
 
 from models.synthetic import SyntheticBandit
 from pipeline.cli.app import app
+from pipeline.connectors.files import read_rows
 from pipeline.errors import ConfigError, LoadError
-from pipeline.offline.replay import LogMapping, read_rows, replay_file
+from pipeline.offline.logged import LogMapping
+from pipeline.offline.replay import replay_file
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "data" / "example_log"
@@ -284,7 +286,9 @@ def test_a_notebook_model_and_policy_objects_are_replayed_as_given(
 ) -> None:
     from river import linear_model, preprocessing
 
-    from pipeline.offline.replay import LogMapping, Replayer, read_items, read_rows, replay_rows
+    from pipeline.connectors.files import read_rows
+    from pipeline.offline.logged import LogMapping, read_items
+    from pipeline.offline.replay import Replayer, replay_rows
 
     class FirstInFileOrder:
         """A data scientist's policy: the ranker's order as it is, the first with certainty."""
