@@ -1,14 +1,14 @@
 """Feature sets: nbo's default, and the way to write and choose your own (`NBO_FEATURE_SET`)."""
 
-from typing import Any, Literal, get_args
+from typing import Any
 
 from features.feature_set import Exposure, FeatureSet, Moment, feature_set
 from features.offer_features import DEFAULT_FEATURES
 from features.references import import_reference, is_reference
 
-FeatureSetName = Literal["default"]
-FEATURE_SETS: tuple[str, ...] = get_args(FeatureSetName)
-DEFAULT_FEATURE_SET: FeatureSetName = "default"
+# name → a built-in feature set; a data scientist's own is named by import reference
+FEATURE_SETS: dict[str, FeatureSet] = {"default": DEFAULT_FEATURES}
+DEFAULT_FEATURE_SET = "default"
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -27,8 +27,8 @@ def make_feature_set(name: str) -> FeatureSet:
     >>> make_feature_set("default").label
     'default/3'
     """
-    if name == "default":
-        return DEFAULT_FEATURES
+    if name in FEATURE_SETS:
+        return FEATURE_SETS[name]
     if is_reference(name):
         found: Any = import_reference(name)
         if isinstance(found, FeatureSet):

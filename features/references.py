@@ -6,6 +6,7 @@ settings (`NBO_RANKER_MODEL`, `NBO_FEATURE_SET`) and by `nbo replay`.
 
 import importlib
 import re
+from collections.abc import Collection
 from typing import Any
 
 _REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -20,7 +21,7 @@ def is_reference(text: str) -> bool:
     return bool(_REFERENCE.match(text))
 
 
-def check_choice(text: str, names: tuple[str, ...], what: str) -> str:
+def check_choice(text: str, names: Collection[str], what: str) -> str:
     """`text` if it is one of `names` or an import reference; else a ValueError that lists them."""
     if text in names or is_reference(text):
         return text

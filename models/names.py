@@ -1,17 +1,26 @@
-"""The names a setting may choose a model or an exploration policy by.
+"""The built-in names a setting may choose a model or an exploration policy by.
 
-Kept apart from the models themselves so that reading the settings does not import River.
-Besides a built-in name, a model setting may name a data scientist's own object by import
-reference, `package.module:attribute` (see `features.references`).
+Each is an alias of an import reference, `package.module:attribute`, the same form in which a
+data scientist names their own (see `features.references`); adding one is a line here. Written
+as text, so that reading the settings imports neither River nor NumPy.
 """
 
-from typing import Literal, get_args
+# name → a function (features, learning_rate, seed) → a fresh `OnlineRanker`
+MODELS: dict[str, str] = {
+    "bayesian_logistic": "models.ranker:bayesian_logistic",
+    "logistic": "models.ranker:logistic",
+    "adaptive_forest": "models.ranker:adaptive_forest",
+    "naive_bayes": "models.ranker:naive_bayes",
+}
+DEFAULT_MODEL = "bayesian_logistic"
 
-ModelName = Literal["bayesian_logistic", "logistic", "adaptive_forest", "naive_bayes"]
-MODELS: tuple[str, ...] = get_args(ModelName)
-DEFAULT_MODEL: ModelName = "bayesian_logistic"
-
-PolicyName = Literal[
-    "randomized-ucb", "thompson", "squarecb", "epsilon-greedy", "greedy", "beta-around-estimate"
-]
-POLICIES: tuple[str, ...] = get_args(PolicyName)
+# name → an exploration policy class, built with `seed` (and `epsilon` where it takes one)
+POLICIES: dict[str, str] = {
+    "randomized-ucb": "models.policies:RandomizedUCB",
+    "thompson": "models.policies:ThompsonSampling",
+    "squarecb": "models.policies:SquareCB",
+    "epsilon-greedy": "models.policies:EpsilonGreedy",
+    "greedy": "models.policies:Greedy",
+    "beta-around-estimate": "models.policies:BetaAroundEstimate",
+}
+DEFAULT_POLICY = "randomized-ucb"

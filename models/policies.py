@@ -20,6 +20,7 @@ True
 from __future__ import annotations
 
 import abc
+import inspect
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
+from features.references import import_reference
 from models.names import POLICIES
 
 logger = logging.getLogger(__name__)
@@ -339,16 +341,15 @@ class BetaAroundEstimate(_SampledWinners):
 
 
 def make_policy(name: str, seed: int = 0, epsilon: float = 0.1) -> Policy:
-    if name == "greedy":
-        return Greedy(seed=seed)
-    if name == "epsilon-greedy":
-        return EpsilonGreedy(epsilon=epsilon, seed=seed)
-    if name == "randomized-ucb":
-        return RandomizedUCB(seed=seed)
-    if name == "thompson":
-        return ThompsonSampling(seed=seed)
-    if name == "squarecb":
-        return SquareCB(seed=seed)
-    if name == "beta-around-estimate":
-        return BetaAroundEstimate(seed=seed)
-    raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
+    """The exploration policy a setting names (`models.names.POLICIES`), seeded; `epsilon` goes
+    to the policies that take one.
+
+    >>> make_policy("epsilon-greedy", seed=3, epsilon=0.2).epsilon
+    0.2
+    """
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
+    policy_class = import_reference(POLICIES[name])
+    takes_epsilon = "epsilon" in inspect.signature(policy_class).parameters
+    policy: Policy = policy_class(seed=seed, **({"epsilon": epsilon} if takes_epsilon else {}))
+    return policy

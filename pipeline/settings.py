@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features import DEFAULT_FEATURE_SET, FEATURE_SETS
 from features.references import check_choice
-from models.names import DEFAULT_MODEL, MODELS, PolicyName
+from models.names import DEFAULT_MODEL, DEFAULT_POLICY, MODELS, POLICIES
 
 if TYPE_CHECKING:
     from models.ranker import OnlineRanker
@@ -28,6 +28,15 @@ ModelChoice = Annotated[str, AfterValidator(lambda text: check_choice(text, MODE
 FeatureSetChoice = Annotated[
     str, AfterValidator(lambda text: check_choice(text, FEATURE_SETS, "feature set"))
 ]
+# A built-in exploration policy's name
+PolicyChoice = Annotated[str, AfterValidator(lambda text: _known(text, POLICIES, "policy"))]
+
+
+def _known(text: str, names: dict[str, str], what: str) -> str:
+    if text not in names:
+        raise ValueError(f"unknown {what} {text!r}: choose one of {', '.join(names)}")
+    return text
+
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
@@ -116,7 +125,7 @@ class Settings(BaseSettings):
     ranker_model: ModelChoice = DEFAULT_MODEL
     feature_set: FeatureSetChoice = DEFAULT_FEATURE_SET
     learning_rate: float = Field(default=0.15, gt=0, description="SGD step of the `logistic` model")
-    exploration: PolicyName = "randomized-ucb"
+    exploration: PolicyChoice = DEFAULT_POLICY
     epsilon: float = Field(default=0.1, ge=0, le=1, description="for epsilon-greedy")
     # What an offer outside any interest period (no trigger, or past it) is worth, as a share of
     # its value: 0 never shows such offers; the default ranks them by P(accept) × a tenth of their

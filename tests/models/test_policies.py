@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from models.bayesian_logistic import BayesianLogisticRegression
+from models.names import POLICIES
 from models.policies import (
     BetaAroundEstimate,
     EpsilonGreedy,
@@ -17,8 +18,10 @@ from models.policies import (
     Ranking,
     SquareCB,
     ThompsonSampling,
+    make_policy,
 )
 from models.ranker import Candidate, OnlineRanker
+from pipeline.settings import Settings
 
 
 def _policies(seed: int) -> dict[str, ExplorationPolicy]:
@@ -188,3 +191,21 @@ def test_randomized_ucb_is_greedy_without_optimism() -> None:
     assert policy.choose(ranking) == ([0, 2, 1], [1.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="min_optimism"):
         RandomizedUCB(min_optimism=1.0, max_optimism=0.5)
+
+
+def test_every_named_policy_is_made_seeded_and_an_unknown_name_lists_them() -> None:
+    for name in POLICIES:
+        policy = make_policy(name, seed=5)
+        assert isinstance(policy, ExplorationPolicy), name
+        order, propensities = policy.choose(Ranking(p_accept=[0.2, 0.1], worth=[1.0, 1.0]))
+        assert sorted(order) == [0, 1] and abs(sum(propensities) - 1) < 1e-9, name
+    epsilon_greedy = make_policy("epsilon-greedy", epsilon=0.3)
+    assert isinstance(epsilon_greedy, EpsilonGreedy) and epsilon_greedy.epsilon == 0.3
+    with pytest.raises(ValueError, match=r"unknown policy 'gready'.*randomized-ucb"):
+        make_policy("gready")
+
+
+def test_the_exploration_setting_takes_a_named_policy_only() -> None:
+    assert Settings(exploration="thompson").exploration == "thompson"
+    with pytest.raises(ValueError, match="unknown policy 'gready'"):
+        Settings(exploration="gready")

@@ -148,9 +148,7 @@ def test_valid_offers_killed_mid_stream_emits_for_every_event(make_settings) -> 
 def test_a_broker_that_is_not_there_stops_a_stage_with_a_clear_error(
     stage: str, make_settings
 ) -> None:  # type: ignore[no-untyped-def]
-    settings = make_settings(
-        broker_address=f"127.0.0.1:{free_port()}", broker_start_timeout=2
-    )
+    settings = make_settings(broker_address=f"127.0.0.1:{free_port()}", broker_start_timeout=2)
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "pipeline", "run", stage],
