@@ -24,12 +24,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, TopicPartition
 
 from pipeline.contracts.topics import STAGES, sources_of
+from pipeline.errors import StreamStalled
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -267,10 +268,34 @@ class ProgressMonitor:
             return True
         log.error("%s did not stop within %.0f s of the stall: exiting", self._stage,
                   self._exit_grace)  # fmt: skip
-        os._exit(STALL_EXIT_CODE)
+        os._exit(StreamStalled.exit_code)
 
 
-STALL_EXIT_CODE = 3
+@contextlib.contextmanager
+def watched(
+    settings: Settings,
+    bootstrap: str,
+    stage: str,
+    sources: Iterable[str],
+    on_stall: Callable[[], None],
+) -> Iterator[ProgressMonitor]:
+    """Watch `stage`'s consumer group on `sources` while the block runs: progress logged every
+    `progress_interval`, and on a stall `on_stall` (which must make the block end). Raises
+    `StreamStalled`, naming the partitions, if it stalled."""
+    probe = GroupProbe(settings, bootstrap, settings.consumer_group(stage), sources)
+    monitor = ProgressMonitor(probe, stage, interval=settings.progress_interval,
+                              stall_timeout=settings.stall_timeout, on_stall=on_stall)  # fmt: skip
+    monitor.start()
+    try:
+        yield monitor
+    finally:
+        monitor.stop()
+    if monitor.stalled:
+        names = ", ".join(p.name for p in monitor.stalled)
+        raise StreamStalled(
+            f"{stage} made no progress for {settings.stall_timeout:.0f} s with records waiting "
+            f"on {names}"
+        )
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from quixstreams.models.serializers.json import JSONSerializer
 from quixstreams.models.topics import Topic
 from quixstreams.state.rocksdb import RocksDBOptions
 
-from pipeline.errors import InstanceFenced, StreamStalled
+from pipeline.errors import InstanceFenced
 from pipeline.kafka.broker import EMBEDDED_CLUSTER_PREFIX
 from pipeline.kafka.dead_letters import parse
 from pipeline.kafka.instance import Instance
-from pipeline.kafka.progress import GroupProbe, ProgressMonitor
+from pipeline.kafka.progress import watched
 from pipeline.kafka.timing import client_timing
 from pipeline.settings import Settings
 
@@ -147,16 +147,9 @@ def run_watched(
     `InstanceFenced` if Kafka gave its instance's identity to another process."""
     stage = instance.stage
     freeze_what_lives_as_long_as_the_process()
-    probe = GroupProbe(settings, bootstrap, settings.consumer_group(stage), sources)
-    monitor = ProgressMonitor(
-        probe,
-        stage,
-        interval=settings.progress_interval,
-        stall_timeout=settings.stall_timeout,
-        on_stall=lambda: app.stop(fail=True),
-    ).start()
     try:
-        app.run()
+        with watched(settings, bootstrap, stage, sources, on_stall=lambda: app.stop(fail=True)):
+            app.run()
     except Exception as error:
         problem = _kafka_error(error)
         if problem is not None and _fenced(problem):
@@ -166,14 +159,6 @@ def run_watched(
                 f"{instance.id}; give each its own"
             ) from error
         raise
-    finally:
-        monitor.stop()
-    if monitor.stalled:
-        names = ", ".join(p.name for p in monitor.stalled)
-        raise StreamStalled(
-            f"{stage} made no progress for {settings.stall_timeout:.0f} s with records waiting "
-            f"on {names}"
-        )
 
 
 def parsed_sources(

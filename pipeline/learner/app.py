@@ -13,6 +13,11 @@ It is the MLflow run of the model: parameters, progressive metrics from the dela
 the challenger's running off-policy estimate over time; at shutdown the review plots and a new
 registered version. Promoting a version makes the learner continue from it and publish it.
 Run it with `nbo run learner`; a second one started beside it waits as a standby.
+
+It is not a Quix app, unlike the other μ-products: it is one learner for every partition (a
+lease, not a partition per instance), it resumes from the feedback offsets recorded in the
+model snapshot it publishes (so each label is learned once, whatever the group committed), and
+it publishes on a timer rather than per record. It shares their stall watch (`watched`).
 """
 
 from __future__ import annotations
@@ -27,9 +32,8 @@ from confluent_kafka import Consumer, Message
 
 from pipeline.contracts.schemas import Feedback, ModelRole
 from pipeline.contracts.topics import LEARNER, sources_of
-from pipeline.errors import StreamStalled
 from pipeline.kafka.dead_letters import DeadLetterProducer, Origin, parse
-from pipeline.kafka.progress import GroupProbe, ProgressMonitor
+from pipeline.kafka.progress import watched
 from pipeline.learner.processor import Learner
 from pipeline.learner.topics import Lease, SnapshotPublisher, feedback_reader, latest_snapshots
 from pipeline.review.registry import CHALLENGER, CHAMPION
@@ -222,23 +226,12 @@ def _learn_while_held(
     loop = LearnerLoop(settings, learner, reader, publisher, lease, dead_letters, tracker)
     loop.follow_registry()
     loop.publish()  # every ranker scores with this learner's model from now on
-    monitor = ProgressMonitor(
-        GroupProbe(settings, bootstrap, settings.consumer_group(STAGE), SOURCES),
-        STAGE,
-        interval=settings.progress_interval,
-        stall_timeout=settings.stall_timeout,
-        on_stall=stop.set,
-    ).start()
     try:
-        loop.run(stop)
+        with watched(settings, bootstrap, STAGE, SOURCES, on_stall=stop.set):
+            loop.run(stop)
     finally:
-        monitor.stop()
         if lease.held:
             loop.finish()
         reader.close()
         log.info("learner: stopped learning with model %s (%s)", learner.champion.version,
                  learner.stats)  # fmt: skip
-    if monitor.stalled:
-        raise StreamStalled(
-            f"{STAGE} made no progress for {settings.stall_timeout:.0f} s with feedback waiting"
-        )
