@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -20,38 +19,6 @@ def running(settings: Settings, *command: str) -> Iterator[subprocess.Popen[byte
     log = settings.state_dir.parent / f"{'-'.join(command)}.log"
     with processes.running(settings, ["pipeline", *command], log) as process:
         yield process
-
-
-@contextmanager
-def supervised(settings: Settings, *command: str) -> Iterator[list[int]]:
-    """Run `nbo COMMAND` as a supervisor would (systemd, Kubernetes): restarted whenever it exits
-    non-zero, until the block ends. Yields the exit codes of the runs that ended."""
-    exits: list[int] = []
-    done = threading.Event()
-    current: list[subprocess.Popen[bytes]] = []
-
-    def keep_running() -> None:
-        while not done.is_set():
-            log = settings.state_dir.parent / f"{'-'.join(command)}-{len(exits)}.log"
-            process = processes.spawn(settings, ["pipeline", *command], log)
-            current[:] = [process]
-            while process.poll() is None and not done.wait(0.2):
-                pass
-            if done.is_set():
-                return
-            exits.append(process.returncode)
-            if process.returncode == 0:
-                return
-
-    watcher = threading.Thread(target=keep_running, daemon=True)
-    watcher.start()
-    try:
-        yield exits
-    finally:
-        done.set()
-        watcher.join(timeout=60)
-        for process in current:
-            processes.stop(process)
 
 
 def send(settings: Settings, logical_topic: str, records: Sequence[tuple[str, Any]]) -> None:

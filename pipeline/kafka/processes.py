@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,7 +88,8 @@ class Exit:
 class Supervisor:
     """Keeps named μ-product processes running as systemd or Kubernetes would: one that exits is
     started again at once, with the same settings (so the same instance slot). `kill` SIGKILLs
-    one and restarts it, as a crash would. Driven by its owner's loop (`check`), not a thread.
+    one and restarts it, as a crash would. Driven by its owner's loop (`check`), or, for an
+    owner that blocks, by a thread of its own while `running()`.
     """
 
     def __init__(self, settings: Settings, apps: dict[str, list[str]], logs: Path) -> None:
@@ -131,6 +133,26 @@ class Supervisor:
     def crashes(self) -> list[Exit]:
         """The exits nobody asked for."""
         return [ending for ending in self.exits if not ending.killed]
+
+    @contextmanager
+    def running(self, every: float = 0.2) -> Iterator[Supervisor]:
+        """Started, and checked every `every` seconds from a thread of its own until the block
+        ends; then every process is stopped."""
+        done = threading.Event()
+
+        def keep_running() -> None:
+            while not done.wait(every):
+                self.check()
+
+        self.start()
+        watcher = threading.Thread(target=keep_running, name="supervisor", daemon=True)
+        watcher.start()
+        try:
+            yield self
+        finally:
+            done.set()
+            watcher.join()
+            self.stop()
 
     def stop(self, names: list[str] | None = None) -> dict[str, int]:
         """SIGTERM the named processes, all by default (SIGKILL after the stop timeout); their

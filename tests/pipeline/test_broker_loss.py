@@ -17,9 +17,10 @@ import pytest
 
 from local_kafka import cluster as local_kafka
 from pipeline.kafka.clients import consume
+from pipeline.kafka.processes import Supervisor
 from pipeline.settings import Settings
 from tests.factories import START, customer, event, interaction, with_offers
-from tests.streams import outputs, send, supervised
+from tests.streams import outputs, send
 
 pytestmark = pytest.mark.real_kafka
 
@@ -58,11 +59,8 @@ def test_one_broker_lost_mid_stream_loses_no_decision_and_no_label(
     send(settings, "customers", [(c, customer(c, "affluent")) for c in PEOPLE])
     first = [(c, event(f"a-{c}", c, START)) for c in PEOPLE]
     second = [(c, event(f"b-{c}", c, START + timedelta(minutes=10))) for c in PEOPLE]
-    with (
-        supervised(settings, "run", "valid-offers"),
-        supervised(settings, "run", "ranker"),
-        supervised(settings, "run", "learner"),
-    ):
+    apps = {stage: ["pipeline", "run", stage] for stage in ("valid-offers", "ranker", "learner")}
+    with Supervisor(settings, apps, settings.state_dir.parent).running():
         send(settings, "events", first)
         decided = outputs(settings, "next_best_offers", len(PEOPLE), timeout=120)
         local_kafka.stop_node(three_brokers.pids[1], signal.SIGKILL)  # one of three, no warning
