@@ -41,10 +41,9 @@ CACHE = Path(os.environ.get("NBO_KAFKA_CACHE", Path.home() / ".cache" / "nbo" / 
 DEFAULT_DIR = REPO / ".kafka"
 READY_TIMEOUT = 120.0
 # Each node's JVM runs as Kafka's own start scripts run it (`kafka-server-start.sh`: a 1 GB heap;
-# `kafka-run-class.sh`: G1 aiming at 20 ms pauses). With a 512 MB limit and Java's 200 ms pause
-# target, the broker stopped for 125 young collections, up to 146 ms, in a warm-up and five runs
-# of the loop; with these, for 47, up to 116 ms (the loop's p99 median went from 33 to 26 ms, a
-# change the size of its run-to-run noise). The storage tool needs none of it.
+# `kafka-run-class.sh`: G1 aiming at 20 ms pauses), which pauses the broker less often and for
+# less long than Java's defaults (docs/benchmarks.md, "Client timing"). The storage tool needs
+# none of it.
 _BROKER_JVM = ("-Xms1g", "-Xmx1g", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
                "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
                "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true")  # fmt: skip
@@ -152,10 +151,8 @@ def alive(pid: int) -> bool:
 def broker_threads(cores: int) -> dict[str, int]:
     """The request threads of a broker that shares `cores` with the apps it serves: Kafka's
     defaults (3 network, 8 I/O, 10 background threads) are for a machine of its own, so on a
-    smaller one each is cut to what the cores allow. On this 2-core machine, where some task
-    waited for a core 40% of the time (`/proc/pressure/cpu`) while the loop ran at 1,000
-    events/s, ten runs each of the loop alone on one warm broker gave a p99 of median 28.9 ms
-    with Kafka's defaults (4 runs of 10 under 25 ms) and 22.8 ms with 1, 2 and 2 (8 of 10)."""
+    smaller one each is cut to what the cores allow (the loop's p99 measured both ways:
+    docs/benchmarks.md, "Client timing")."""
     return {
         "num.network.threads": max(1, min(3, cores // 2)),
         "num.io.threads": max(1, min(8, cores)),

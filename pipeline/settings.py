@@ -76,10 +76,9 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="seconds between looks at the registry's aliases"
     )
 
-    # A checkpoint pauses processing while it flushes the producer and commits offsets (about
-    # 10 ms on Tansu, measured). A longer interval pauses less often, but state writes wait in
-    # memory until the checkpoint (5 s: +100 MB in `make soak`), and after a crash that many
-    # seconds of records are processed again (at-least-once).
+    # A checkpoint pauses processing while it flushes the producer and commits offsets. A longer
+    # interval pauses less often, but state writes wait in memory until the checkpoint, and
+    # after a crash that many seconds of records are processed again (at-least-once).
     commit_interval: float = Field(default=1.0, gt=0, description="seconds between checkpoints")
     # Each process of a μ-product is a stable instance (`pipeline.kafka.instance`): a restart
     # within the session timeout gets its own partitions back, with no rebalance of the others;

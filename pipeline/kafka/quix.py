@@ -39,8 +39,7 @@ def _output_json(record: BaseModel) -> bytes:
 
 
 # The μ-products emit the pydantic models `nbo schema export` publishes. orjson writes their
-# fields: pydantic's own serializer took 38 µs for a valid_offers record of 100 candidates,
-# orjson 9 µs (Valid Offers spends about 140 µs per event in all).
+# fields, about four times faster than pydantic's own serializer on a valid_offers record.
 OUTPUT = JSONSerializer(dumps=_output_json)
 
 

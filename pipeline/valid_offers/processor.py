@@ -57,7 +57,7 @@ def decide(
         shown, unanswered = customer_state.contact_counts(
             state, offer_id, now, catalogue.offers[offer_id]["contact_window_days"]
         )
-        candidates.append(  # a literal: calling the TypedDict costs 0.2 µs more per candidate
+        candidates.append(  # a literal: calling the TypedDict costs more, once per candidate
             {
                 "offer_id": offer_id,
                 "days_since_trigger": trigger_days[triggers],
@@ -66,8 +66,8 @@ def decide(
             }
         )
     # Built without validating again what is validated already (the event, the customer state,
-    # the catalogue): 5 µs rather than 24 for 100 candidates. The output-contract test checks
-    # the records against the exported schema.
+    # the catalogue), a fifth of the cost. The output-contract test checks the records against
+    # the exported schema.
     return ValidOffers.model_construct(
         event_id=event.event_id,
         event_type=event.event_type,
