@@ -24,7 +24,6 @@ data sets are.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -32,17 +31,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks.record import write_result
 from features import Exposure, Moment, feature_set
 from models.names import DEFAULT_MODEL, POLICIES
 from models.policies import make_policy
 from models.ranker import Candidate, make_ranker
 
-RESULTS = Path(__file__).parent / "results"
 SEEDS = (0, 1, 2, 3, 4)
 FULL_INFORMATION = "full information"
 GREEDY = "greedy"
@@ -181,9 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     args = parser.parse_args(argv)
     results = bakeoff(args.data, args.policies, list(range(args.seeds)), args.model)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"bakeoff-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps({"model": args.model, "results": results}, indent=2))
+    out = write_result("bakeoff", results, model=args.model, seeds=args.seeds)
     print(f"written: {out}")
     return 0
 

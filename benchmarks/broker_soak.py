@@ -19,22 +19,19 @@ The figures go to `benchmarks/results/broker-soak-<time>.json`.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.record import write_result
 from pipeline.kafka.broker import embedded_broker
 from pipeline.settings import Settings
 from pipeline.simulation.steady_loop import LoopConfig, LoopReport, run_loop
 
-RESULTS = Path(__file__).parent / "results"
 WINDOW = 300.0  # seconds
 CPU_GROWTH = 1.5  # the last window's CPU over that of minutes 5-10, at most
 CPU_CORES = 0.3  # the last window's CPU share, at most
@@ -151,14 +148,8 @@ def main() -> None:
         f"{judged.memory_ratio} (≤ {MEMORY_GROWTH}), worst window p99 {judged.worst_p99} s "
         f"(≤ {P99_SECONDS}): {'[green]met[/]' if judged.met else '[red]NOT met[/]'}"
     )
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"broker-soak-{stamp}.json"
-    meta = {"machine": platform.platform(), "python": platform.python_version(), "at": stamp,
-            "config": vars(args)}  # fmt: skip
     results = {"report": report.figures(), "goals": {**asdict(judged), "met": judged.met}}
-    path.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str))
-    console.print(f"written {path}")
+    console.print(f"written {write_result('broker-soak', results, config=vars(args))}")
     sys.exit(0 if judged.met else 1)
 
 

@@ -17,12 +17,9 @@ readers (`benchmarks.dead_transaction`). The figures go to `benchmarks/results/c
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +28,9 @@ from rich.table import Table
 
 from benchmarks import dead_transaction
 from benchmarks.brokers import embedded, kafka, kafka_at_hand
+from benchmarks.record import write_result
 from pipeline.settings import Settings
 from pipeline.simulation.steady_loop import LoopConfig, LoopReport, run_loop
-
-RESULTS = Path(__file__).parent / "results"
-
 
 RUNS = {"kafka": ("exactly-once", kafka), "embedded": ("at-least-once", embedded)}
 
@@ -115,13 +110,7 @@ def main() -> None:
                 f"the same id: {row['restarted with the same id']}: read_committed readers "
                 f"blocked {row['readers blocked s']} s"
             )
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"chaos-{stamp}.json"
-    meta = {"machine": platform.platform(), "python": platform.python_version(), "at": stamp,
-            "config": vars(args)}  # fmt: skip
-    path.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str))
-    console.print(f"written {path}")
+    console.print(f"written {write_result('chaos', results, config=vars(args))}")
 
 
 if __name__ == "__main__":

@@ -15,15 +15,12 @@ latency and memory: the CPU seconds the broker and the apps spend per 1,000 even
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +28,12 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import cases
+from benchmarks.record import write_result
 from local_kafka import cluster as local_kafka
 from pipeline.cli.app import quiet_library_deprecations
 from pipeline.kafka.broker import TansuBroker
 from pipeline.settings import Settings
 
-RESULTS = Path(__file__).parent / "results"
 CEILING = "pass-through"
 Figures = dict[str, Any]
 Goal = tuple[str, Callable[[dict[str, dict[str, Figures]], str], bool | None]]
@@ -230,17 +227,8 @@ def main(only: list[str]) -> None:
         f"latency at a steady {cases.STEADY_RATE:,.0f} records/s; events/s from a backlog of "
         f"{cases.BACKLOG:,}; the ranker's records each carry 20 candidate offers"
     )
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"bench-{stamp}.json"
-    meta = {
-        "machine": platform.platform(),
-        "python": platform.python_version(),
-        "at": stamp,
-        "seconds": time.monotonic() - started,
-    }
-    path.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    console.print(f"written {path} ({meta['seconds']:.0f} s)")
+    seconds = time.monotonic() - started
+    console.print(f"written {write_result('bench', results, seconds=seconds)} ({seconds:.0f} s)")
 
 
 if __name__ == "__main__":

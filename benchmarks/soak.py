@@ -15,20 +15,18 @@ process holds in memory is bounded by the catalogue (offers, rules, a rule memo 
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.record import write_result
 from pipeline.settings import Settings
 from pipeline.simulation.demo import DemoConfig, DemoReport, run_demo
 
-RESULTS = Path(__file__).parent / "results"
 SAMPLE_EVERY = 10_000
 
 
@@ -105,9 +103,7 @@ def main(events: int = 200_000, customers: int = 10_000) -> None:
     console.print(f"peak (MB): {result['peak MB']}")
     console.print(f"growth over the last quarter (MB): {result['growth MB over the last quarter']}")
     console.print(f"state on disk (MB): {result['state on disk MB']}")
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"soak-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(result, indent=2))
+    path = write_result("soak", result)
     console.print(f"written {path}")
 
 

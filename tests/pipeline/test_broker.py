@@ -65,23 +65,23 @@ def test_the_embedded_kafka_is_a_kafka_whose_data_goes_when_it_stops() -> None:
     assert not broker.directory.exists()
 
 
-def test_auto_falls_back_to_tansu_without_java_and_says_why(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("java_says", "why"),
+    [
+        (None, "no java on the PATH"),
+        ('openjdk version "11.0.2" 2019-01-15', "java 11, not 17"),
+        ('java version "1.8.0_402"', "java 8, not 17"),
+    ],
+)
+def test_auto_falls_back_to_tansu_without_java_17_and_says_why(
+    java_says: str | None, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))  # no java here
-    with pytest.warns(EmbeddedTansuWarning, match="no java on the PATH.*Java 17"):
-        broker = embedded_broker(Settings(embedded_broker="auto"))
-    assert isinstance(broker, TansuBroker)
-
-
-def test_auto_falls_back_to_tansu_with_a_java_older_than_17(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    java = tmp_path / "java"
-    java.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
-    java.chmod(0o755)
+    if java_says is not None:
+        java = tmp_path / "java"
+        java.write_text(f"#!/bin/sh\necho '{java_says}' >&2\n")
+        java.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.warns(EmbeddedTansuWarning, match="java 11, not 17"):
+    with pytest.warns(EmbeddedTansuWarning, match=f"{why}.*install Java 17"):
         broker = embedded_broker(Settings(embedded_broker="auto"))
     assert isinstance(broker, TansuBroker)
 
