@@ -24,12 +24,12 @@ if TYPE_CHECKING:
     from models.ranker import OnlineRanker
 
 # A built-in name, or a data scientist's own object as `package.module:attribute`
-ModelChoice = Annotated[str, AfterValidator(lambda text: check_choice(text, MODELS, "model"))]
-FeatureSetChoice = Annotated[
+ModelName = Annotated[str, AfterValidator(lambda text: check_choice(text, MODELS, "model"))]
+FeatureSetName = Annotated[
     str, AfterValidator(lambda text: check_choice(text, FEATURE_SETS, "feature set"))
 ]
 # A built-in exploration policy's name
-PolicyChoice = Annotated[str, AfterValidator(lambda text: _known(text, POLICIES, "policy"))]
+PolicyName = Annotated[str, AfterValidator(lambda text: _known(text, POLICIES, "policy"))]
 
 
 def _known(text: str, names: dict[str, str], what: str) -> str:
@@ -121,10 +121,10 @@ class Settings(BaseSettings):
     stall_timeout: float = Field(default=120.0, gt=0, description="seconds without progress")
 
     # The Next Best Offer μ-product
-    ranker_model: ModelChoice = DEFAULT_MODEL
-    feature_set: FeatureSetChoice = DEFAULT_FEATURE_SET
+    ranker_model: ModelName = DEFAULT_MODEL
+    feature_set: FeatureSetName = DEFAULT_FEATURE_SET
     learning_rate: float = Field(default=0.15, gt=0, description="SGD step of the `logistic` model")
-    exploration: PolicyChoice = DEFAULT_POLICY
+    exploration: PolicyName = DEFAULT_POLICY
     epsilon: float = Field(default=0.1, ge=0, le=1, description="for epsilon-greedy")
     # What an offer outside any interest period (no trigger, or past it) is worth, as a share of
     # its value: 0 never shows such offers; the default ranks them by P(accept) × a tenth of their

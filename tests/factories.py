@@ -141,7 +141,7 @@ def valid_offers(
     )
 
 
-def make_ranker(
+def make_ranker_processor(
     tmp_path: Path,
     offers: list[dict[str, Any]],
     emitted: EarlierDecisions | None = None,

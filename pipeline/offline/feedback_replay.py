@@ -34,7 +34,7 @@ from pipeline.connectors.files import RejectedRow
 from pipeline.contracts.schemas import Feedback, describe_errors
 from pipeline.errors import ConfigError
 from pipeline.offline.logged import Rejected
-from pipeline.offline.targets import ModelChoice, resolve_model
+from pipeline.offline.targets import TargetModel, resolve_model
 
 
 @dataclass
@@ -73,7 +73,7 @@ class FeedbackReplay:
 
 def replay_feedback(
     records: Iterable[tuple[str, dict[str, Any] | RejectedRow]],
-    model: ModelChoice,
+    model: TargetModel,
     features: str | FeatureSet | None = None,
 ) -> FeedbackReplay:
     """Replay feedback records (`(where, record)` pairs: where it was read, and the JSON

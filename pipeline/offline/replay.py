@@ -35,7 +35,7 @@ from pipeline.offline.logged import (
     parse_show,
     read_items,
 )
-from pipeline.offline.targets import ModelChoice, resolve_model, resolve_policy
+from pipeline.offline.targets import TargetModel, resolve_model, resolve_policy
 
 _UNIFORM_TOLERANCE = 1e-3
 _CURVE_EVERY = 500  # rounds between points of the progressive-validation curve
@@ -99,7 +99,7 @@ class Replayer:
         items: dict[str, Item],
         mapping: LogMapping,
         *,
-        model: ModelChoice = DEFAULT_MODEL,
+        model: TargetModel = DEFAULT_MODEL,
         features: str | FeatureSet | None = None,
         policy: str | Policy = "greedy",
         learning_rate: float = 0.15,

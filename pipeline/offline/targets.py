@@ -17,11 +17,11 @@ from models.policies import Policy, make_policy
 from models.ranker import OnlineRanker, as_ranker, make_ranker
 from pipeline.errors import ConfigError
 
-ModelChoice = str | OnlineRanker | base.Classifier
+TargetModel = str | OnlineRanker | base.Classifier
 
 
 def resolve_model(
-    model: ModelChoice,
+    model: TargetModel,
     features: str | FeatureSet | None = None,
     *,
     learning_rate: float = 0.15,

@@ -32,7 +32,7 @@ STAGE = VALID_OFFERS
 _STATE_KEY = "customer"
 
 
-def decide(
+def valid_offers_for(
     catalogue: Catalogue,
     evaluator: RuleEvaluator,
     state: customer_state.State,
@@ -142,4 +142,4 @@ class ValidOffersProcessor:
         if not isinstance(record, JourneyEvent):
             raise TypeError(f"Valid Offers reads customers, events and interactions: {record!r}")
         customer_state.apply_event(current, record.event_type, record.timestamp.timestamp())
-        return decide(catalogue, self._evaluator, current, record)
+        return valid_offers_for(catalogue, self._evaluator, current, record)

@@ -29,7 +29,7 @@ from tests.factories import (
     decide,
     event,
     interaction,
-    make_ranker,
+    make_ranker_processor,
     register,
     valid_offers,
     with_offers,
@@ -65,7 +65,7 @@ def test_the_logged_pyfunc_scores_like_the_live_ranker(settings: Settings, tmp_p
         catalogue_offer("loan-1", category="loan", **SHORT_INTEREST),
         catalogue_offer("ins-1", category="insurance", **SHORT_INTEREST),
     ]
-    ranker = make_ranker(tmp_path, offers)
+    ranker = make_ranker_processor(tmp_path, offers)
     ranker.models.model = preferring("card", "loan")
     record = valid_offers(
         candidate("card-1", 1), candidate("loan-1", 4, 1, 1), candidate("ins-1", None)

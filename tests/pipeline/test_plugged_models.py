@@ -24,7 +24,7 @@ from tests.factories import (
     candidate,
     catalogue_offer,
     decide,
-    make_ranker,
+    make_ranker_processor,
     register,
     valid_offers,
 )
@@ -85,7 +85,7 @@ def replayed_p_accept(model: OnlineRanker, offer_id: str, tmp_path: Path) -> flo
 def test_a_plugged_model_scores_alike_in_stream_replay_and_pyfunc(
     model: str, settings: Settings, tmp_path: Path
 ) -> None:
-    ranker = make_ranker(tmp_path, OFFERS, ranker_model=model, feature_set=FEATURES)
+    ranker = make_ranker_processor(tmp_path, OFFERS, ranker_model=model, feature_set=FEATURES)
     champion = ranker.models.model
     assert champion.features.label == "segment-by-offer/1"
     train(champion)

@@ -16,7 +16,7 @@ from tests.factories import (
     candidate,
     catalogue_offer,
     decide,
-    make_ranker,
+    make_ranker_processor,
     valid_offers,
 )
 
@@ -34,7 +34,7 @@ def valid(*candidates: CandidateOffer, channel: str = "web") -> ValidOffers:
 def test_value_orders_offers_and_negative_impact_or_contact_limit_is_never_emitted(
     tmp_path: Path,
 ) -> None:
-    ranker = make_ranker(
+    ranker = make_ranker_processor(
         tmp_path,
         [
             offer("fresh"),
@@ -71,7 +71,7 @@ def test_value_orders_offers_and_negative_impact_or_contact_limit_is_never_emitt
 
 
 def test_channel_daily_limit_suppresses_the_whole_decision(tmp_path: Path) -> None:
-    ranker = make_ranker(tmp_path, [offer("a")], channel_daily_limit=2)
+    ranker = make_ranker_processor(tmp_path, [offer("a")], channel_daily_limit=2)
     state = CustomerDecisions(MemoryState())
     state.index["channel_shown"]["web"] = [(NOW - timedelta(hours=h)).timestamp() for h in (1, 2)]
     suppressed = decide(ranker, state, valid(candidate("a", 1)))
@@ -82,7 +82,9 @@ def test_channel_daily_limit_suppresses_the_whole_decision(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("exploration", ["epsilon-greedy", "thompson", "randomized-ucb"])
 def test_exploring_policies_report_propensities(tmp_path: Path, exploration: str) -> None:
-    ranker = make_ranker(tmp_path, [offer(f"o{i}") for i in range(20)], exploration=exploration)
+    ranker = make_ranker_processor(
+        tmp_path, [offer(f"o{i}") for i in range(20)], exploration=exploration
+    )
     record = valid(*(candidate(f"o{i}", 1) for i in range(20)))
     decision = decide(ranker, CustomerDecisions(MemoryState()), record)
     assert len(decision["offers"]) == 5
@@ -93,7 +95,7 @@ def test_exploring_policies_report_propensities(tmp_path: Path, exploration: str
 def test_an_unanswered_impression_becomes_a_negative_label_once_its_window_has_passed(
     tmp_path: Path,
 ) -> None:
-    ranker = make_ranker(tmp_path, [offer("a", response_window_hours=48.0)])
+    ranker = make_ranker_processor(tmp_path, [offer("a", response_window_hours=48.0)])
     book = CustomerDecisions(MemoryState())
     first = decide(ranker, book, valid(candidate("a", 1)))
     impression = Interaction(
@@ -136,7 +138,7 @@ def test_with_no_open_interest_the_likeliest_worth_most_goes_first_not_the_first
         offer("m-mid", value=120.0),
         offer("z-rich", value=300.0),
     ]
-    ranker = make_ranker(tmp_path, offers)
+    ranker = make_ranker_processor(tmp_path, offers)
     cold = valid(candidate("a-cheap", None), candidate("m-mid", None), candidate("z-rich", None))
     decision = decide(ranker, CustomerDecisions(MemoryState()), cold)
     assert [o["offer_id"] for o in decision["offers"]] == ["z-rich", "m-mid", "a-cheap"]
@@ -149,7 +151,7 @@ def test_with_no_open_interest_the_likeliest_worth_most_goes_first_not_the_first
 
 
 def test_cold_offers_are_not_shown_when_they_are_worth_nothing(tmp_path: Path) -> None:
-    ranker = make_ranker(tmp_path, [offer("a"), offer("b")], irrelevant_value_ratio=0.0)
+    ranker = make_ranker_processor(tmp_path, [offer("a"), offer("b")], irrelevant_value_ratio=0.0)
     decision = decide(
         ranker, CustomerDecisions(MemoryState()), valid(candidate("a", None), candidate("b", 30))
     )

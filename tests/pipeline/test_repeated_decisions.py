@@ -17,7 +17,7 @@ from tests.factories import (
     SHORT_INTEREST,
     candidate,
     catalogue_offer,
-    make_ranker,
+    make_ranker_processor,
     valid_offers,
 )
 from tests.streams import send
@@ -38,7 +38,7 @@ class Emitted:
 
 
 def first_decision(tmp_path: Path) -> Decision:
-    ranker = make_ranker(tmp_path / "first", OFFERS, top_k=2)
+    ranker = make_ranker_processor(tmp_path / "first", OFFERS, top_k=2)
     book = CustomerDecisions(MemoryState())
     (decision,) = ranker.handle(book, RECORD, InputPosition("valid_offers", 0, 1), "C1")
     assert isinstance(decision, Decision)
@@ -64,7 +64,7 @@ def test_a_decision_made_again_keeps_the_emitted_offers_and_is_not_told_twice(
     # the emitted decision put "c" first, which this ranker (greedy, same values) would not
     shown = [earlier.offers[0].model_copy(update={"offer_id": "c"}), earlier.offers[1]]
     earlier = earlier.model_copy(update={"offers": shown})
-    restarted = make_ranker(tmp_path / "again", OFFERS, Emitted(earlier), top_k=2)
+    restarted = make_ranker_processor(tmp_path / "again", OFFERS, Emitted(earlier), top_k=2)
     book = CustomerDecisions(MemoryState())
     emitted = restarted.handle(book, RECORD, InputPosition("valid_offers", 0, 1), "C1")
     assert emitted == []  # the decision is out already
@@ -80,7 +80,7 @@ def test_a_decision_made_again_keeps_the_emitted_offers_and_is_not_told_twice(
 
 
 def test_an_event_not_emitted_before_is_decided_as_usual(tmp_path: Path) -> None:
-    ranker = make_ranker(tmp_path, OFFERS, Emitted(), top_k=2)
+    ranker = make_ranker_processor(tmp_path, OFFERS, Emitted(), top_k=2)
     book = CustomerDecisions(MemoryState())
     (decision,) = ranker.handle(book, RECORD, InputPosition("valid_offers", 0, 1), "C1")
     assert isinstance(decision, Decision) and decision.decision_id == "d-e1"
@@ -90,7 +90,7 @@ def test_an_emitted_decision_whose_offer_is_gone_is_decided_anew(tmp_path: Path)
     earlier = first_decision(tmp_path)
     gone = earlier.offers[0].model_copy(update={"offer_id": "withdrawn"})
     earlier = earlier.model_copy(update={"offers": [gone]})
-    ranker = make_ranker(tmp_path / "again", OFFERS, Emitted(earlier), top_k=2)
+    ranker = make_ranker_processor(tmp_path / "again", OFFERS, Emitted(earlier), top_k=2)
     book = CustomerDecisions(MemoryState())
     (decision,) = ranker.handle(book, RECORD, InputPosition("valid_offers", 0, 1), "C1")
     assert isinstance(decision, Decision)
