@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Phase = Literal["primary", "secondary", "irrelevant", "negative"]
+Objective = Literal["expected-value", "time-weighted"]
+OBJECTIVES: tuple[Objective, ...] = ("expected-value", "time-weighted")
 SECONDS_PER_DAY = 86_400.0  # event times are epoch seconds; interest periods are days
 DEFAULT_FATIGUE_SHARE = 0.25
 
@@ -105,3 +107,29 @@ def value_now(
         days = profile.negative_impact_days  # ignored so often that it now annoys
     phase = phase_at(profile, days)
     return profile.value_in[phase], phase
+
+
+def earned_now(profile: TimeValueProfile, phase: Phase, objective: Objective) -> float:
+    """What an acceptance of the offer earns now, under `objective`; the ranker's priority is
+    P(accept) × this × business lever, and an offer that earns nothing or less is not shown.
+
+    - `expected-value` (nbo's): the offer's value in any phase before its point of negative
+      impact, past it a harm (`negative_value_ratio` × value, so never shown). The interest
+      phase changes how likely an acceptance is, not what it earns, and the model's P(accept)
+      learns that from the phase: the time value is counted once, in P(accept).
+    - `time-weighted`: the value curve's value now (`value_now`), as nbo ranked before: with a
+      model that learns the phase, the phase is counted twice, and an offer in its primary
+      period beats a likelier one outside it.
+
+    >>> profile = TimeValueProfile(value=100, primary_interest_days=2, secondary_interest_days=5,
+    ...                            negative_impact_days=10, irrelevant_value_ratio=0.1)
+    >>> [earned_now(profile, phase, "expected-value") for phase in ("primary", "secondary",
+    ...                                                             "irrelevant", "negative")]
+    [100.0, 100.0, 100.0, -50.0]
+    >>> [earned_now(profile, phase, "time-weighted") for phase in ("primary", "secondary",
+    ...                                                            "irrelevant", "negative")]
+    [100.0, 50.0, 10.0, -50.0]
+    """
+    if objective == "time-weighted" or phase == "negative":
+        return profile.value_in[phase]
+    return float(profile.value)

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from features import DEFAULT_FEATURE_SET, FEATURE_SETS
 from features.references import check_choice
 from models.names import DEFAULT_MODEL, DEFAULT_POLICY, MODELS, POLICIES
+from models.time_value import Objective
 
 if TYPE_CHECKING:
     from models.ranker import OnlineRanker
@@ -126,9 +127,12 @@ class Settings(BaseSettings):
     learning_rate: float = Field(default=0.15, gt=0, description="SGD step of the `logistic` model")
     exploration: PolicyName = DEFAULT_POLICY
     epsilon: float = Field(default=0.1, ge=0, le=1, description="for epsilon-greedy")
-    # What an offer outside any interest period (no trigger, or past it) is worth, as a share of
-    # its value: 0 never shows such offers; the default ranks them by P(accept) × a tenth of their
-    # value, below what is in an interest period unless far likelier (see models/time_value.py)
+    # What the ranker maximises (models/time_value.py `earned_now`): P(accept) × value × lever,
+    # the interest phase counted once, in P(accept); or, as before, P(accept) × the value curve's
+    # value now × lever, which counts the phase twice with a model that learns it.
+    objective: Objective = "expected-value"
+    # time-weighted only: what an offer outside any interest period (no trigger, or past it) is
+    # worth, as a share of its value (0 never shows such offers)
     irrelevant_value_ratio: float = Field(default=0.1, ge=0, le=1)
     top_k: int = Field(default=3, ge=1, description="offers per decision")
     channel_daily_limit: int = Field(default=5, ge=1, description="impressions per channel/day")

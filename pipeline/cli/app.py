@@ -267,6 +267,13 @@ def _demo_table(figures: DemoFigures, title: str) -> Table:
             f"oracle's, {recent.value_vs_random:.1f}× random",
         ),
         ("regret (value lost to oracle)", f"{figures.regret:,.0f}"),
+        (
+            "value lost to the best candidate, by part",
+            ", ".join(
+                f"{name.replace('_', ' ')} {share:.0%}"
+                for name, share in recent.regret_shares().items()
+            ),
+        ),
         *(
             [
                 (
@@ -298,6 +305,9 @@ def demo(
     seconds: Annotated[float, typer.Option(help="stop after this many seconds")] = 120.0,
     customers: Annotated[int, typer.Option(help="simulated customers")] = 2000,
     seed: Annotated[int, typer.Option(help="seed of the simulated world")] = 7,
+    world: Annotated[
+        str, typer.Option(help="the simulated world: bank or households (pipeline.simulation)")
+    ] = "bank",
     report: Annotated[Path | None, typer.Option(help="write the figures as JSON here")] = None,
     launch_at: Annotated[
         int,
@@ -312,7 +322,8 @@ def demo(
     settings = _settings(ctx)
     broker_mod.stop_on_sigterm()
     config = DemoConfig(events=events, seconds=seconds if events is None else 10**9,
-                        customers=customers, seed=seed, launch_at=launch_at or None)  # fmt: skip
+                        customers=customers, seed=seed, launch_at=launch_at or None,
+                        world=world)  # fmt: skip
     console.print("[bold]nbo demo[/]: starting the broker, both μ-products and the simulation…")
     if console.is_terminal and report is None:
         with Live(Table("closed loop", "now"), console=console, refresh_per_second=4) as live:

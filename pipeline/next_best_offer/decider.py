@@ -15,7 +15,7 @@ from features import Exposure, Moment
 from models.contact_policy import ContactPolicy
 from models.policies import make_policy
 from models.ranker import Candidate, OnlineRanker
-from models.time_value import Phase, TimeValueProfile, value_now
+from models.time_value import Phase, TimeValueProfile, earned_now, value_now
 from pipeline.catalogue.tables import GlobalTables
 from pipeline.contracts.schemas import Decision, RankedOffer, ValidOffers, response_window_seconds
 from pipeline.next_best_offer.models import ModelFollower
@@ -55,6 +55,7 @@ class Decider:
     ) -> None:
         self._top_k = settings.top_k
         self._irrelevant_value_ratio = settings.irrelevant_value_ratio
+        self._objective = settings.objective
         self._tables = tables
         self._models = models
         self._instance = instance
@@ -198,7 +199,8 @@ class Decider:
                 continue
             days = candidate["days_since_trigger"]
             unanswered = candidate["unanswered_impressions"]
-            value, phase = value_now(terms.profile, days, unanswered, fatigue_share)
+            _, phase = value_now(terms.profile, days, unanswered, fatigue_share)
+            value = earned_now(terms.profile, phase, self._objective)
             if value <= 0:  # past the point of negative impact it would hurt; at 0, earn nothing
                 self.stats.suppressed += 1
                 continue

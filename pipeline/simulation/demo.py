@@ -31,14 +31,8 @@ from pipeline.kafka.clients import produce, reader_from_start
 from pipeline.kafka.progress import stage_probes
 from pipeline.learner.topics import latest_snapshots
 from pipeline.settings import Settings
-from pipeline.simulation.world import (
-    NEW_OFFER,
-    Channel,
-    LaunchFigures,
-    Scoreboard,
-    WindowFigures,
-    World,
-)
+from pipeline.simulation.channel import Channel, LaunchFigures, Scoreboard, WindowFigures
+from pipeline.simulation.worlds import DEFAULT_WORLD, SimulatedWorld, make_world
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 APPS = {
@@ -57,7 +51,10 @@ class DemoConfig:
     batch: int = 250
     customers: int = 2000
     seed: int = 7
-    launch_at: int | None = 10_000  # load simulation.NEW_OFFER after this many events (None: never)
+    launch_at: int | None = (
+        10_000  # load the world's new offer after this many events (None: never)
+    )
+    world: str = DEFAULT_WORLD  # see pipeline.simulation.worlds
 
 
 @dataclass
@@ -127,6 +124,7 @@ class DemoFigures:
         figures = asdict(self)
         figures["recent"]["value_vs_oracle"] = self.recent.value_vs_oracle
         figures["recent"]["value_vs_random"] = self.recent.value_vs_random
+        figures["recent"]["regret_shares"] = self.recent.regret_shares()
         return figures
 
 
@@ -228,24 +226,25 @@ def run_demo(
     with broker_mod.broker_address(settings, start_embedded=True) as bootstrap:
         loop_settings = settings.model_copy(update={"broker_address": bootstrap})
         topics.create_topics(loop_settings, bootstrap)
-        for source, name in (("offers", "offers.csv"), ("rules", "rules.yaml")):
-            connectors.load_file(loop_settings, bootstrap, source, SAMPLE / name)
-        offers = {
-            o.offer_id: o.model_dump()
-            for _, o in connectors.parse_source("offers", SAMPLE / "offers.csv").records
-            if isinstance(o, Offer)
-        }
-        world = World(customers=config.customers, seed=config.seed)
+        connectors.load_file(loop_settings, bootstrap, "rules", SAMPLE / "rules.yaml")
+        world = make_world(config.world, config.customers, config.seed)
+        offers = {o["offer_id"]: Offer.model_validate(o).model_dump() for o in world.offers()}
+        produce(
+            loop_settings,
+            bootstrap,
+            loop_settings.topic_name("offers"),
+            [
+                (oid, Offer.model_validate(o).model_dump_json().encode())
+                for oid, o in offers.items()
+            ],
+        )
         produce(
             loop_settings,
             bootstrap,
             loop_settings.topic_name("customers"),
             [(c["customer_id"], json.dumps(c).encode()) for c in world.customer_records()],
         )
-        channel = Channel(
-            world, offers, seed=config.seed + 1,
-            irrelevant_value_ratio=loop_settings.irrelevant_value_ratio,
-        )  # fmt: skip
+        channel = Channel(world, offers, seed=config.seed + 1)
         running = {
             name: processes.spawn(loop_settings, args, logs / f"{name}.log")
             for name, args in APPS.items()
@@ -280,7 +279,7 @@ def _loop(
     settings: Settings,
     bootstrap: str,
     config: DemoConfig,
-    world: World,
+    world: SimulatedWorld,
     channel: Channel,
     outputs: _Outputs,
     running: dict[str, Any],
@@ -345,11 +344,11 @@ def _loop(
 
 
 def _launch_new_offer(
-    settings: Settings, bootstrap: str, world: World, channel: Channel, board: Scoreboard
+    settings: Settings, bootstrap: str, world: SimulatedWorld, channel: Channel, board: Scoreboard
 ) -> None:
     """A new DWH offer mid-run: on the offers topic for the μ-products, and into the world, whose
     customers like it better than every other offer of its category."""
-    offer = Offer.model_validate(NEW_OFFER)
+    offer = Offer.model_validate(world.new_offer())
     produce(
         settings,
         bootstrap,

@@ -46,8 +46,9 @@ from pipeline.kafka.clients import consume, producer_config, reader_from_start
 from pipeline.kafka.processes import Supervisor
 from pipeline.learner.topics import latest_snapshots
 from pipeline.settings import Settings
+from pipeline.simulation.channel import Channel
 from pipeline.simulation.demo import SAMPLE
-from pipeline.simulation.world import Channel, World
+from pipeline.simulation.world import World
 
 AFTER_KILL = 30.0  # seconds after a kill whose events' latencies are reported apart
 

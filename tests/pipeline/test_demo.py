@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from pipeline.cli.app import app
 from pipeline.settings import Settings
+from pipeline.simulation.channel import Channel
 from pipeline.simulation.demo import DemoConfig, run_demo
-from pipeline.simulation.world import NEW_OFFER, Channel, World
+from pipeline.simulation.world import NEW_OFFER, World
 
 
 def test_short_headless_demo_decides_every_event_and_learns(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -129,8 +130,8 @@ def test_the_live_view_says_how_the_launched_offer_is_found() -> None:
     from rich.console import Console
 
     from pipeline.cli.app import _progress_table
+    from pipeline.simulation.channel import NOTHING, Outcome, Truth
     from pipeline.simulation.demo import DemoReport
-    from pipeline.simulation.world import NOTHING, Outcome, Truth
 
     report = DemoReport(seconds=1.0)
     best = Truth(0.5, 50.0)

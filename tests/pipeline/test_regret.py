@@ -1,0 +1,190 @@
+"""Where the value lost to the best choice goes (the channel's regret decomposition), the
+objective the ranker maximises, and the second simulated world."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.contracts.schemas import Customer, Offer
+from pipeline.next_best_offer.state import CustomerDecisions, MemoryState
+from pipeline.simulation.channel import Channel, RegretParts, Scoreboard
+from pipeline.simulation.households import HouseholdsWorld
+from pipeline.simulation.worlds import WORLDS, make_world
+from tests.factories import (
+    START,
+    candidate,
+    catalogue_offer,
+    decide,
+    make_ranker_processor,
+    offer,
+    valid_offers,
+)
+
+
+class KnownWorld:
+    """A world whose P(accept) is a table: (offer, phase) → p."""
+
+    def __init__(self, table: dict[tuple[str, str], float]) -> None:
+        self.table = table
+
+    def p_accept(
+        self, customer_id: str, offer_id: str, category: str, phase: str, unanswered: int
+    ) -> float:
+        return self.table[offer_id, phase]
+
+
+def catalogue(*offers: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {o["offer_id"]: Offer.model_validate(o).model_dump() for o in offers}
+
+
+def shown(*offers: tuple[str, float, float, str]) -> dict[str, Any]:
+    """A decision emitting (offer id, score, P(accept), phase), first shown."""
+    return {
+        "decision_id": "d-1",
+        "customer_id": "C1",
+        "channel": "web",
+        "timestamp": START.isoformat(),
+        "offers": [
+            {"offer_id": oid, "score": score, "p_accept": p, "phase": phase}
+            for oid, score, p, phase in offers
+        ],
+    }
+
+
+def candidates(*given: tuple[str, float, int]) -> dict[str, Any]:
+    """A valid_offers record: (offer id, days since trigger, impressions)."""
+    return {
+        "candidates": [
+            {"offer_id": oid, "days_since_trigger": days, "impressions": seen,
+             "unanswered_impressions": 0}
+            for oid, days, seen in given
+        ]
+    }  # fmt: skip
+
+
+OFFERS = catalogue(
+    offer("card-a", value=100.0, max_impressions=3),
+    offer("card-b", value=100.0),
+    offer("loan-a", "loan", value=300.0),
+    offer("loan-b", "loan", value=100.0, max_impressions=1),
+)
+TRUTH = {  # primary: days 0-5, secondary: 5-10 (tests.factories.offer)
+    ("card-a", "primary"): 0.30,
+    ("card-b", "primary"): 0.20,
+    ("card-b", "secondary"): 0.25,
+    ("loan-a", "secondary"): 0.10,
+    ("loan-b", "primary"): 0.90,
+}
+
+
+def test_each_step_of_the_decision_path_takes_its_part_and_the_parts_add_up_to_the_loss() -> None:
+    channel = Channel(KnownWorld(TRUTH), dict(OFFERS))
+    valid = candidates(("card-a", 1, 0), ("card-b", 6, 0), ("loan-a", 7, 0), ("loan-b", 1, 1))
+    # values: card-a 30, card-b 25, loan-a 30, loan-b 90 (but shown once already: not allowed)
+    # the ranker: greedy by its score is card-b; by its P(accept) × value it is loan-a (0.2×300);
+    # it explored and showed card-a
+    decision = shown(("card-a", 1.0, 0.05, "primary"), ("card-b", 9.0, 0.15, "secondary"),
+                     ("loan-a", 5.0, 0.20, "secondary"))  # fmt: skip
+    outcome = channel.respond(valid, decision)
+    parts = outcome.regret
+    assert outcome.oracle_offer in ("card-a", "loan-a") and outcome.oracle.value == 30.0
+    assert parts.contact_policy == pytest.approx(90.0 - 30.0)  # loan-b is at its limit
+    assert parts.wrong_category + parts.wrong_offer == pytest.approx(0.0)  # loan-a is as good
+    assert parts.time_weighting == pytest.approx(30.0 - 25.0)  # loan-a's value, card-b chosen
+    assert parts.exploration == pytest.approx(25.0 - 30.0)  # exploring gained here
+    assert parts.total == pytest.approx(90.0 - outcome.learned.value)
+
+
+def test_a_wrong_category_and_a_wrong_offer_within_it_are_told_apart() -> None:
+    channel = Channel(KnownWorld(TRUTH), dict(OFFERS))
+    valid = candidates(("card-a", 1, 0), ("card-b", 1, 0), ("loan-a", 7, 0))
+    # best: card-a (30); the model prefers card-b (same category), then loan-a (other)
+    within = channel.respond(valid, shown(("card-b", 1.0, 0.5, "primary")))
+    assert within.regret.wrong_offer == pytest.approx(30.0 - 20.0)
+    assert within.regret.wrong_category == 0.0
+    across = channel.respond(valid, shown(("loan-a", 1.0, 0.5, "secondary")))
+    assert across.regret.wrong_category == pytest.approx(0.0)  # loan-a is worth 30 too
+    worse = Channel(KnownWorld({**TRUTH, ("loan-a", "secondary"): 0.05}), dict(OFFERS))
+    across = worse.respond(valid, shown(("loan-a", 1.0, 0.5, "secondary")))
+    assert across.regret.wrong_category == pytest.approx(30.0 - 15.0)
+    assert across.regret.wrong_offer == 0.0
+
+
+def test_the_scoreboard_gives_each_parts_share_of_the_loss_over_its_window() -> None:
+    channel = Channel(KnownWorld(TRUTH), dict(OFFERS))
+    board = Scoreboard(window=2)
+    valid = candidates(("card-a", 1, 0), ("card-b", 1, 0))
+    for _ in range(3):
+        board.add(channel.respond(valid, shown(("card-b", 1.0, 0.5, "primary"))))
+    recent = board.recent()
+    assert recent.decisions == 2
+    assert recent.regret == RegretParts(wrong_offer=pytest.approx(10.0))
+    assert recent.regret_shares()["wrong_offer"] == pytest.approx(1.0)
+    assert sum(recent.regret_shares().values()) == pytest.approx(1.0)
+
+
+def test_the_ranker_counts_the_interest_phase_once_unless_told_to_weigh_it(
+    tmp_path: Path,
+) -> None:
+    # the same value; "late" is in its secondary period
+    offers = [catalogue_offer("early"), catalogue_offer("late")]
+    record = valid_offers(candidate("early", 1), candidate("late", 7))
+    weighed = {}
+    for objective in ("expected-value", "time-weighted"):
+        ranker = make_ranker_processor(tmp_path / objective, offers, objective=objective)
+        decision = decide(ranker, CustomerDecisions(MemoryState()), record)
+        weighed[objective] = {o["offer_id"]: o["value_now"] for o in decision["offers"]}
+    # what an acceptance earns: the value in both periods; the curve halves it in the second
+    assert weighed["expected-value"] == {"early": 100.0, "late": 100.0}
+    assert weighed["time-weighted"] == {"early": 100.0, "late": 50.0}
+
+
+def test_the_households_world_is_seeded_and_its_records_are_valid() -> None:
+    world = HouseholdsWorld(customers=200, seed=5)
+    assert world.events(20) == HouseholdsWorld(customers=200, seed=5).events(20)
+    offers = [Offer.model_validate(o) for o in world.offers()]
+    assert len(offers) == 40 and len({o.category for o in offers}) == 6
+    records = [Customer.model_validate(c) for c in world.customer_records()]
+    assert {r.attributes["household"] for r in records} == {"single", "couple", "family"}
+    assert any(r.products_held for r in records) and len({r.region for r in records}) == 5
+
+
+def test_in_the_households_world_appeal_follows_income_region_household_and_holdings() -> None:
+    world = HouseholdsWorld(customers=400, seed=5)
+    people = world.customers
+    for field in ("income_band", "region", "household", "products_held"):
+        # two customers alike in everything but `field` like some offer differently
+        pairs = [
+            (a, b)
+            for a in people
+            for b in people
+            if getattr(a, field) != getattr(b, field)
+            and all(
+                getattr(a, other) == getattr(b, other)
+                for other in ("income_band", "region", "household", "products_held")
+                if other != field
+            )
+        ]
+        assert pairs, field
+        a, b = pairs[0]
+        assert any(
+            world.appeal(a.customer_id, o["offer_id"]) != world.appeal(b.customer_id, o["offer_id"])
+            for o in world.offers()
+        ), field
+    # and offers lose interest with time each in its own way
+    secondary = {round(world.p_accept(people[0].customer_id, o["offer_id"], o["category"],
+                                      "secondary", 0)
+                       / world.p_accept(people[0].customer_id, o["offer_id"], o["category"],
+                                        "primary", 0), 3)
+                 for o in world.offers()}  # fmt: skip
+    assert len(secondary) > 20
+
+
+def test_worlds_are_chosen_by_name() -> None:
+    assert set(WORLDS) == {"bank", "households"}
+    assert isinstance(make_world("households", 5, 1), HouseholdsWorld)
+    with pytest.raises(ValueError, match=r"unknown world 'mars'.*bank, households"):
+        make_world("mars", 5, 1)
