@@ -2,12 +2,13 @@
 
 from typing import Any
 
+from features.every_field import EVERY_FIELD
 from features.feature_set import Exposure, FeatureSet, Moment, feature_set
 from features.offer_features import DEFAULT_FEATURES
 from features.references import import_reference, is_reference
 
 # name → a built-in feature set; a data scientist's own is named by import reference
-FEATURE_SETS: dict[str, FeatureSet] = {"default": DEFAULT_FEATURES}
+FEATURE_SETS: dict[str, FeatureSet] = {"default": DEFAULT_FEATURES, "every-field": EVERY_FIELD}
 DEFAULT_FEATURE_SET = "default"
 
 __all__ = [
