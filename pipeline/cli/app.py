@@ -22,7 +22,7 @@ from pipeline.connectors import load as connectors
 from pipeline.connectors.files import ParsedFile
 from pipeline.contracts import topics
 from pipeline.contracts.schemas import export_json_schemas
-from pipeline.errors import NboError
+from pipeline.errors import ConfigError, NboError
 from pipeline.kafka import broker as broker_mod
 from pipeline.kafka import clients as kafka_io
 from pipeline.settings import Settings
@@ -318,7 +318,10 @@ def demo(
     from rich.live import Live
 
     from pipeline.simulation.demo import DemoConfig, run_demo
+    from pipeline.simulation.worlds import WORLDS
 
+    if world not in WORLDS:
+        raise ConfigError(f"unknown world {world!r}: choose one of {', '.join(WORLDS)}")
     settings = _settings(ctx)
     broker_mod.stop_on_sigterm()
     config = DemoConfig(events=events, seconds=seconds if events is None else 10**9,

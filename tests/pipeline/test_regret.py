@@ -188,3 +188,17 @@ def test_worlds_are_chosen_by_name() -> None:
     assert isinstance(make_world("households", 5, 1), HouseholdsWorld)
     with pytest.raises(ValueError, match=r"unknown world 'mars'.*bank, households"):
         make_world("mars", 5, 1)
+
+
+def test_nbo_demo_refuses_a_world_it_does_not_know_before_starting_anything() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "demo", "--world", "mars", "--events", "10"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "unknown world 'mars': choose one of bank, households" in done.stdout + done.stderr
