@@ -202,3 +202,22 @@ def test_nbo_demo_refuses_a_world_it_does_not_know_before_starting_anything() ->
     )
     assert done.returncode == 1
     assert "unknown world 'mars': choose one of bank, households" in done.stdout + done.stderr
+
+
+def test_a_short_demo_in_the_households_world_decides_learns_and_accounts_for_its_loss(
+    make_settings: Any,
+) -> None:
+    from pipeline.simulation.demo import DemoConfig, run_demo
+
+    settings = make_settings(model_publish_interval=0.5)
+    config = DemoConfig(events=1000, batch=250, customers=200, seed=4, launch_at=None,
+                        world="households")  # fmt: skip
+    report = run_demo(settings, config)
+    figures = report.figures()
+    assert report.events == report.decisions == 1000 and figures.dead_letters == 0
+    assert int(report.model_version.split("-")[1]) > 50  # the learner learned, in the loop
+    recent = figures.recent
+    assert 0 < recent.value_vs_oracle <= 1 and recent.random_acceptance > 0
+    lost = recent.oracle_expected_value - recent.expected_value
+    assert recent.regret.total == pytest.approx(lost + recent.regret.contact_policy)
+    assert sum(recent.regret_shares().values()) == pytest.approx(1.0)
