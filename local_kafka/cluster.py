@@ -105,18 +105,19 @@ def java_version() -> int | None:
 def available() -> bool:
     """Java 17+ is here, and the jars are cached or Maven can fetch them."""
     version = java_version()
-    jars = _jars_ready() or shutil.which("mvn") is not None
+    jars = jars_ready() or shutil.which("mvn") is not None
     return version is not None and version >= 17 and jars
 
 
-def _jars_ready() -> bool:
+def jars_ready() -> bool:
+    """Whether the broker's jars are in the cache already."""
     return (CACHE / "complete").exists()
 
 
 def fetch_jars() -> Path:
     """The broker's jars, fetched once into the cache; returns the folder holding them."""
     lib = CACHE / "lib"
-    if _jars_ready():
+    if jars_ready():
         return lib
     if shutil.which("mvn") is None:
         raise ClusterError("Maven (mvn) is needed once to fetch the Kafka jars")

@@ -27,6 +27,7 @@ import atexit
 import contextlib
 import ctypes
 import json
+import logging
 import shutil
 import signal
 import subprocess
@@ -46,6 +47,8 @@ from confluent_kafka.admin import AdminClient
 from local_kafka import cluster as local_kafka
 from pipeline.errors import BrokerError
 from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 EMBEDDED_CLUSTER_PREFIX = "nbo-embedded-"
@@ -255,6 +258,8 @@ class LocalKafkaBroker(EmbeddedBroker):
         return f"in {self.directory}, deleted when it stops"
 
     def _launch(self) -> tuple[str, int]:
+        if not local_kafka.jars_ready():
+            log.warning("embedded Kafka: fetching its jars from Maven Central, once (a minute)")
         options = local_kafka.NodeOptions(jvm=_LOCAL_KAFKA_JVM, preexec=die_with_parent)
         try:
             node = local_kafka.start(1, self.directory, options, timeout=self.start_timeout)
