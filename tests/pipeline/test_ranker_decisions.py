@@ -130,9 +130,8 @@ def test_an_unanswered_impression_becomes_a_negative_label_once_its_window_has_p
 def test_with_no_open_interest_the_likeliest_worth_most_goes_first_not_the_first_id(
     tmp_path: Path,
 ) -> None:
-    """Before: outside every interest period all scores were 0 and the first valid offer id in
-    alphabetical order was shown. Now such offers are worth `irrelevant_value_ratio` of their
-    value (0.1 by default)."""
+    """Outside every interest period an acceptance earns the offer's value as in it: how much
+    less likely it is there is the model's to learn (the time value counted once)."""
     offers = [
         offer("a-cheap", value=50.0),
         offer("m-mid", value=120.0),
@@ -142,8 +141,17 @@ def test_with_no_open_interest_the_likeliest_worth_most_goes_first_not_the_first
     cold = valid(candidate("a-cheap", None), candidate("m-mid", None), candidate("z-rich", None))
     decision = decide(ranker, CustomerDecisions(MemoryState()), cold)
     assert [o["offer_id"] for o in decision["offers"]] == ["z-rich", "m-mid", "a-cheap"]
-    assert [o["value_now"] for o in decision["offers"]] == [30.0, 12.0, 5.0]
+    assert [o["value_now"] for o in decision["offers"]] == [300.0, 120.0, 50.0]
     assert {o["phase"] for o in decision["offers"]} == {"irrelevant"}
+
+
+def test_time_weighted_ranking_weighs_cold_offers_by_the_irrelevant_ratio(tmp_path: Path) -> None:
+    """As nbo ranked before: cold offers worth `irrelevant_value_ratio` of their value (0.1)."""
+    offers = [offer("a-cheap", value=50.0), offer("z-rich", value=300.0)]
+    ranker = make_ranker_processor(tmp_path, offers, objective="time-weighted")
+    cold = valid(candidate("a-cheap", None), candidate("z-rich", None))
+    decision = decide(ranker, CustomerDecisions(MemoryState()), cold)
+    assert [o["value_now"] for o in decision["offers"]] == [30.0, 5.0]
     # an offer in an interest period outranks a richer cold one at equal P(accept)
     warm = valid(candidate("a-cheap", 1), candidate("z-rich", None))
     decision = decide(ranker, CustomerDecisions(MemoryState()), warm)
@@ -151,7 +159,9 @@ def test_with_no_open_interest_the_likeliest_worth_most_goes_first_not_the_first
 
 
 def test_cold_offers_are_not_shown_when_they_are_worth_nothing(tmp_path: Path) -> None:
-    ranker = make_ranker_processor(tmp_path, [offer("a"), offer("b")], irrelevant_value_ratio=0.0)
+    ranker = make_ranker_processor(
+        tmp_path, [offer("a"), offer("b")], objective="time-weighted", irrelevant_value_ratio=0.0
+    )
     decision = decide(
         ranker, CustomerDecisions(MemoryState()), valid(candidate("a", None), candidate("b", 30))
     )
