@@ -27,7 +27,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from features.feature_set import DecisionParts, Exposure, Features, FeatureSet, Moment
+from features.feature_set import DecisionParts, Exposure, Features, Moment, PartsFeatureSet
 from features.offer_features import DefaultFeatures
 
 # Read by the default features already, or not about the customer
@@ -52,23 +52,13 @@ def indicators(customer: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(found)
 
 
-class EveryFieldFeatures(FeatureSet):
+class EveryFieldFeatures(PartsFeatureSet):
     """The default features and every customer field's indicators, crossed with the category
     and with the offer."""
 
     def __init__(self) -> None:
         super().__init__("every-field", 1)
         self._default = DefaultFeatures()
-
-    def features(
-        self,
-        customer: Mapping[str, Any],
-        offer: Mapping[str, Any],
-        moment: Moment,
-        exposure: Exposure,
-    ) -> Features:
-        shared, own = self.for_decision(customer, moment).parts(offer, exposure)
-        return {**shared, **own}
 
     def for_decision(self, customer: Mapping[str, Any], moment: Moment) -> DecisionParts:
         default = self._default.for_decision(customer, moment)

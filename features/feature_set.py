@@ -128,6 +128,25 @@ class FeatureSet(abc.ABC):
         return hash(self.label)
 
 
+class PartsFeatureSet(FeatureSet):
+    """A feature set written as each decision's (shared, own) parts (`for_decision`); a
+    candidate's `features` are its two parts together."""
+
+    def features(
+        self,
+        customer: Mapping[str, Any],
+        offer: Mapping[str, Any],
+        moment: Moment,
+        exposure: Exposure,
+    ) -> Features:
+        shared, own = self.for_decision(customer, moment).parts(offer, exposure)
+        return {**shared, **own}
+
+    @abc.abstractmethod
+    def for_decision(self, customer: Mapping[str, Any], moment: Moment) -> DecisionParts:
+        """The features of one decision's candidates, in (shared, own) parts."""
+
+
 FeatureFunction = Callable[[Mapping[str, Any], Mapping[str, Any], Moment, Exposure], Features]
 
 

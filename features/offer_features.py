@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from features.feature_set import DecisionParts, Exposure, Features, FeatureSet, Moment
+from features.feature_set import DecisionParts, Exposure, Features, Moment, PartsFeatureSet
 
 
 @dataclass(frozen=True)
@@ -84,21 +84,11 @@ class CustomerPart:
         )
 
 
-class DefaultFeatures(FeatureSet):
+class DefaultFeatures(PartsFeatureSet):
     """Version 1 was the same without the offer's identity, version 2 without its crosses."""
 
     def __init__(self) -> None:
         super().__init__("default", 3)
-
-    def features(
-        self,
-        customer: Mapping[str, Any],
-        offer: Mapping[str, Any],
-        moment: Moment,
-        exposure: Exposure,
-    ) -> Features:
-        shared, own = self.for_decision(customer, moment).parts(offer, exposure)
-        return {**shared, **own}
 
     def for_decision(self, customer: Mapping[str, Any], moment: Moment) -> DecisionFeatures:
         return DecisionFeatures(CustomerPart.of(customer), DecisionContext.of(moment))

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from pipeline.simulation.world import EVENT_CHANNELS, START, TRIGGERS
+from pipeline.simulation.world import EVENT_CHANNELS, NEW_OFFER, START, TRIGGERS
 
 SECONDS_PER_EVENT = 30.0
 CATEGORY_SIZES = {"card": 8, "loan": 7, "mortgage": 5, "savings": 7, "investment": 6,
@@ -203,6 +203,7 @@ def _catalogue() -> list[dict[str, Any]]:
             primary = rng.choice((2.0, 3.0, 5.0, 7.0, 14.0))
             offers.append(
                 {
+                    **NEW_OFFER,  # the bank world's terms: channels, validity, limits
                     "offer_id": f"{category}-{number:02d}",
                     "name": f"{category.title()} {number}",
                     "category": category,
@@ -212,15 +213,6 @@ def _catalogue() -> list[dict[str, Any]]:
                     "primary_interest_days": primary,
                     "secondary_interest_days": primary * 3,
                     "negative_impact_days": primary * 10,
-                    "secondary_value_ratio": 0.5,
-                    "negative_value_ratio": -0.3,
-                    "channels": ["mobile_app", "web", "email", "branch", "sms", "call_center"],
-                    "valid_from": "2026-01-01",
-                    "valid_to": "2027-12-31",
-                    "stock": None,
-                    "max_impressions": 3,
-                    "contact_window_days": 14,
-                    "response_window_hours": 48,
                 }
             )
     return offers
