@@ -137,7 +137,7 @@ def test_with_no_open_interest_the_likeliest_worth_most_goes_first_not_the_first
         offer("m-mid", value=120.0),
         offer("z-rich", value=300.0),
     ]
-    ranker = make_ranker_processor(tmp_path, offers)
+    ranker = make_ranker_processor(tmp_path, offers, objective="expected-value")
     cold = valid(candidate("a-cheap", None), candidate("m-mid", None), candidate("z-rich", None))
     decision = decide(ranker, CustomerDecisions(MemoryState()), cold)
     assert [o["offer_id"] for o in decision["offers"]] == ["z-rich", "m-mid", "a-cheap"]
