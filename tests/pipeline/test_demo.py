@@ -93,7 +93,7 @@ def test_simulation_is_seeded_and_the_channel_knows_the_truth() -> None:
         "customer_id": customer,
         "channel": "web",
         "timestamp": "2026-11-01T12:00:00+00:00",
-        "offers": [{"offer_id": "o1"}],
+        "offers": [{"offer_id": "o1", "score": 1.0, "p_accept": 0.1, "phase": "primary"}],
     }
     channel = Channel(world, offers, seed=1)
     now = channel.respond({"candidates": [fresh]}, decision)
