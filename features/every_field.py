@@ -69,14 +69,15 @@ class _EveryFieldParts(DecisionParts):
     def __init__(self, default: DecisionParts, fields: tuple[str, ...]) -> None:
         self._default = default
         self._fields = fields
-        self._shared: dict[int, Features] = {}  # by the default shared part's identity
+        self._shared: dict[tuple[str, str], Features] = {}  # by category and phase
 
     def parts(self, offer: Mapping[str, Any], exposure: Exposure) -> tuple[Features, Features]:
         shared, own = self._default.parts(offer, exposure)
-        merged = self._shared.get(id(shared))
-        if merged is None:  # one object per (category, phase), as the default's shared part
+        key = (offer["category"], exposure.phase)  # what the default's shared part depends on
+        merged = self._shared.get(key)
+        if merged is None:
             merged = {**shared, **_crossed(self._fields, f"category={offer['category']}")}
-            self._shared[id(shared)] = merged
+            self._shared[key] = merged
         own.update(_crossed(self._fields, f"offer={offer['offer_id']}"))
         return merged, own
 

@@ -139,7 +139,11 @@ def free_port() -> int:
 
 
 def alive(pid: int) -> bool:
-    """Whether a process `pid` exists (another user's counts)."""
+    """Whether a process `pid` exists (another user's counts); a child of ours that exited is
+    reaped, not counted (a zombie would answer `kill(pid, 0)`)."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -271,10 +275,22 @@ def start(
     cluster.save()
     try:
         wait_until_ready(cluster, timeout)
-    except ClusterError:
-        stop(directory)
-        raise
+    except ClusterError as error:
+        logs = "\n".join(
+            _log_tail(directory / f"node-{node}" / name)
+            for node in ports
+            for name in ("stdout.log", "server.log")
+        )
+        stop(directory)  # deletes the logs: their last lines travel in the error
+        raise ClusterError(f"{error}; last lines of the log:\n{logs}") from error
     return cluster
+
+
+def _log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
 
 
 def wait_until_ready(cluster: Cluster, timeout: float = READY_TIMEOUT) -> None:

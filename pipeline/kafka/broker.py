@@ -28,7 +28,6 @@ import contextlib
 import ctypes
 import json
 import logging
-import shutil
 import signal
 import subprocess
 import sys
@@ -247,7 +246,7 @@ class LocalKafkaBroker(EmbeddedBroker):
 
     def __init__(self, start_timeout: float = 20.0) -> None:
         super().__init__(max(start_timeout, _LOCAL_KAFKA_MIN_START_TIMEOUT))
-        self.directory = Path(tempfile.mkdtemp(prefix="nbo-kafka-"))
+        self.directory = Path(tempfile.gettempdir()) / "nbo-kafka-(not started)"
 
     @property
     def log_path(self) -> Path:
@@ -261,19 +260,16 @@ class LocalKafkaBroker(EmbeddedBroker):
         if not local_kafka.jars_ready():
             log.warning("embedded Kafka: fetching its jars from Maven Central, once (a minute)")
         options = local_kafka.NodeOptions(jvm=_LOCAL_KAFKA_JVM, preexec=die_with_parent)
+        self.directory = Path(tempfile.mkdtemp(prefix="nbo-kafka-"))  # only a started one has one
         try:
             node = local_kafka.start(1, self.directory, options, timeout=self.start_timeout)
-        except local_kafka.ClusterError as error:
-            raise BrokerError(
-                f"embedded Kafka did not start: {error}. Last lines of {self.log_path}:\n"
-                + self.log_tail()
-            ) from error
+        except local_kafka.ClusterError as error:  # it says the log's last lines
+            raise BrokerError(f"embedded Kafka did not start: {error}") from error
         return node.bootstrap, node.pids[0]
 
     def _stop(self) -> None:
         # SIGKILL: its data is deleted anyway, and Kafka's orderly shutdown takes seconds.
         local_kafka.stop(self.directory, signal.SIGKILL)
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def embedded_broker(settings: Settings) -> EmbeddedBroker:

@@ -51,9 +51,8 @@ class DemoConfig:
     batch: int = 250
     customers: int = 2000
     seed: int = 7
-    launch_at: int | None = (
-        10_000  # load the world's new offer after this many events (None: never)
-    )
+    # load the world's new offer after this many events (None: never)
+    launch_at: int | None = 10_000
     world: str = DEFAULT_WORLD  # see pipeline.simulation.worlds
 
 

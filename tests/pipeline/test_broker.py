@@ -65,6 +65,19 @@ def test_the_embedded_kafka_is_a_kafka_whose_data_goes_when_it_stops() -> None:
     assert not broker.directory.exists()
 
 
+@needs_java
+def test_a_failed_embedded_kafka_says_why_and_leaves_nothing_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.kafka import broker as broker_mod
+
+    monkeypatch.setattr(broker_mod, "_LOCAL_KAFKA_JVM", ("-XX:+NoSuchOption",))
+    broker = LocalKafkaBroker()
+    with pytest.raises(BrokerError, match=r"did not start(.|\n)*NoSuchOption"):
+        broker.start()
+    assert not broker.directory.exists()
+
+
 @pytest.mark.parametrize(
     ("java_says", "why"),
     [
