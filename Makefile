@@ -14,7 +14,7 @@ UV := $(BIN)/uv
 INSTALL_TOOLS := pip setuptools uv
 UV_PIN = $(shell grep -m1 '^uv==' $(LOCK) | cut -d' ' -f1)
 
-.PHONY: demo test lint format bench bakeoff soak broker-soak chaos install lock kafka kafka-stop clean
+.PHONY: demo test lint format bench bakeoff learnability soak broker-soak chaos install lock kafka kafka-stop clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,9 @@ bench: $(STAMP)
 
 bakeoff: $(STAMP)
 	$(BIN)/python -m benchmarks.bakeoff
+
+learnability: $(STAMP)
+	$(BIN)/python -m benchmarks.learnability
 
 soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak

@@ -6,11 +6,18 @@ then learned. So log loss and ROC AUC are out-of-sample for every label.
 
 >>> metrics = StreamMetrics()
 >>> metrics.decided(["primary", "secondary"])
->>> metrics.labelled(0.8, True); metrics.labelled(0.3, False)
+>>> metrics.labelled(0.8, True, after_hours=2.0); metrics.labelled(0.3, False, after_hours=50.0)
 >>> metrics.rewarded(120.0); metrics.rewarded(0.0)
 >>> snapshot = metrics.snapshot()
 >>> snapshot["acceptance_rate"], snapshot["reward_per_decision"], snapshot["roc_auc"]
 (0.5, 60.0, 1.0)
+>>> snapshot["hours_to_positive_label"], snapshot["hours_to_negative_label"]
+(2.0, 50.0)
+
+The two label delays say whether the model learns from a biased sample: when acceptances are
+told within hours and silence only once the response window has passed, the labels learned at
+any moment over-represent acceptances of what was shown lately, and the model rates its own
+recent choices too high until their negatives arrive.
 """
 
 from __future__ import annotations
@@ -38,15 +45,22 @@ class StreamMetrics:
         self.calibration = [[0.0, 0, 0] for _ in range(CALIBRATION_BINS)]
         self.acceptance_curve: list[tuple[int, float]] = []  # (labels so far, acceptance)
         self._window = [0, 0]  # labels, positives since the last curve point
+        # per label (negative, positive): [hours from decision to label, summed; labels]
+        self._label_hours: list[list[float]] = [[0.0, 0], [0.0, 0]]
 
     def decided(self, phases: list[str]) -> None:
         """A decision was emitted with offers in these interest phases."""
         self.decisions += 1
         self.phases.update(phases)
 
-    def labelled(self, predicted: float, accepted: bool) -> None:
-        """A shown offer got its label; `predicted` is P(accept) from decision time."""
+    def labelled(self, predicted: float, accepted: bool, after_hours: float | None = None) -> None:
+        """A shown offer got its label, `after_hours` after its decision; `predicted` is
+        P(accept) from decision time."""
         self.labels += 1
+        if after_hours is not None:
+            delay = self._label_hours[int(accepted)]
+            delay[0] += max(after_hours, 0.0)
+            delay[1] += 1
         self.accepted += int(accepted)
         self.log_loss.update(accepted, predicted)
         self.roc_auc.update(accepted, predicted)
@@ -73,4 +87,7 @@ class StreamMetrics:
             values["roc_auc"] = float(self.roc_auc.get())
         if self.rewarded_rounds:
             values["reward_per_decision"] = self.reward / self.rewarded_rounds
+        for name, (hours, count) in zip(("negative", "positive"), self._label_hours, strict=True):
+            if count:
+                values[f"hours_to_{name}_label"] = hours / count
         return values

@@ -96,7 +96,8 @@ class Learner:
         return True
 
     def _measure(self, feedback: Feedback) -> None:
-        self.metrics.labelled(feedback.p_accept, feedback.label)
+        after = (feedback.resolved_at - feedback.decided_at).total_seconds() / 3600
+        self.metrics.labelled(feedback.p_accept, feedback.label, after_hours=after)
         if feedback.rank != 1:
             return
         self.metrics.rewarded(feedback.reward)

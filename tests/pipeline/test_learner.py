@@ -36,7 +36,7 @@ def told(decision: int, offer: str = "a", **fields: Any) -> Feedback:
         propensity=1.0,
         model_version="bayesian_logistic-0",
         decided_at=START,
-        resolved_at=START + timedelta(hours=1),
+        resolved_at=fields.pop("resolved_at", START + timedelta(hours=1)),
         **fields,
     )
 
@@ -98,3 +98,14 @@ def test_the_challenger_learns_the_same_labels_and_is_estimated_off_policy() -> 
     assert decode_model(challenger.model).version == "naive_bayes-8"
     learner.challenge_with(None, None)
     assert [s.role for s in learner.snapshots(START)] == [ModelRole.CHAMPION]
+
+
+def test_the_learner_tells_how_late_each_kind_of_label_arrives() -> None:
+    learner = Learner(make_ranker("logistic"))
+    learner.learn(told(0, label=True), "feedback/0", 0)  # resolved an hour after its decision
+    late = START + timedelta(hours=49)  # silence: told once the response window has passed
+    learner.learn(told(1, label=False, resolved_at=late), "feedback/0", 1)
+    learner.learn(told(2, label=False, resolved_at=START + timedelta(hours=51)), "feedback/0", 2)
+    values = learner.metric_values()
+    assert values["hours_to_positive_label"] == pytest.approx(1.0)
+    assert values["hours_to_negative_label"] == pytest.approx(50.0)
