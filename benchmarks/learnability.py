@@ -8,8 +8,9 @@ the labels arrive and what the contact policy leaves to choose from. This takes 
 each label is one customer, one offer and one interest phase drawn at random, answered with the
 world's hidden P(accept), as from a channel that explores uniformly and answers at once. After
 each number of labels, the model picks for held-out customers the offer with the highest
-P(accept) × value × lever (the best choice's objective), each offer in a random phase, and the
-figure is the share of the best choice's expected value it got. `--skip-best K` drops each
+P(accept) × what an acceptance earns (`channel.earned`, the best choice's objective), each
+offer in a random phase, and the figure is the share of the best choice's expected value it
+got. `--skip-best K` drops each
 customer's K best offers first, as a contact policy does once it has shown them: what is left
 differs less, so the same errors cost more.
 """
@@ -26,14 +27,15 @@ from typing import Any
 
 from benchmarks.record import write_result
 from features import Exposure, FeatureSet, Moment, make_feature_set
-from features.feature_set import Features
+from features.feature_set import DecisionParts, Features
 from models.names import DEFAULT_MODEL
 from models.ranker import OnlineRanker, make_ranker
-from models.time_value import TimeValueProfile
+from models.time_value import Phase, TimeValueProfile
+from pipeline.simulation import channel
 from pipeline.simulation.worlds import SimulatedWorld, make_world
 
 # the closed loop's mix of candidates' phases, roughly: most in a primary period
-PHASES = ("primary",) * 8 + ("secondary",) * 5 + ("irrelevant",) * 2
+PHASES: tuple[Phase, ...] = ("primary",) * 8 + ("secondary",) * 5 + ("irrelevant",) * 2
 _MOMENT = Moment("app_login", "mobile_app", datetime(2026, 3, 2, 9, tzinfo=UTC))
 
 
@@ -41,7 +43,7 @@ _MOMENT = Moment("app_login", "mobile_app", datetime(2026, 3, 2, 9, tzinfo=UTC))
 class Draw:
     customer: dict[str, Any]
     offer: dict[str, Any]
-    phase: str
+    phase: Phase
 
 
 class Probe:
@@ -56,13 +58,14 @@ class Probe:
         self.labels = 0
         self._rng = random.Random(seed)
 
-    def _x(self, draw: Draw) -> Features:
+    def _x(self, draw: Draw, parts: DecisionParts | None = None) -> Features:
+        """`draw`'s features; `parts`: its customer's, when several offers are drawn for them."""
         profile = TimeValueProfile.of(draw.offer)
         days = {
             "primary": profile.primary_interest_days / 2,
             "secondary": profile.primary_interest_days + profile.secondary_interest_days / 2,
         }.get(draw.phase)
-        parts = self.features.for_decision(draw.customer, _MOMENT)
+        parts = parts or self.features.for_decision(draw.customer, _MOMENT)
         shared, own = parts.parts(draw.offer, Exposure(days, draw.phase, 0, 0))
         return {**shared, **own}
 
@@ -87,11 +90,12 @@ class Probe:
         got = best = 0.0
         for _ in range(decisions):
             customer = rng.choice(self.customers)
+            parts = self.features.for_decision(customer, _MOMENT)
             rows = []
             for offer in self.offers:
                 draw = Draw(customer, offer, rng.choice(PHASES))
-                worth = float(offer["value"]) * float(offer.get("business_lever", 1.0))
-                estimate = self.ranker.p_accept(self._x(draw))
+                worth = channel.earned(offer, draw.phase)
+                estimate = self.ranker.p_accept(self._x(draw, parts))
                 rows.append((self._truth(draw) * worth, estimate * worth))
             rows.sort(key=lambda row: row[0], reverse=True)
             left = rows[skip_best:]

@@ -6,7 +6,7 @@ then learned. So log loss and ROC AUC are out-of-sample for every label.
 
 >>> metrics = StreamMetrics()
 >>> metrics.decided(["primary", "secondary"])
->>> metrics.labelled(0.8, True, after_hours=2.0); metrics.labelled(0.3, False, after_hours=50.0)
+>>> metrics.labelled(0.8, True, after_hours=2.0); metrics.labelled(0.3, False, 50.0)
 >>> metrics.rewarded(120.0); metrics.rewarded(0.0)
 >>> snapshot = metrics.snapshot()
 >>> snapshot["acceptance_rate"], snapshot["reward_per_decision"], snapshot["roc_auc"]
@@ -53,14 +53,13 @@ class StreamMetrics:
         self.decisions += 1
         self.phases.update(phases)
 
-    def labelled(self, predicted: float, accepted: bool, after_hours: float | None = None) -> None:
+    def labelled(self, predicted: float, accepted: bool, after_hours: float) -> None:
         """A shown offer got its label, `after_hours` after its decision; `predicted` is
         P(accept) from decision time."""
         self.labels += 1
-        if after_hours is not None:
-            delay = self._label_hours[int(accepted)]
-            delay[0] += max(after_hours, 0.0)
-            delay[1] += 1
+        delay = self._label_hours[int(accepted)]
+        delay[0] += max(after_hours, 0.0)
+        delay[1] += 1
         self.accepted += int(accepted)
         self.log_loss.update(accepted, predicted)
         self.roc_auc.update(accepted, predicted)

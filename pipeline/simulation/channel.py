@@ -211,10 +211,7 @@ class Channel:
         self._offers[offer["offer_id"]] = offer
 
     def _earned(self, offer_id: str, phase: Phase) -> float:
-        """What an acceptance earns now under the objective, lever included."""
-        offer = self._offers[offer_id]
-        profile = TimeValueProfile.of(offer)
-        return earned_now(profile, phase, OBJECTIVE) * float(offer.get("business_lever", 1.0))
+        return earned(self._offers[offer_id], phase)
 
     def _truth(self, customer_id: str, candidate: dict[str, Any]) -> Truth:
         offer = self._offers[candidate["offer_id"]]
@@ -315,6 +312,13 @@ class Channel:
             "outcome": outcome,
             "timestamp": at.isoformat(),
         }
+
+
+def earned(offer: dict[str, Any], phase: Phase) -> float:
+    """What an acceptance of `offer` in `phase` earns under the best choice's objective, lever
+    included."""
+    profile = TimeValueProfile.of(offer)
+    return earned_now(profile, phase, OBJECTIVE) * float(offer.get("business_lever", 1.0))
 
 
 def _best(truths: dict[str, Truth]) -> str | None:
