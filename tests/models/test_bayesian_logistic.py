@@ -1,3 +1,6 @@
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -42,8 +45,9 @@ def test_a_label_is_one_newton_step_on_the_whole_row_not_one_per_weight(y: bool)
 
 
 def test_variances_only_shrink_and_stay_positive_over_many_labels() -> None:
+    # the update alone: a prior learned for a group may widen its weights (see below)
     rng = np.random.default_rng(3)
-    model = BayesianLogisticRegression()
+    model = BayesianLogisticRegression(relevance_every=0)
     names = [f"f{i}" for i in range(30)]
     before = {name: model.variance_of(name) for name in names}
     for _ in range(2000):
@@ -80,3 +84,73 @@ def test_optimism_raises_each_logit_by_its_posterior_standard_deviations() -> No
     for column, row in enumerate(rows):
         mean, variance = model.logit_posterior({**row[0], **row[1]})
         assert spread[:, column].mean() == pytest.approx(mean + np.sqrt(variance), abs=0.03)
+
+
+def _labels_by_one_field(rng: np.random.Generator, count: int) -> list[tuple[dict, bool]]:
+    """Acceptance depends on the customer's colour, offer by offer, and not at all on their
+    tenure band: both are crossed with the offer, as nbo's every-field features are."""
+    colours, tenures, offers = ("red", "green", "blue"), range(6), ("a", "b", "c", "d")
+    effect = {(c, o): rng.normal(0.0, 1.5) for c in colours for o in offers}
+    rows = []
+    for _ in range(count):
+        colour, tenure, offer = rng.choice(colours), rng.choice(tenures), rng.choice(offers)
+        x = {f"offer={offer}": 1.0, f"colour={colour}×offer={offer}": 1.0,
+             f"tenure~{tenure}×offer={offer}": 1.0}  # fmt: skip
+        p = sigmoid(-1.0 + effect[colour, offer])
+        rows.append((x, bool(rng.random() < p)))
+    return rows
+
+
+def test_a_field_that_matters_gets_a_wider_prior_and_one_that_does_not_a_narrower() -> None:
+    model = BayesianLogisticRegression(relevance_every=500)
+    for x, y in _labels_by_one_field(np.random.default_rng(5), 6000):
+        model.learn_one(x, y)
+    priors = model.group_priors
+    assert priors["colour×offer"] < model.prior_precision < priors["tenure×offer"]
+    # a weight of the group never seen yet starts from its group's prior, not the first one
+    assert model.variance_of("colour=violet×offer=a") == pytest.approx(1 / priors["colour×offer"])
+    assert model.variance_of("tenure~9×offer=a") == pytest.approx(1 / priors["tenure×offer"])
+    assert "offer" not in priors  # four weights only: too few to say how spread they are
+
+
+def test_a_new_prior_keeps_what_the_labels_taught_each_weight() -> None:
+    rows = _labels_by_one_field(np.random.default_rng(8), 1000)
+    fixed, learning = BayesianLogisticRegression(relevance_every=0), None
+    for index, (x, y) in enumerate(rows):
+        if index == len(rows) - 1:  # the same model, but this label also re-learns the priors
+            learning = copy.deepcopy(fixed)
+            learning.relevance_every = len(rows)
+            learning.learn_one(x, y)
+        fixed.learn_one(x, y)
+    assert learning is not None and learning.group_priors and not fixed.group_priors
+    for name, mean in fixed.weights.items():
+        taught = 1 / fixed.variance_of(name) - fixed.prior_precision
+        precision = 1 / learning.variance_of(name)
+        assert precision - learning.prior_of(name) == pytest.approx(taught, abs=1e-9)
+        assert learning.weights[name] * precision == pytest.approx(mean / fixed.variance_of(name))
+
+
+def test_without_relevance_every_weight_keeps_one_prior() -> None:
+    model = BayesianLogisticRegression(relevance_every=0)
+    for x, y in _labels_by_one_field(np.random.default_rng(5), 3000):
+        model.learn_one(x, y)
+    assert model.group_priors == {}
+    assert model.variance_of("colour=violet×offer=a") == 1 / model.prior_precision
+
+
+def test_a_model_pickled_before_priors_were_learned_goes_on_with_one_prior() -> None:
+    model = BayesianLogisticRegression(relevance_every=0)
+    for x, y in _labels_by_one_field(np.random.default_rng(5), 300):
+        model.learn_one(x, y)
+    for added in ("relevance_every", "_group_precision", "_labels"):
+        del model.__dict__[added]  # what an older model's pickle holds
+    restored = pickle.loads(pickle.dumps(model))
+    assert restored.relevance_every == 0 and restored.group_priors == {}
+    x = {"offer=a": 1.0, "colour=red×offer=a": 1.0}
+    assert restored.predict_proba_one(x) == model.predict_proba_one(x)
+    restored.learn_one(x, True)
+
+
+def test_relevance_every_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="relevance_every"):
+        BayesianLogisticRegression(relevance_every=-1)
