@@ -9,7 +9,11 @@ from features.references import import_reference, is_reference
 
 # name → a built-in feature set; a data scientist's own is named by import reference
 FEATURE_SETS: dict[str, FeatureSet] = {"default": DEFAULT_FEATURES, "every-field": EVERY_FIELD}
-DEFAULT_FEATURE_SET = "default"
+# What the stream and a replay read unless told otherwise: every field of the customer record,
+# so that nbo learns which fields matter in a bank it was not written for (the model learns how
+# much each field's crosses may weigh, see `models.bayesian_logistic`). `default`, the smaller
+# set, stays the default of a bare `OnlineRanker` and of models registered before.
+DEFAULT_FEATURE_SET = "every-field"
 
 __all__ = [
     "DEFAULT_FEATURES",

@@ -1,11 +1,13 @@
-"""The default features, and every other field of the customer record, its attributes included,
-without code: `NBO_FEATURE_SET=every-field`.
+"""The stream's default feature set (`NBO_FEATURE_SET=every-field`): the `default` features,
+and every other field of the customer record, its attributes included, without code.
 
 Each field becomes one or more indicators: a text `region=north`, a yes/no `vip=true`, each item
 of a list `products_held=card`, and a number a band on a log scale (`income~22`: bands about 1.65×
 apart, so 30,000 and 45,000 fall in neighbouring bands). Each indicator is crossed with the offer's
 category (shared by the candidates of a category) and with the offer itself, so the model learns
-which offers suit whom by any field the CRM sends, a new one included.
+which offers suit whom by any field the CRM sends, a new one included; the default model learns
+how much each field's crosses may weigh (`models.bayesian_logistic`), so the fields that say
+nothing in a bank stay quiet there.
 
 >>> from datetime import datetime, UTC
 >>> from features import Exposure, Moment

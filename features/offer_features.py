@@ -1,6 +1,6 @@
-"""nbo's default feature set: segment, age band, category, phase, channel, event, time, their
-crosses, the offer's exposure, and the offer's identity, alone and crossed with the customer's
-segment and age band.
+"""The `default` feature set (`every-field`, the stream's default, adds to it): segment, age
+band, category, phase, channel, event, time, their crosses, the offer's exposure, and the
+offer's identity, alone and crossed with the customer's segment and age band.
 
 The category crosses carry what is known of a new offer on its first impression (what customers
 like this one think of its category); the identity crosses learn what sets an offer apart from

@@ -99,7 +99,7 @@ class BayesianLogisticRegression(base.Classifier):
         `prior_precision`.
     """
 
-    def __init__(self, prior_precision: float = 8.0, relevance_every: int = 1000) -> None:
+    def __init__(self, prior_precision: float = 8.0, relevance_every: int = 250) -> None:
         if prior_precision <= 0:
             raise ValueError("prior_precision must be positive")
         if relevance_every < 0:

@@ -5,7 +5,8 @@ gave. Replayed in the order they were resolved, a target model predicts each lab
 learns it (progressive validation), beside the P(accept) the deciding model had at decision
 time: log loss and ROC AUC of both, over the same labels. The target reads the records' own
 features, so it must use the feature set they were decided with (the raw records are not
-kept). Off-policy estimates need each decision's candidate offers, which feedback does not
+kept): unless told otherwise, a fresh target reads the built-in feature set most records were
+decided with. Off-policy estimates need each decision's candidate offers, which feedback does not
 hold: `nbo replay` on a log with its candidates gives them.
 
 >>> from datetime import datetime, UTC
@@ -21,6 +22,7 @@ hold: `nbo replay` on a log with its candidates gives them.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,13 +30,13 @@ from typing import Any
 from pydantic import ValidationError
 from river import metrics
 
-from features import FeatureSet
+from features import FEATURE_SETS, FeatureSet
 from models.ranker import OnlineRanker
 from pipeline.connectors.files import RejectedRow
 from pipeline.contracts.schemas import Feedback, describe_errors
 from pipeline.errors import ConfigError
 from pipeline.offline.logged import Rejected
-from pipeline.offline.targets import TargetModel, resolve_model
+from pipeline.offline.targets import TargetModel, is_learned, resolve_model
 
 
 @dataclass
@@ -78,17 +80,20 @@ def replay_feedback(
 ) -> FeedbackReplay:
     """Replay feedback records (`(where, record)` pairs: where it was read, and the JSON
     record) through the target `model` (as `resolve_model` takes it), in resolution order."""
-    target = resolve_model(model, features)
-    result = FeedbackReplay(target)
+    rejected: list[Rejected] = []
     told: list[tuple[int, Feedback]] = []
     for index, (where, record) in enumerate(records):
         if isinstance(record, RejectedRow):
-            result.rejected.append(Rejected(index, f"{where}: {record.field}: {record.reason}"))
+            rejected.append(Rejected(index, f"{where}: {record.field}: {record.reason}"))
             continue
         try:
             told.append((index, Feedback.model_validate(record)))
         except ValidationError as error:
-            result.rejected.append(Rejected(index, f"{where}: {describe_errors(error)}"))
+            rejected.append(Rejected(index, f"{where}: {describe_errors(error)}"))
+    if features is None and not is_learned(model):
+        features = _decided_with(told)
+    target = resolve_model(model, features)
+    result = FeedbackReplay(target, rejected=rejected)
     told.sort(key=lambda item: (item[1].resolved_at, item[0]))
     other_sets = {f.feature_set for _, f in told} - {target.features.label}
     if told and other_sets == {f.feature_set for _, f in told}:
@@ -107,3 +112,10 @@ def replay_feedback(
         result.rounds += 1
     result.rejected.sort(key=lambda r: r.line)
     return result
+
+
+def _decided_with(told: list[tuple[int, Feedback]]) -> FeatureSet | None:
+    """The built-in feature set most of the records were decided with (None: none was)."""
+    built_in = {feature_set.label: feature_set for feature_set in FEATURE_SETS.values()}
+    labels = Counter(f.feature_set for _, f in told if f.feature_set in built_in)
+    return built_in[labels.most_common(1)[0][0]] if labels else None

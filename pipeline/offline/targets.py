@@ -11,7 +11,7 @@ import copy
 
 from river import base
 
-from features import DEFAULT_FEATURES, FeatureSet, make_feature_set
+from features import DEFAULT_FEATURE_SET, FeatureSet, make_feature_set
 from features.references import import_reference, is_reference
 from models.policies import Policy, make_policy
 from models.ranker import OnlineRanker, as_ranker, make_ranker
@@ -30,16 +30,15 @@ def resolve_model(
     """The ranker a replay evaluates, its own copy (a replay learns as it goes):
 
     - an `OnlineRanker` object as it is, learned state and feature set included;
-    - a River classifier or pipeline object, fresh, with `features` (default: nbo's);
+    - a River classifier or pipeline object, fresh, with `features` (default: the stream's
+      default `NBO_FEATURE_SET`);
     - `models:/nbo-ranker/N` or `models:/nbo-ranker@alias`: a registered version as it was
       registered, with its feature set (MLflow's tracking URI must point at the registry);
     - a model name or `package.module:attribute`, as the setting `NBO_RANKER_MODEL`.
 
     Raises ConfigError when `model` or `features` names nothing usable.
     """
-    learned = isinstance(model, OnlineRanker) or (
-        isinstance(model, str) and model.startswith("models:/")
-    )
+    learned = is_learned(model)
     if learned and features is not None:
         raise ConfigError(f"{model}: a learned ranker reads its own feature set; give no features")
     try:
@@ -52,16 +51,24 @@ def resolve_model(
 
             return load_ranker_at(str(model))
         feature_set = make_feature_set(features) if isinstance(features, str) else features
+        feature_set = feature_set or make_feature_set(DEFAULT_FEATURE_SET)  # the stream's
         if isinstance(model, str):
             return make_ranker(
                 model,
-                features=feature_set or DEFAULT_FEATURES,
+                features=feature_set,
                 learning_rate=learning_rate,
                 seed=seed,
             )
-        return as_ranker(model, feature_set or DEFAULT_FEATURES)
+        return as_ranker(model, feature_set)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"cannot replay model {model}: {error}") from error
+
+
+def is_learned(model: TargetModel) -> bool:
+    """Whether `model` is a learned ranker, which reads its own feature set."""
+    return isinstance(model, OnlineRanker) or (
+        isinstance(model, str) and model.startswith("models:/")
+    )
 
 
 def resolve_policy(policy: str | Policy, *, epsilon: float = 0.1, seed: int = 0) -> Policy:

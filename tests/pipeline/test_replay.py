@@ -348,3 +348,24 @@ def test_feedback_is_replayed_through_another_model_beside_the_deciding_ones(
     )
     assert isinstance(other.exception, ConfigError)  # `nbo` prints it, exit code 1
     assert "decided with feature set(s) default/3, old/1" in str(other.exception)
+
+
+def test_a_fresh_feedback_target_reads_the_feature_set_most_labels_were_decided_with() -> None:
+    from pipeline.offline.feedback_replay import replay_feedback
+
+    def told(index: int, feature_set: str) -> tuple[str, dict[str, object]]:
+        return f"feedback[0]@{index}", {
+            "decision_id": f"d-{index}", "customer_id": "C1", "offer_id": "a", "rank": 1,
+            "outcome": "accept", "label": index % 2 == 0, "reward": 100.0,
+            "features": {"bias": 1.0}, "feature_set": feature_set, "p_accept": 0.4,
+            "value_now": 100.0, "propensity": 1.0, "model_version": "m-0",
+            "decided_at": "2026-11-02T09:00:00+00:00",
+            "resolved_at": f"2026-11-02T09:{index:02d}:00+00:00",
+        }  # fmt: skip
+
+    records = [told(i, "every-field/1" if i < 3 else "default/3") for i in range(4)]
+    result = replay_feedback(records, "naive_bayes")
+    assert result.target.features.label == "every-field/1" and result.rounds == 3
+    assert [r.reason for r in result.rejected] == ["decided with feature set default/3"]
+    told_before = [told(i, "default/3") for i in range(4)]
+    assert replay_feedback(told_before, "naive_bayes").target.features.label == "default/3"
