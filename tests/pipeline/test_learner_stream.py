@@ -19,12 +19,21 @@ BOUND = 60.0
 
 
 def tell(settings: Settings, decisions: range) -> None:
-    """Feedback as rankers tell it: decision n about customer n mod 20, in order."""
+    """Feedback as rankers tell it: decision n about customer n mod 20, in order, decided with
+    the feature set the stream's learner reads."""
+    feature_set = settings.new_model().features.label
     send(
         settings,
         "feedback",
         [
-            (c, json.loads(told(n).model_copy(update={"customer_id": c}).model_dump_json()))
+            (
+                c,
+                json.loads(
+                    told(n, feature_set=feature_set)
+                    .model_copy(update={"customer_id": c})
+                    .model_dump_json()
+                ),
+            )
             for n in decisions
             for c in [CUSTOMERS[n % len(CUSTOMERS)]]
         ],
