@@ -50,8 +50,9 @@ def resolve_model(
             )
 
             return load_ranker_at(str(model))
+        if features is None:
+            features = DEFAULT_FEATURE_SET  # the stream's
         feature_set = make_feature_set(features) if isinstance(features, str) else features
-        feature_set = feature_set or make_feature_set(DEFAULT_FEATURE_SET)  # the stream's
         if isinstance(model, str):
             return make_ranker(
                 model,

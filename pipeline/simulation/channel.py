@@ -210,9 +210,6 @@ class Channel:
         """An offer loaded after the start (the μ-products learn of it from the offers topic)."""
         self._offers[offer["offer_id"]] = offer
 
-    def _earned(self, offer_id: str, phase: Phase) -> float:
-        return earned(self._offers[offer_id], phase)
-
     def _truth(self, customer_id: str, candidate: dict[str, Any]) -> Truth:
         offer = self._offers[candidate["offer_id"]]
         unanswered = candidate.get("unanswered_impressions", 0)
@@ -221,7 +218,7 @@ class Channel:
         p = self._world.p_accept(
             customer_id, candidate["offer_id"], offer["category"], phase, unanswered
         )
-        return Truth(p, p * self._earned(candidate["offer_id"], phase))
+        return Truth(p, p * earned(offer, phase))
 
     def _showable(self, candidate: dict[str, Any]) -> bool:
         """What any policy may show: the contact policy applies to the oracle and baseline too."""
@@ -283,10 +280,11 @@ class Channel:
 
         best = worth_showing[_best(worth_showing) or ""].value if worth_showing else 0.0
         greedy = max(emitted, key=lambda offer: offer["score"])["offer_id"]
+        offers = self._offers
         model = max(
-            emitted, key=lambda offer: offer["p_accept"] * self._earned(offer["offer_id"],
-                                                                         offer["phase"])
-        )["offer_id"]  # fmt: skip
+            emitted,
+            key=lambda offer: offer["p_accept"] * earned(offers[offer["offer_id"]], offer["phase"]),
+        )["offer_id"]
         same_category = best_allowed is not None and (
             self._offers[model]["category"] == self._offers[best_allowed]["category"]
         )
