@@ -2,6 +2,7 @@
 
 python -m benchmarks.learnability                                   # households, every feature set
 python -m benchmarks.learnability --world bank --feature-sets default --labels 5000 20000
+python -m benchmarks.learnability --feature-sets pipeline.simulation.households:STRUCTURE  # ceiling
 
 The closed loop (`nbo demo`) mixes what the model can learn with what the loop shows it, when
 the labels arrive and what the contact policy leaves to choose from. This takes the loop away:

@@ -7,6 +7,10 @@ way of losing interest with time (some keep most of it in their secondary period
 almost all). Segments are only a coarse reading of income, and nothing depends on age bands, so
 the default features' segment and age crosses see little of it.
 
+`STRUCTURE` is the feature set the hidden P(accept) is written in: a model with it can learn the
+world exactly, as far as its labels allow (the ceiling `benchmarks.learnability` compares a
+feature set with).
+
 The best choice is defined as in the README's objective, by the channel
 (`pipeline.simulation.channel`): P(accept) × value × lever.
 
@@ -30,10 +34,13 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from features import Exposure, Moment, feature_set
+from features.feature_set import Features
 from pipeline.simulation.world import EVENT_CHANNELS, NEW_OFFER, START, TRIGGERS
 
 SECONDS_PER_EVENT = 30.0
@@ -233,3 +240,35 @@ def _weights(offer_id: str) -> dict[str, float]:
                     "phase=irrelevant": secondary * rng.uniform(0.1, 0.4),
                     "phase=negative": 0.02})  # fmt: skip
     return weights
+
+
+@feature_set("households-structure", 1)
+def STRUCTURE(
+    customer: Mapping[str, Any], offer: Mapping[str, Any], _moment: Moment, exposure: Exposure
+) -> Features:
+    """What this world's P(accept) depends on, crossed with the offer as `_weights` are: the
+    customer's income band, region, household and each product held, the interest phase, and
+    the unanswered impressions (fatigue, the same for every offer).
+
+    >>> customer = {"income": 52000.0, "region": "north", "products_held": ["loan"],
+    ...             "attributes": {"household": "couple"}}
+    >>> x = STRUCTURE.features(customer, {"offer_id": "card-01"}, None,
+    ...                        Exposure(1.0, "primary", 1, 1))
+    >>> sorted(name for name in x if "×" in name)  # doctest: +NORMALIZE_WHITESPACE
+    ['holds=loan×offer=card-01', 'household=couple×offer=card-01',
+     'income=middle×offer=card-01', 'phase=primary×offer=card-01', 'region=north×offer=card-01']
+    """
+    identity = f"offer={offer['offer_id']}"
+    fields = (
+        f"income={_income_band(float(customer.get('income') or 0.0))}",
+        f"region={customer.get('region')}",
+        f"household={(customer.get('attributes') or {}).get('household')}",
+        f"phase={exposure.phase}",
+        *(f"holds={product}" for product in customer.get("products_held") or ()),
+    )
+    return {
+        "bias": 1.0,
+        identity: 1.0,
+        **{f"{field}×{identity}": 1.0 for field in fields},
+        "unanswered": float(exposure.unanswered),
+    }

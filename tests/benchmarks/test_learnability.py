@@ -35,3 +35,15 @@ def test_the_curve_has_a_row_per_count_and_skip() -> None:
     counts = [(row["labels"], row["skip_best"]) for row in rows]
     assert counts == [(100, 0), (100, 2), (200, 0), (200, 2)]
     assert all(0.0 < row["pick_quality"] <= 1.0 for row in rows)
+
+
+def test_the_worlds_own_features_learn_it_better_than_the_default_ones() -> None:
+    """The ceiling a feature set is compared with: the features households' P(accept) is
+    written in, against `default`'s, which read little of it (segment and age)."""
+    world = make_world("households", 300, 7)
+    quality = {}
+    for name in ("default", "pipeline.simulation.households:STRUCTURE"):
+        probe = learnability.Probe(world, make_feature_set(name), "bayesian_logistic", 0)
+        probe.learn(4000)
+        quality[name] = probe.pick_quality(decisions=200)
+    assert quality["pipeline.simulation.households:STRUCTURE"] > quality["default"]
