@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     # has not moved: longer than a rebalance or a state recovery takes, short enough to page.
     progress_interval: float = Field(default=10.0, gt=0, description="seconds between lag logs")
     stall_timeout: float = Field(default=120.0, gt=0, description="seconds without progress")
+    # A stalled μ-product is asked to stop, and exits at once if it has not within this long: a
+    # client hung on a broker that left never will, and its restart is what recovers
+    stall_exit_grace: float = Field(default=10.0, gt=0, description="seconds to stop if stalled")
 
     # The Next Best Offer μ-product
     ranker_model: ModelName = DEFAULT_MODEL

@@ -284,7 +284,8 @@ def watched(
     `StreamStalled`, naming the partitions, if it stalled."""
     probe = GroupProbe(settings, bootstrap, settings.consumer_group(stage), sources)
     monitor = ProgressMonitor(probe, stage, interval=settings.progress_interval,
-                              stall_timeout=settings.stall_timeout, on_stall=on_stall)  # fmt: skip
+                              stall_timeout=settings.stall_timeout, on_stall=on_stall,
+                              exit_grace=settings.stall_exit_grace)  # fmt: skip
     monitor.start()
     try:
         yield monitor
