@@ -35,6 +35,31 @@ acceptance does not depend on it) narrows to near nothing and stops adding noise
 and to exploration; a field that matters widens, so its weights move faster. This is what lets
 a feature set cross every customer field with every offer without hurting a world where most
 of those fields mean nothing.
+
+The online update sees each label once, in the order labels come, and in a closed loop that order
+is far from random: what the model liked lately is what it hears about next, and a weight's early
+steps were taken from estimates the later labels overturned. So every `refit_every` labels the
+weights are also fit to the labels of the current *window* all at once: each mean becomes the MAP
+of the window's labels under the posterior the window began from (L-BFGS, warm-started from the
+online means), and each precision that prior's plus the curvature the window's labels give it at
+the MAP: Chapelle and Li's algorithm 3 with the window as its batch, the online update filling in
+between. Once a window holds `refit_window` labels its posterior is the prior of the next one. A
+pickled (or copied) model leaves its window out: it goes on from its posterior, as from the end of
+a window, so a snapshot stays as small as its weights.
+
+The same labels in two orders (20 refusals, then 80 accepts; or the accepts first): online only,
+the order decides; refit, it does not.
+
+>>> rows = [({"offer=a": 1.0}, i >= 20) for i in range(100)]
+>>> for refit_every in (0, 100):
+...     first, last = (BayesianLogisticRegression(refit_every=refit_every) for _ in range(2))
+...     for x, y in rows:
+...         first.learn_one(x, y)
+...     for x, y in reversed(rows):
+...         last.learn_one(x, y)
+...     print([round(m.predict_proba_one({"offer=a": 1.0})[True], 2) for m in (first, last)])
+[0.85, 0.67]
+[0.75, 0.75]
 """
 
 from __future__ import annotations
@@ -44,9 +69,11 @@ import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from river import base, utils
+from scipy import optimize, sparse, special
 
 
 def sigmoid(z: float) -> float:
@@ -97,15 +124,33 @@ class BayesianLogisticRegression(base.Classifier):
         Every this many labels, each feature group's prior precision is re-estimated from its
         weights (between `prior_precision` / 4 and × 50); 0: every weight keeps
         `prior_precision`.
+    refit_every
+        Every this many labels, the weights are fit to the current window's labels at once; 0
+        (the default): never, the model is only updated online. The built-in model
+        `bayesian_logistic_refit` refits every 1,000 (see `docs/data-science.md` for what it
+        gains and costs in the closed loop).
+    refit_window
+        How many labels a window holds before it becomes the prior of the next one: what a
+        refit reads at most, and so what the model keeps in memory besides its weights.
     """
 
-    def __init__(self, prior_precision: float = 8.0, relevance_every: int = 250) -> None:
+    def __init__(
+        self,
+        prior_precision: float = 8.0,
+        relevance_every: int = 250,
+        refit_every: int = 0,
+        refit_window: int = 20_000,
+    ) -> None:
         if prior_precision <= 0:
             raise ValueError("prior_precision must be positive")
         if relevance_every < 0:
             raise ValueError("relevance_every must be 0 (never) or positive")
+        if refit_every < 0 or refit_window < refit_every:
+            raise ValueError("refit_every must be 0 (never) or positive, refit_window no less")
         self.prior_precision = prior_precision
         self.relevance_every = relevance_every
+        self.refit_every = refit_every
+        self.refit_window = refit_window
         self._group_precision: dict[str, float] = {}  # learned priors, by `feature_group`
         self._labels = 0
         # River's VectorDict: its dot product, the hot path of scoring, is native code
@@ -113,13 +158,34 @@ class BayesianLogisticRegression(base.Classifier):
         self._precision: dict[str, float] = {}
         self.intercept = 0.0
         self._intercept_precision = prior_precision
+        self._begin_window()
+
+    def _begin_window(self) -> None:
+        """A new window of labels, whose prior is the posterior as it is now."""
+        self._window = _Window()
+        self._window_prior = _Posterior(
+            dict(self._mean), dict(self._precision), self.intercept, self._intercept_precision
+        )
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        del state["_window"], state["_window_prior"]  # see the module's docstring
+        return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        # pickled before priors were learned: it goes on as it was trained, with one prior
+        # pickled before priors were learned or windows refit: it goes on as it was trained
         state.setdefault("relevance_every", 0)
         state.setdefault("_group_precision", {})
         state.setdefault("_labels", 0)
+        state.setdefault("refit_every", 0)
+        state.setdefault("refit_window", 0)
         self.__dict__.update(state)
+        self._begin_window()
+
+    @property
+    def labels_in_window(self) -> int:
+        """The labels the next refit reads (since the window began)."""
+        return len(self._window)
 
     @property
     def weights(self) -> dict[str, float]:
@@ -174,8 +240,42 @@ class BayesianLogisticRegression(base.Classifier):
                 mean.get(name, 0.0), value, q, error * step, curvature * step
             )
         self._labels += 1
+        if self.refit_every:
+            self._window.add([(name, value) for name, value, _ in active], bool(y))
+            if len(self._window) % self.refit_every == 0:
+                self._refit()
+                if len(self._window) >= self.refit_window:
+                    self._begin_window()
         if self.relevance_every and self._labels % self.relevance_every == 0:
             self._learn_priors()
+
+    def _refit(self) -> None:
+        """The window's labels at once: the means their MAP under the window's prior, the
+        precisions that prior's plus the labels' curvature at the MAP (the intercept is the
+        design's last column)."""
+        prior, names = self._window_prior, list(self._window.columns)
+        design = sparse.hstack(
+            [self._window.matrix(), np.ones((len(self._window), 1))], format="csr"
+        )
+        y = np.array(self._window.labels, dtype=float)
+        prior_mean = np.array([prior.mean.get(name, 0.0) for name in names] + [prior.intercept])
+        prior_precision = np.array(
+            [prior.precision.get(name) or self.prior_of(name) for name in names]
+            + [prior.intercept_precision]
+        )
+
+        def loss_and_gradient(w: np.ndarray) -> tuple[float, np.ndarray]:
+            z, away = design @ w, w - prior_mean
+            loss = np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * away @ (prior_precision * away)
+            return float(loss), design.T @ (special.expit(z) - y) + prior_precision * away
+
+        start = np.array([self._mean.get(name, 0.0) for name in names] + [self.intercept])
+        w = optimize.minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B").x
+        p = special.expit(design @ w)
+        precision = prior_precision + design.multiply(design).T @ (p * (1.0 - p))
+        for column, name in enumerate(names):
+            self._mean[name], self._precision[name] = float(w[column]), float(precision[column])
+        self.intercept, self._intercept_precision = float(w[-1]), float(precision[-1])
 
     def _learn_priors(self) -> None:
         """One EM step on each group's prior precision, and each weight moved to its new prior.
@@ -195,10 +295,9 @@ class BayesianLogisticRegression(base.Classifier):
             before = self._group_precision.get(group, self.prior_precision)
             after = min(max(1.0 / spread, low), high)
             self._group_precision[group] = after
-            for name in names:
-                taught = max(precision[name] - before, 0.0)
-                mean[name] = mean.get(name, 0.0) * precision[name] / (taught + after)
-                precision[name] = taught + after
+            _swap_prior(mean, precision, names, before, after)
+            # the window's prior too, or its refit would bring the old prior back
+            _swap_prior(self._window_prior.mean, self._window_prior.precision, names, before, after)
 
     @staticmethod
     def _updated(
@@ -309,6 +408,60 @@ class BayesianLogisticRegression(base.Classifier):
             at_part, at_column, values = zip(*cells, strict=True)
             design[at_part, at_column] = values
         return part_mean, own_variance, design, shared
+
+
+def _swap_prior(
+    mean: utils.VectorDict[str, float] | dict[str, float],
+    precision: dict[str, float],
+    names: list[str],
+    old: float,
+    new: float,
+) -> None:
+    """Each of `names`' posterior with prior precision `new` instead of `old`: what the labels
+    taught (the rest of its precision) is kept; with a zero-mean prior, the mean scales by the
+    ratio of the precisions. Names `precision` does not hold are left as they are."""
+    for name in names:
+        if name in precision:
+            taught = max(precision[name] - old, 0.0)
+            mean[name] = mean.get(name, 0.0) * precision[name] / (taught + new)
+            precision[name] = taught + new
+
+
+@dataclass
+class _Posterior:
+    mean: dict[str, float]
+    precision: dict[str, float]
+    intercept: float
+    intercept_precision: float
+
+
+class _Window:
+    """The labels since a window began, kept as sparse rows over the features they name."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, int] = {}  # feature name → column, in the order first seen
+        self.labels: list[bool] = []
+        self._columns: list[np.ndarray] = []
+        self._values: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def add(self, x: list[tuple[str, float]], y: bool) -> None:
+        columns = self.columns
+        self._columns.append(
+            np.fromiter((columns.setdefault(name, len(columns)) for name, _ in x), np.int32, len(x))
+        )
+        self._values.append(np.fromiter((value for _, value in x), float, len(x)))
+        self.labels.append(y)
+
+    def matrix(self) -> sparse.csr_matrix:
+        """labels × features, as the model saw them."""
+        row_starts = np.concatenate([[0], np.cumsum([len(row) for row in self._columns])])
+        return sparse.csr_matrix(
+            (np.concatenate(self._values), np.concatenate(self._columns), row_starts),
+            shape=(len(self.labels), len(self.columns)),
+        )
 
 
 def _distinct_parts(

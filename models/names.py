@@ -8,6 +8,7 @@ as text, so that reading the settings imports neither River nor NumPy.
 # name → a function (features, learning_rate, seed) → a fresh `OnlineRanker`
 MODELS: dict[str, str] = {
     "bayesian_logistic": "models.ranker:bayesian_logistic",
+    "bayesian_logistic_refit": "models.ranker:bayesian_logistic_refit",
     "logistic": "models.ranker:logistic",
     "adaptive_forest": "models.ranker:adaptive_forest",
     "naive_bayes": "models.ranker:naive_bayes",

@@ -112,6 +112,12 @@ def bayesian_logistic(features: FeatureSet, learning_rate: float, seed: int) -> 
     return OnlineRanker(BayesianLogisticRegression(), features, name="bayesian_logistic")
 
 
+def bayesian_logistic_refit(features: FeatureSet, learning_rate: float, seed: int) -> OnlineRanker:
+    """The default, and every 1,000 labels fit to its window of labels at once."""
+    classifier = BayesianLogisticRegression(refit_every=1000, refit_window=20_000)
+    return OnlineRanker(classifier, features, name="bayesian_logistic_refit")
+
+
 def logistic(features: FeatureSet, learning_rate: float, seed: int) -> OnlineRanker:
     """River's logistic regression, plain SGD at `learning_rate`."""
     return OnlineRanker(default_classifier(learning_rate), features, name="logistic")

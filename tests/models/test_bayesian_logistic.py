@@ -142,10 +142,11 @@ def test_a_model_pickled_before_priors_were_learned_goes_on_with_one_prior() -> 
     model = BayesianLogisticRegression(relevance_every=0)
     for x, y in _labels_by_one_field(np.random.default_rng(5), 300):
         model.learn_one(x, y)
-    for added in ("relevance_every", "_group_precision", "_labels"):
+    for added in ("relevance_every", "_group_precision", "_labels", "refit_every", "refit_window"):
         del model.__dict__[added]  # what an older model's pickle holds
     restored = pickle.loads(pickle.dumps(model))
     assert restored.relevance_every == 0 and restored.group_priors == {}
+    assert restored.refit_every == 0
     x = {"offer=a": 1.0, "colour=red×offer=a": 1.0}
     assert restored.predict_proba_one(x) == model.predict_proba_one(x)
     restored.learn_one(x, True)
@@ -154,3 +155,99 @@ def test_a_model_pickled_before_priors_were_learned_goes_on_with_one_prior() -> 
 def test_relevance_every_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="relevance_every"):
         BayesianLogisticRegression(relevance_every=-1)
+
+
+def _random_rows(seed: int, count: int) -> list[tuple[dict[str, float], bool]]:
+    """Rows of 3 to 6 of 12 features, labelled by a logistic truth."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(0.0, 1.0, 12)
+    rows = []
+    for _ in range(count):
+        chosen = rng.choice(12, size=int(rng.integers(3, 7)), replace=False)
+        values = rng.uniform(0.5, 1.5, len(chosen))
+        p = sigmoid(float(truth[chosen] @ values) - 1.0)
+        rows.append(
+            ({f"f{i}": float(v) for i, v in zip(chosen, values, strict=True)}, rng.random() < p)
+        )
+    return rows
+
+
+def test_a_refit_puts_the_weights_at_the_maximum_of_the_windows_posterior() -> None:
+    rows = _random_rows(4, 400)
+    model = BayesianLogisticRegression(prior_precision=3.0, relevance_every=0, refit_every=400)
+    for x, y in rows:
+        model.learn_one(x, y)
+    names = [f"f{i}" for i in range(12)]
+    design = np.array([[x.get(name, 0.0) for name in names] + [1.0] for x, _ in rows])
+    labels = np.array([y for _, y in rows], dtype=float)
+    w = np.array([model.weights[name] for name in names] + [model.intercept])
+    p = 1 / (1 + np.exp(-design @ w))
+    gradient = design.T @ (p - labels) + 3.0 * w  # of the negative log posterior, prior N(0, 1/3)
+    assert np.abs(gradient).max() < 1e-3
+    # each precision: the prior's and the labels' curvature at that maximum (Laplace, diagonal)
+    curvature = (design**2).T @ (p * (1 - p))
+    assert [1 / model.variance_of(name) for name in names] == pytest.approx(3.0 + curvature[:12])
+
+
+def test_after_a_refit_the_order_of_the_labels_no_longer_matters() -> None:
+    rows = _random_rows(6, 600)
+    ordered = sorted(rows, key=lambda row: row[1])  # every refusal first: the worst order
+    for refit_every, apart in ((0, True), (600, False)):
+        first, last = (
+            BayesianLogisticRegression(relevance_every=0, refit_every=refit_every) for _ in range(2)
+        )
+        for x, y in ordered:
+            first.learn_one(x, y)
+        for x, y in reversed(ordered):
+            last.learn_one(x, y)
+        gap = max(abs(first.weights[n] - last.weights[n]) for n in first.weights)
+        assert (gap > 0.1) is apart, (refit_every, gap)
+        if not apart:
+            assert gap < 1e-4
+
+
+def test_a_full_window_becomes_the_prior_of_the_next() -> None:
+    rows = _random_rows(2, 500)
+    model = BayesianLogisticRegression(relevance_every=0, refit_every=100, refit_window=200)
+    seen = []
+    for x, y in rows:
+        model.learn_one(x, y)
+        seen.append(model.labels_in_window)
+    assert seen[99] == 100 and seen[199] == 0 and seen[200] == 1 and seen[-1] == 100
+    # a window's refit starts from the posterior the last one ended with, not from the prior:
+    # refit windows of 100 end far nearer one refit over all 500 than 100 labels alone would
+    whole = BayesianLogisticRegression(relevance_every=0, refit_every=500)
+    alone = BayesianLogisticRegression(relevance_every=0, refit_every=100)
+    for x, y in rows:
+        whole.learn_one(x, y)
+    for x, y in rows[400:]:
+        alone.learn_one(x, y)
+
+    def gap(other: BayesianLogisticRegression) -> float:
+        return max(abs(model.weights[n] - other.weights.get(n, 0.0)) for n in model.weights)
+
+    assert gap(whole) < 0.5 * gap(alone)
+
+
+def test_a_pickle_leaves_the_window_out_and_the_copy_goes_on_from_its_posterior() -> None:
+    rows = _random_rows(3, 1500)
+    model = BayesianLogisticRegression(relevance_every=0, refit_every=500, refit_window=5000)
+    for x, y in rows[:1200]:
+        model.learn_one(x, y)
+    small = BayesianLogisticRegression(relevance_every=0, refit_every=500, refit_window=5000)
+    for x, y in rows[:100]:
+        small.learn_one(x, y)
+    assert len(pickle.dumps(model)) < 1.5 * len(pickle.dumps(small))  # weights, not labels
+    restored = pickle.loads(pickle.dumps(model))
+    assert model.labels_in_window == 1200 and restored.labels_in_window == 0
+    x = rows[0][0]
+    assert restored.predict_proba_one(x) == model.predict_proba_one(x)
+    for x, y in rows[1200:]:
+        restored.learn_one(x, y)
+    assert restored.labels_in_window == 300
+
+
+@pytest.mark.parametrize(("refit_every", "refit_window"), [(-1, 100), (200, 100)])
+def test_refit_settings_must_make_sense(refit_every: int, refit_window: int) -> None:
+    with pytest.raises(ValueError, match="refit"):
+        BayesianLogisticRegression(refit_every=refit_every, refit_window=refit_window)

@@ -13,7 +13,7 @@ def test_every_event_of_a_steady_loop_gets_exactly_one_decision(
     make_settings: Callable[..., Settings],
 ) -> None:
     settings = make_settings(mlflow_tracking=False, stall_timeout=30.0)
-    config = LoopConfig(events=4_000, rate=100.0, customers=600, idle_timeout=60.0)
+    config = LoopConfig(events=4_000, rate=200.0, customers=600, idle_timeout=60.0)
     report = run_loop(settings, config)
     figures = report.figures()
     assert report.undecided == [], figures
