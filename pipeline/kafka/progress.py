@@ -43,7 +43,7 @@ class PartitionLag:
     topic: str  # logical name
     partition: int
     committed: int  # next offset the group will process (the start, if nothing committed)
-    end: int  # the partition's end offset as the broker gives it
+    end: int  # the partition's end offset as the broker gives it (see `GroupProbe._with_ages`)
     oldest_age: float | None  # seconds since the first unprocessed record was produced
 
     @property
@@ -110,7 +110,13 @@ class GroupProbe:
         return self._with_ages(lags)
 
     def _with_ages(self, lags: list[PartitionLag]) -> list[PartitionLag]:
-        """The produce time of the record at each lagging partition's committed offset."""
+        """The produce time of the record at each lagging partition's committed offset.
+
+        Past the last record a transactional producer wrote (exactly-once) is its commit
+        marker, an offset that holds no record: a group that has processed everything has
+        committed one short of the end. A partition with only markers (or aborted records)
+        past its committed offset has nothing waiting: it is given as caught up (its end is
+        its committed offset), or an idle exactly-once μ-product would be stopped as stalled."""
         waiting = {(self._real[p.topic], p.partition): p for p in lags if p.lag > 0}
         if not waiting:
             return lags
@@ -118,12 +124,17 @@ class GroupProbe:
             [TopicPartition(topic, part, p.committed) for (topic, part), p in waiting.items()]
         )
         stamps: dict[tuple[str, int], float] = {}
+        no_record: set[tuple[str, int]] = set()  # the reader passed the end, finding none
         deadline = time.monotonic() + _REQUEST_TIMEOUT
-        while len(stamps) < len(waiting) and time.monotonic() < deadline:
+        while len(stamps) + len(no_record) < len(waiting) and time.monotonic() < deadline:
             for message in self._consumer.consume(num_messages=len(waiting), timeout=0.5):
                 where = (message.topic() or "", message.partition() or 0)
                 if message.error() is None and where not in stamps:
                     stamps[where] = message.timestamp()[1] / 1000.0
+            unread = [TopicPartition(*key) for key in waiting if key not in stamps]
+            for tp in self._consumer.position(unread) if unread else []:
+                if tp.offset >= waiting[tp.topic, tp.partition].end:
+                    no_record.add((tp.topic, tp.partition))
         self._consumer.unassign()
         now = time.time()
         return [
@@ -131,9 +142,8 @@ class GroupProbe:
                 p.topic,
                 p.partition,
                 p.committed,
-                p.end,
-                max(0.0, now - stamps[key]) if (key := (self._real[p.topic], p.partition)) in stamps
-                else None,
+                p.committed if (key := (self._real[p.topic], p.partition)) in no_record else p.end,
+                max(0.0, now - stamps[key]) if key in stamps else None,
             )
             for p in lags
         ]  # fmt: skip

@@ -57,6 +57,41 @@ def test_the_probe_reads_lag_and_the_age_of_the_first_waiting_record(settings: S
     assert lags["events[1]"].lag == 0 and lags["events[1]"].oldest_age is None
 
 
+def _produce_in_a_transaction(settings: Settings, topic: str, count: int) -> None:
+    """As an exactly-once μ-product writes: the records, then the transaction's commit marker
+    (an offset of its own, after them)."""
+    producer = Producer(
+        {**producer_config(settings, settings.broker_address or ""),
+         "transactional.id": f"{settings.topic_prefix}-{topic}-writer"}
+    )  # fmt: skip
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for index in range(count):
+        producer.produce(settings.topic_name(topic), json.dumps({"n": index}).encode(), b"C1",
+                         partition=0)  # fmt: skip
+    producer.commit_transaction(30)
+
+
+@pytest.mark.real_kafka
+def test_a_group_past_the_last_record_of_a_transaction_is_caught_up_not_stalled(
+    settings: Settings,
+) -> None:
+    topics.create_topics(settings, settings.broker_address or "")
+    _produce_in_a_transaction(settings, "events", 3)  # offsets 0-2, the marker at 3
+    _commit(settings, "g-idle", "events", 0, 3)  # every record processed, as Quix commits it
+    probe = GroupProbe(settings, settings.broker_address or "", "g-idle", ["events"])
+    watch = StallWatch(stall_timeout=60)
+    try:
+        idle = {p.name: p for p in probe.sample()}["events[0]"]
+        assert (idle.committed, idle.lag, idle.oldest_age) == (3, 0, None)
+        assert watch.observe([idle], now=0.0) == watch.observe([idle], now=600.0) == []
+        _produce_in_a_transaction(settings, "events", 1)  # a record waits behind the marker
+        waiting = {p.name: p for p in probe.sample()}["events[0]"]
+    finally:
+        probe.close()
+    assert waiting.committed == 3 and waiting.lag > 0 and waiting.oldest_age is not None
+
+
 class _LostClient:
     """A client that lost its broker: every read fails, as after a broker is killed; closing
     it may fail too."""
