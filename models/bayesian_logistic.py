@@ -161,10 +161,15 @@ class BayesianLogisticRegression(base.Classifier):
         self._begin_window()
 
     def _begin_window(self) -> None:
-        """A new window of labels, whose prior is the posterior as it is now."""
+        """A new window of labels, whose prior is the posterior as it is now (none for a model
+        that never refits)."""
         self._window = _Window()
-        self._window_prior = _Posterior(
-            dict(self._mean), dict(self._precision), self.intercept, self._intercept_precision
+        self._window_prior = (
+            _Posterior(
+                dict(self._mean), dict(self._precision), self.intercept, self._intercept_precision
+            )
+            if self.refit_every
+            else None
         )
 
     def __getstate__(self) -> dict[str, object]:
@@ -254,6 +259,7 @@ class BayesianLogisticRegression(base.Classifier):
         precisions that prior's plus the labels' curvature at the MAP (the intercept is the
         design's last column)."""
         prior, names = self._window_prior, list(self._window.columns)
+        assert prior is not None  # a window has a prior whenever the model refits
         design = sparse.hstack(
             [self._window.matrix(), np.ones((len(self._window), 1))], format="csr"
         )
@@ -296,8 +302,9 @@ class BayesianLogisticRegression(base.Classifier):
             after = min(max(1.0 / spread, low), high)
             self._group_precision[group] = after
             _swap_prior(mean, precision, names, before, after)
-            # the window's prior too, or its refit would bring the old prior back
-            _swap_prior(self._window_prior.mean, self._window_prior.precision, names, before, after)
+            if self._window_prior is not None:  # or the window's refit would bring it back
+                window = self._window_prior
+                _swap_prior(window.mean, window.precision, names, before, after)
 
     @staticmethod
     def _updated(

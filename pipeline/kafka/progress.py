@@ -209,7 +209,7 @@ class ProgressMonitor:
         interval: float,
         stall_timeout: float,
         on_stall: Callable[[], None],
-        exit_grace: float = 30.0,
+        exit_grace: float,
     ) -> None:
         self._probe = probe
         self._stage = stage

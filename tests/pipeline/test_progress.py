@@ -190,6 +190,7 @@ def test_the_monitor_stops_a_stalled_app_and_names_its_partitions(caplog) -> Non
         interval=0.01,
         stall_timeout=0.05,
         on_stall=stopped.set,
+        exit_grace=30.0,  # the test stops it well before: it must not exit the test run
     )
     with caplog.at_level("INFO", logger="pipeline.kafka.progress"):
         monitor.start()
@@ -252,6 +253,7 @@ def test_a_group_whose_progress_cannot_be_read_for_the_stall_timeout_is_stalled(
         interval=0.01,
         stall_timeout=0.1,
         on_stall=stopped.set,
+        exit_grace=30.0,  # the test stops it well before: it must not exit the test run
     )
     with caplog.at_level("INFO", logger="pipeline.kafka.progress"):
         monitor.start()
