@@ -73,9 +73,10 @@ class StreamMetrics:
             self.acceptance_curve.append((self.labels, self._window[1] / self._window[0]))
             self._window = [0, 0]
 
-    def rewarded(self, reward: float) -> None:
-        """The first offer of a shown decision was resolved with this reward (value if taken)."""
-        self.rewarded_rounds += 1
+    def rewarded(self, reward: float, late: bool = False) -> None:
+        """The first offer of a shown decision was resolved with this reward (value if taken);
+        `late`: accepted after its silence was resolved with none, in the same round."""
+        self.rewarded_rounds += not late
         self.reward += reward
 
     def snapshot(self) -> dict[str, float]:

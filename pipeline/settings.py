@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     # time-weighted only: what an offer outside any interest period (no trigger, or past it) is
     # worth, as a share of its value (0 never shows such offers)
     irrelevant_value_ratio: float = Field(default=0.1, ge=0, le=1)
+    # A shown offer's silence is told as a negative label once this share of the answers have
+    # come by then (`pipeline.next_best_offer.silence`); 1 waits for each offer's whole
+    # response window. Earlier silences keep the model from overrating what it showed lately.
+    silence_quantile: float = Field(default=0.99, gt=0, le=1, description="of answer delays")
     top_k: int = Field(default=3, ge=1, description="offers per decision")
     channel_daily_limit: int = Field(default=5, ge=1, description="impressions per channel/day")
     default_max_impressions: int = Field(default=3, ge=1)

@@ -112,7 +112,7 @@ class Outcome(StrEnum):
 
 
 class FeedbackOutcome(StrEnum):
-    """How a shown offer was resolved: a response, or none within its response window."""
+    """How a shown offer was resolved: a response, or none by its silence horizon."""
 
     ACCEPT = "accept"
     CONVERT = "convert"
@@ -124,7 +124,8 @@ class FeedbackOutcome(StrEnum):
 # negative; an impression or a click says nothing yet (the offer waits for its outcome).
 POSITIVE_OUTCOMES: frozenset[str] = frozenset({Outcome.ACCEPT, Outcome.CONVERT})
 NEGATIVE_OUTCOMES: frozenset[str] = frozenset({Outcome.DISMISS})
-# How long a shown offer waits for a response before its silence is a negative label.
+# How long a shown offer waits for a response at most before its silence is a negative label
+# (sooner once the ranker has learned how long answers take: `pipeline.next_best_offer.silence`).
 DEFAULT_RESPONSE_WINDOW_HOURS = 72.0
 
 Channels = Annotated[list[Channel], BeforeValidator(_split_pipes)]
@@ -331,9 +332,15 @@ class Feedback(Output):
     customer_id: str
     offer_id: str
     rank: int | None = Field(description="the offer's place in the decision; 1 is shown first")
-    outcome: FeedbackOutcome = Field(description="no response: none within the response window")
+    outcome: FeedbackOutcome = Field(
+        description="no response: none by the silence horizon (at most the response window)"
+    )
     label: bool = Field(description="accepted (accept or convert)")
     reward: float = Field(description="the offer's value at decision time if accepted, else 0")
+    late: bool = Field(
+        default=False,
+        description="an accept that came after the offer's silence was told as a negative label",
+    )
     features: dict[str, float] = Field(description="what the model scored, at decision time")
     feature_set: str
     p_accept: float = Field(description="the model's P(accept) at decision time")
@@ -352,7 +359,7 @@ class Feedback(Output):
     )
     decided_at: datetime
     resolved_at: datetime = Field(
-        description="event time of the reaction, or of the first event past the response window"
+        description="event time of the reaction, or of the first event past the silence horizon"
     )
 
 

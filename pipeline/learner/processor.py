@@ -2,10 +2,12 @@
 
 A feedback record is learned when its offset is past the last one learned from its partition
 (the offsets travel in every snapshot, so a learner restarted from its latest snapshot learns
-each record exactly once) and when its (decision, offer) was not learned in the recent past (a
+each record exactly once) and when its (decision, offer, late) was not learned in the recent past (a
 ranker replaying after a crash under at-least-once tells a resolved offer again). Before it is
 learned, a label scores the P(accept) the ranker had at decision time (progressive validation),
 and the first offer's reward scores the challenger's shadow choice off-policy (IPS, SNIPS, DR).
+A late accept (one that came after its silence was told) is a label of its own: learned after
+the negative, its reward added to its decision's round, not counted as a round of its own.
 
 The champion learns every label of its own feature set; the challenger, the same labels when it
 reads the same features. No broker here: `app.py` feeds records in and publishes snapshots.
@@ -23,7 +25,7 @@ from models.ranker import OnlineRanker
 from models.snapshot import decode_model, encode_model
 from pipeline.contracts.schemas import Feedback, ModelRole, ModelSnapshot
 
-# How many recent (decision, offer) pairs are remembered to drop a ranker's repeated feedback.
+# How many recent labels are remembered to drop a ranker's repeated feedback.
 # A ranker repeats at most what it processed since its last commit (seconds of records), so a
 # window this long covers it many times over at tens of thousands of labels per second.
 RECENT_LABELS = 200_000
@@ -58,7 +60,7 @@ class Learner:
         self.challenger_estimate = RunningEstimate()
         self.metrics = metrics or StreamMetrics()
         self.stats = LearnerStats()
-        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._recent: OrderedDict[tuple[str, str, bool], None] = OrderedDict()
 
     @classmethod
     def resumed(cls, snapshot: ModelSnapshot, metrics: StreamMetrics | None = None) -> Learner:
@@ -77,7 +79,7 @@ class Learner:
             self.stats.learned_before += 1
             return False
         self.learned_offsets[partition] = offset
-        told = (feedback.decision_id, feedback.offer_id)
+        told = (feedback.decision_id, feedback.offer_id, feedback.late)
         if told in self._recent:
             self.stats.repeated += 1
             return False
@@ -100,7 +102,7 @@ class Learner:
         self.metrics.labelled(feedback.p_accept, feedback.label, after_hours=after)
         if feedback.rank != 1:
             return
-        self.metrics.rewarded(feedback.reward)
+        self.metrics.rewarded(feedback.reward, late=feedback.late)
         shadow = feedback.challenger
         if (
             shadow is not None

@@ -92,7 +92,8 @@ def run(settings: Settings, bootstrap: str) -> None:
             run_watched(app, settings, bootstrap, instance, SOURCES)
         finally:
             dead_letters.flush()
-            log.info("%s: stopped with model %s (%s, %s)", STAGE, models.model.version,
-                     ranker.decider.stats, ranker.resolver.stats)  # fmt: skip
+            log.info("%s: stopped with model %s (%s, %s, %s)", STAGE, models.model.version,
+                     ranker.decider.stats, ranker.resolver.stats,
+                     ranker.resolver.horizon)  # fmt: skip
             models.stop()
             tables.stop()

@@ -2,9 +2,11 @@
 
 Each offer of a decision is resolved on its own (a channel may show several): accept and
 convert are positive, dismiss negative, a click neutral (the offer waits for its outcome), and a
-shown offer with no response within its response window negative, by event time. Each resolved
-offer is emitted as a `Feedback` record with the features, P(accept) and propensity stored at
-decision time (nothing is rebuilt); the learner μ-product learns from them, once each.
+shown offer with no response negative, by event time, once answers that late are rare
+(`SilenceHorizon`), at the latest when its response window ends. An accept that comes after its
+silence was told, within the window, is told as well, marked late. Each resolved offer is
+emitted as a `Feedback` record with the features, P(accept) and propensity stored at decision
+time (nothing is rebuilt); the learner μ-product learns from them, once each.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pipeline.contracts.schemas import (
     Interaction,
     response_window_seconds,
 )
+from pipeline.next_best_offer.silence import SilenceHorizon
 from pipeline.next_best_offer.state import CustomerDecisions
 
 
@@ -49,47 +52,58 @@ class Resolution:
 class FeedbackStats:
     resolved: int = 0
     positives: int = 0
-    expired: int = 0
+    expired: int = 0  # silences told
+    late: int = 0  # accepts told after their silence
 
 
 class FeedbackResolver:
-    """Turns interactions and expired impressions into labels, told as feedback."""
+    """Turns interactions and silent impressions into labels, told as feedback."""
 
-    def __init__(self, tables: GlobalTables) -> None:
+    def __init__(self, tables: GlobalTables, horizon: SilenceHorizon | None = None) -> None:
         self._tables = tables
+        self.horizon = horizon or SilenceHorizon()
         self.stats = FeedbackStats()
 
     def observe(self, book: CustomerDecisions, interaction: Interaction) -> Resolution:
         """Resolve what `interaction` says (after what its time has expired)."""
         now = interaction.timestamp.timestamp()
         feedback = self.expire(book, now)
-        decision = book.pending.get(interaction.decision_id)
-        if decision is None or interaction.offer_id not in decision["shown"]:
-            what = "decision" if decision is None else f"offer {interaction.offer_id} of decision"
+        decision_id, offer_id = interaction.decision_id, interaction.offer_id
+        decision = book.pending.get(decision_id)
+        if decision is None or offer_id not in decision["shown"] | book.silent(decision_id):
+            what = "decision" if decision is None else f"offer {offer_id} of decision"
             reason = (
-                f"interaction {interaction.interaction_id}: {what} {interaction.decision_id} "
+                f"interaction {interaction.interaction_id}: {what} {decision_id} "
                 "is unknown or already resolved"
             )
             return Resolution(feedback, refused=reason)
         outcome = interaction.outcome
+        answered = outcome in POSITIVE_OUTCOMES or outcome in NEGATIVE_OUTCOMES
+        silent_since = book.silent(decision_id).get(offer_id)
+        if silent_since is not None:  # its silence was told: only an accept says more
+            if answered:
+                self.horizon.answered(now - silent_since)
+                if outcome in POSITIVE_OUTCOMES:
+                    feedback.append(self._told(book, decision_id, offer_id, outcome, now, True))
+                book.resolve(decision_id, offer_id)
+            return Resolution(feedback)
         if outcome == "impression":
-            book.shown(interaction.decision_id, interaction.offer_id, now, interaction.channel)
-        elif outcome in POSITIVE_OUTCOMES or outcome in NEGATIVE_OUTCOMES:
-            feedback.append(
-                self._resolve(
-                    book,
-                    interaction.decision_id,
-                    interaction.offer_id,
-                    FeedbackOutcome(outcome),
-                    now,
-                )
-            )
+            book.shown(decision_id, offer_id, now, interaction.channel)
+            window = response_window_seconds(self._tables.catalogue.offers.get(offer_id))
+            decision["due"] = min(decision["due"], now + self.horizon.after(window))
+        elif answered:
+            shown_at = decision["shown"][offer_id]
+            if shown_at is not None:
+                self.horizon.answered(now - shown_at)
+            feedback.append(self._told(book, decision_id, offer_id, outcome, now))
+            book.resolve(decision_id, offer_id)
         # a click is neutral: the offer stays open for its outcome
         return Resolution(feedback)
 
     def expire(self, book: CustomerDecisions, now: float) -> list[Feedback]:
-        """A shown offer with no response within its window becomes a negative label; an
-        offer not shown within its window is forgotten (nothing to learn from it)."""
+        """A shown offer with no response past its silence horizon becomes a negative label; an
+        offer not shown within its response window is forgotten (nothing to learn from it), and
+        so is a silent one whose window has ended without a late answer."""
         offers = self._tables.catalogue.offers
         feedback = []
         for decision_id, decision in list(book.pending.items()):
@@ -97,40 +111,59 @@ class FeedbackResolver:
                 continue
             next_due = None
             for offer_id, shown_at in list(decision["shown"].items()):
-                since = decision["at"] if shown_at is None else shown_at
-                expires = since + response_window_seconds(offers.get(offer_id))
-                if now <= expires:
-                    next_due = expires if next_due is None else min(next_due, expires)
-                    continue
+                window = response_window_seconds(offers.get(offer_id))
                 if shown_at is None:
+                    expires = decision["at"] + window
+                else:
+                    silence = self.horizon.after(window)
+                    expires = shown_at + silence
+                    if now > expires:
+                        outcome = FeedbackOutcome.NO_RESPONSE
+                        feedback.append(self._told(book, decision_id, offer_id, outcome, now))
+                        self.stats.expired += 1
+                        if silence < window:  # a late accept may still come
+                            book.silenced(decision_id, offer_id)
+                            expires = shown_at + window
+                        else:
+                            book.resolve(decision_id, offer_id)
+                            continue
+                if now > expires:
                     book.resolve(decision_id, offer_id)
                     continue
-                feedback.append(
-                    self._resolve(book, decision_id, offer_id, FeedbackOutcome.NO_RESPONSE, now)
-                )
-                self.stats.expired += 1
+                next_due = expires if next_due is None else min(next_due, expires)
+            if decision_id not in book.pending:  # every offer resolved: the decision is gone
+                continue
+            for offer_id, shown_at in list(book.silent(decision_id).items()):
+                closes = shown_at + response_window_seconds(offers.get(offer_id))
+                if now > closes:
+                    book.resolve(decision_id, offer_id)
+                else:
+                    next_due = closes if next_due is None else min(next_due, closes)
             if next_due is not None:  # an offer is still open, so the decision is pending
                 decision["due"] = next_due
         return feedback
 
-    def _resolve(
+    def _told(
         self,
         book: CustomerDecisions,
         decision_id: str,
         offer_id: str,
-        outcome: FeedbackOutcome,
+        outcome: FeedbackOutcome | str,
         now: float,
+        late: bool = False,
     ) -> Feedback:
-        """Tell one shown offer's label."""
+        """One shown offer's label, as a feedback record."""
+        outcome = FeedbackOutcome(outcome)
         decision = book.details(decision_id)
         decided_at = book.pending[decision_id]["at"]
         offer = decision.offers[offer_id]
         accepted = outcome in POSITIVE_OUTCOMES
         reward = offer.value_now if accepted else 0.0
-        first = offer_id == decision.first
+        # the challenger's off-policy estimate counts each decision once, at its first label
+        shadow = offer_id == decision.first and not late
         self.stats.resolved += 1
         self.stats.positives += int(accepted)
-        book.resolve(decision_id, offer_id)
+        self.stats.late += int(late)
         return Feedback(
             decision_id=decision_id,
             customer_id=decision.customer,
@@ -139,14 +172,15 @@ class FeedbackResolver:
             outcome=outcome,
             label=accepted,
             reward=reward,
+            late=late,
             features=offer.features,
             feature_set=decision.feature_set,
             p_accept=offer.p_accept,
             value_now=offer.value_now,
             propensity=offer.propensity,
             model_version=decision.model,
-            challenger=decision.shadow if first else None,
-            challenger_version=decision.challenger if first else None,
+            challenger=decision.shadow if shadow else None,
+            challenger_version=decision.challenger if shadow else None,
             decided_at=datetime.fromtimestamp(decided_at, UTC),
             resolved_at=datetime.fromtimestamp(now, UTC),
         )

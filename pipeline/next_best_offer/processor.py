@@ -24,6 +24,7 @@ from pipeline.next_best_offer.decider import Decider, decision_id_of
 from pipeline.next_best_offer.emitted import EarlierDecisions
 from pipeline.next_best_offer.feedback import FeedbackResolver, InputPosition
 from pipeline.next_best_offer.models import ModelFollower
+from pipeline.next_best_offer.silence import SilenceHorizon
 from pipeline.next_best_offer.state import CustomerDecisions
 from pipeline.settings import Settings
 
@@ -49,7 +50,7 @@ class Ranker:
         self.models = models or ModelFollower(settings)
         instance = instance or f"{socket.gethostname()}-{os.getpid()}"  # which ranker decided
         self.decider = Decider(settings, tables, self.models, instance)
-        self.resolver = FeedbackResolver(tables)
+        self.resolver = FeedbackResolver(tables, SilenceHorizon(settings.silence_quantile))
 
     def __call__(
         self, parsed: Parsed, key: str, _timestamp: int, _headers: Any, state: State[str, Any]

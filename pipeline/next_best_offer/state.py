@@ -6,7 +6,9 @@ how often each part is needed:
 - the *index* (one small value per customer) is read and written on every record: per pending
   decision its time, the earliest time one of its offers can expire (`due`, so that deciding
   does not look at every pending offer each time) and, per offer, when it was shown (None until
-  an impression arrives); per channel the recent impression times for the daily contact limit;
+  an impression arrives); per offer whose silence was told before its response window ended
+  (`pipeline.next_best_offer.silence`), when it was shown, until a late answer or the window's
+  end; per channel the recent impression times for the daily contact limit;
 - each pending decision's *details* (the features, P(accept) and value of each offer at decision
   time, the challenger's shadow choice) are written once, under the decision's own key, and read
   only when a label for it arrives or it expires.
@@ -130,7 +132,8 @@ class CustomerDecisions:
 
     @property
     def pending(self) -> dict[str, dict[str, Any]]:
-        """decision id -> {"at": .., "due": .., "shown": {offer id: shown at or None}}"""
+        """decision id -> {"at": .., "due": .., "shown": {offer id: shown at or None}} and,
+        once an offer's silence is told, "silent": {offer id: shown at}"""
         pending: dict[str, dict[str, Any]] = self.index["pending"]
         return pending
 
@@ -162,11 +165,22 @@ class CustomerDecisions:
         times.append(at)
         del times[:-CHANNEL_HISTORY]
 
+    def silent(self, decision_id: str) -> dict[str, float]:
+        """offer id -> shown at, for the offers of a decision whose silence has been told."""
+        silent: dict[str, float] = self.pending[decision_id].get("silent", {})
+        return silent
+
+    def silenced(self, decision_id: str, offer_id: str) -> None:
+        """A shown offer's silence was told: it waits only for a late answer now."""
+        decision = self.pending[decision_id]
+        decision.setdefault("silent", {})[offer_id] = decision["shown"].pop(offer_id)
+
     def resolve(self, decision_id: str, offer_id: str) -> None:
         """An offer of a decision needs nothing more; a decision with none left is dropped."""
-        shown = self.pending[decision_id]["shown"]
-        del shown[offer_id]
-        if not shown:
+        decision = self.pending[decision_id]
+        decision["shown"].pop(offer_id, None)
+        decision.get("silent", {}).pop(offer_id, None)
+        if not decision["shown"] and not decision.get("silent"):
             self._forget(decision_id)
 
     def _forget(self, decision_id: str) -> None:

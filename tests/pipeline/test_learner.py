@@ -109,3 +109,14 @@ def test_the_learner_tells_how_late_each_kind_of_label_arrives() -> None:
     values = learner.metric_values()
     assert values["hours_to_positive_label"] == pytest.approx(1.0)
     assert values["hours_to_negative_label"] == pytest.approx(50.0)
+
+
+def test_a_late_accept_is_learned_after_its_silence_and_once_however_often_it_is_told() -> None:
+    learner = Learner(make_ranker("logistic"))
+    assert learner.learn(told(1, label=False), "feedback/0", 0)
+    late = told(1, label=True, late=True)
+    assert learner.learn(late, "feedback/0", 1)  # the same offer's second label, not a repeat
+    assert not learner.learn(late, "feedback/0", 2)  # a ranker's replay tells it again
+    assert learner.labels_learned == 2 and learner.stats.repeated == 1
+    # its reward goes to its decision's round, which the silence already counted
+    assert learner.metrics.rewarded_rounds == 1 and learner.metrics.reward == 100.0

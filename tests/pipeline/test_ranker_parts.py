@@ -12,6 +12,7 @@ from pipeline.contracts.schemas import Decision, Interaction
 from pipeline.next_best_offer.decider import Decider
 from pipeline.next_best_offer.feedback import FeedbackResolver
 from pipeline.next_best_offer.models import ModelFollower
+from pipeline.next_best_offer.silence import SilenceHorizon
 from pipeline.next_best_offer.state import CustomerDecisions, MemoryState
 from pipeline.settings import Settings
 from tests.factories import SHORT_INTEREST, START, candidate, catalogue_offer, valid_offers
@@ -21,7 +22,9 @@ class Parts:
     """A decider, a resolver and their models over two offers, as one ranker instance has them:
     "a" is worth a little more than "b", so an unlearned model ranks "a" first."""
 
-    def __init__(self, tmp_path: Path, **settings: object) -> None:
+    def __init__(
+        self, tmp_path: Path, horizon: SilenceHorizon | None = None, **settings: object
+    ) -> None:
         offers = [
             catalogue_offer("a", **SHORT_INTEREST),
             catalogue_offer("b", **{**SHORT_INTEREST, "value": 90.0}),
@@ -32,7 +35,7 @@ class Parts:
         self.settings = Settings(state_dir=tmp_path, exploration="greedy", **settings)
         self.models = ModelFollower(self.settings)
         self.decider = Decider(self.settings, self.tables, self.models, "host-1")  # type: ignore[arg-type]
-        self.resolver = FeedbackResolver(self.tables)  # type: ignore[arg-type]
+        self.resolver = FeedbackResolver(self.tables, horizon)  # type: ignore[arg-type]
         self.book = CustomerDecisions(MemoryState())
 
     def decide(self) -> Decision:
@@ -129,3 +132,84 @@ def test_every_offer_an_event_finds_unanswered_is_told_as_a_negative_label(tmp_p
     ]
     assert parts.resolver.stats.expired == 2
     assert told[0].rank == 1 and told[1].rank == 2 and told[1].challenger is None
+
+
+def test_a_silence_is_told_once_answers_that_late_are_rare_and_a_late_accept_after_it(
+    tmp_path: Path,
+) -> None:
+    parts = Parts(tmp_path, SilenceHorizon(quantile=0.5, min_answers=4), top_k=2)
+    for minutes in (10, 10, 10, 30):  # four answered decisions teach how long answers take
+        answered = parts.decide()
+        shown = START + timedelta(minutes=1)
+        parts.resolver.observe(parts.book, reaction(answered, "a", "impression", shown))
+        parts.resolver.observe(
+            parts.book, reaction(answered, "a", "dismiss", shown + timedelta(minutes=minutes))
+        )
+    assert 10 * 60 <= parts.resolver.horizon.after(48 * 3600.0) < 1.19 * 10 * 60
+    decision = parts.decide()
+    shown = START + timedelta(hours=1)
+    for offer_id in ("a", "b"):
+        parts.resolver.observe(parts.book, reaction(decision, offer_id, "impression", shown))
+    assert (
+        parts.book.pending[decision.decision_id]["due"]
+        < (shown + timedelta(minutes=12)).timestamp()
+    )
+
+    # an hour later both are silent: told as negatives, hours before their 48-hour window ends
+    told = parts.resolver.expire(parts.book, (shown + timedelta(hours=1)).timestamp())
+    assert [(f.offer_id, f.outcome, f.late) for f in told] == [
+        ("a", "no response", False),
+        ("b", "no response", False),
+    ]
+    assert told[0].challenger_version is None and parts.resolver.stats.expired == 2
+    assert set(parts.book.silent(decision.decision_id)) == {"a", "b"}  # waiting for a late answer
+
+    # "a" is accepted after its silence was told: a late positive, told once, and it is resolved
+    late = parts.resolver.observe(
+        parts.book, reaction(decision, "a", "accept", shown + timedelta(hours=5))
+    )
+    assert late.refused is None
+    [accepted] = late.feedback
+    assert (accepted.offer_id, accepted.label, accepted.late, accepted.reward) == (
+        "a", True, True, 100.0
+    )  # fmt: skip
+    assert accepted.challenger is None  # the decision's round was counted at its silence
+    assert parts.resolver.stats.late == 1 and set(parts.book.silent(decision.decision_id)) == {"b"}
+    # a late dismiss says nothing new: resolved without a label
+    dismissed = parts.resolver.observe(
+        parts.book, reaction(decision, "b", "dismiss", shown + timedelta(hours=6))
+    )
+    assert dismissed.feedback == [] and decision.decision_id not in parts.book.pending
+    again = parts.resolver.observe(
+        parts.book, reaction(decision, "a", "accept", shown + timedelta(hours=7))
+    )
+    assert again.feedback == [] and again.refused is not None
+
+
+def test_a_silent_offer_is_forgotten_when_its_window_ends_without_an_answer(tmp_path: Path) -> None:
+    parts = Parts(tmp_path, SilenceHorizon(quantile=0.5, min_answers=0))
+    parts.resolver.horizon.answered(600.0)
+    decision = parts.decide()
+    parts.resolver.observe(parts.book, reaction(decision, "a", "impression", START))
+    told = parts.resolver.expire(parts.book, (START + timedelta(hours=1)).timestamp())
+    assert [(f.offer_id, f.label) for f in told] == [("a", False)]
+    assert (
+        parts.book.pending[decision.decision_id]["due"] == (START + timedelta(hours=48)).timestamp()
+    )
+    assert parts.resolver.expire(parts.book, (START + timedelta(hours=47)).timestamp()) == []
+    assert decision.decision_id in parts.book.pending
+    assert parts.resolver.expire(parts.book, (START + timedelta(hours=49)).timestamp()) == []
+    assert decision.decision_id not in parts.book.pending  # nothing more to learn from it
+    assert parts.resolver.stats.expired == 1 and parts.resolver.stats.late == 0
+
+
+def test_with_quantile_one_a_silence_waits_for_the_whole_response_window(tmp_path: Path) -> None:
+    parts = Parts(tmp_path, SilenceHorizon(quantile=1.0, min_answers=0))
+    for _ in range(10):
+        parts.resolver.horizon.answered(60.0)
+    decision = parts.decide()
+    parts.resolver.observe(parts.book, reaction(decision, "a", "impression", START))
+    assert parts.resolver.expire(parts.book, (START + timedelta(hours=47)).timestamp()) == []
+    told = parts.resolver.expire(parts.book, (START + timedelta(hours=49)).timestamp())
+    assert [(f.offer_id, f.label) for f in told] == [("a", False)]
+    assert decision.decision_id not in parts.book.pending  # no late accept is waited for
