@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
 from pipeline.next_best_offer.silence import SilenceHorizon
+from tests.factories import make_ranker_processor, offer
 
 WINDOW = 48 * 3600.0
 
@@ -59,3 +61,9 @@ def test_answers_later_than_every_bin_keep_the_horizon_at_the_window() -> None:
 def test_bad_settings_are_refused(settings: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("]", r"\]")):
         SilenceHorizon(**settings)  # type: ignore[arg-type]
+
+
+def test_the_ranker_tells_silences_at_the_quantile_its_settings_give(tmp_path: Path) -> None:
+    ranker = make_ranker_processor(tmp_path, [offer("a")], silence_quantile=0.8)
+    assert ranker.resolver.horizon.quantile == 0.8
+    assert make_ranker_processor(tmp_path, [offer("a")]).resolver.horizon.quantile == 0.99
