@@ -76,7 +76,8 @@ class StreamMetrics:
     def rewarded(self, reward: float, late: bool = False) -> None:
         """The first offer of a shown decision was resolved with this reward (value if taken);
         `late`: accepted after its silence was resolved with none, in the same round."""
-        self.rewarded_rounds += not late
+        if not late:
+            self.rewarded_rounds += 1
         self.reward += reward
 
     def snapshot(self) -> dict[str, float]:

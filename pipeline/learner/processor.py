@@ -2,12 +2,13 @@
 
 A feedback record is learned when its offset is past the last one learned from its partition
 (the offsets travel in every snapshot, so a learner restarted from its latest snapshot learns
-each record exactly once) and when its (decision, offer, late) was not learned in the recent past (a
-ranker replaying after a crash under at-least-once tells a resolved offer again). Before it is
-learned, a label scores the P(accept) the ranker had at decision time (progressive validation),
-and the first offer's reward scores the challenger's shadow choice off-policy (IPS, SNIPS, DR).
-A late accept (one that came after its silence was told) is a label of its own: learned after
-the negative, its reward added to its decision's round, not counted as a round of its own.
+each record exactly once) and when its (decision, offer, late) was not learned in the recent
+past (a ranker replaying after a crash under at-least-once tells a resolved offer again).
+Before it is learned, a label scores the P(accept) the ranker had at decision time
+(progressive validation), and the first offer's reward scores the challenger's shadow choice
+off-policy (IPS, SNIPS, DR). A late accept (one that came after its silence was told) is a
+label of its own: learned after the negative, its reward added to its decision's round, not
+counted as a round of its own.
 
 The champion learns every label of its own feature set; the challenger, the same labels when it
 reads the same features. No broker here: `app.py` feeds records in and publishes snapshots.

@@ -109,28 +109,26 @@ class FeedbackResolver:
         for decision_id, decision in list(book.pending.items()):
             if now <= decision["due"]:  # none of its offers can have expired yet
                 continue
-            next_due = None
+            dues = []  # when each offer still open next needs a look
             for offer_id, shown_at in list(decision["shown"].items()):
                 window = response_window_seconds(offers.get(offer_id))
-                if shown_at is None:
-                    expires = decision["at"] + window
-                else:
-                    silence = self.horizon.after(window)
-                    expires = shown_at + silence
-                    if now > expires:
-                        outcome = FeedbackOutcome.NO_RESPONSE
-                        feedback.append(self._told(book, decision_id, offer_id, outcome, now))
-                        self.stats.expired += 1
-                        if silence < window:  # a late accept may still come
-                            book.silenced(decision_id, offer_id)
-                            expires = shown_at + window
-                        else:
-                            book.resolve(decision_id, offer_id)
-                            continue
-                if now > expires:
-                    book.resolve(decision_id, offer_id)
+                if shown_at is None:  # not shown: forgotten when its window ends
+                    if now > decision["at"] + window:
+                        book.resolve(decision_id, offer_id)
+                    else:
+                        dues.append(decision["at"] + window)
                     continue
-                next_due = expires if next_due is None else min(next_due, expires)
+                silence = shown_at + self.horizon.after(window)
+                if now <= silence:
+                    dues.append(silence)
+                    continue
+                outcome = FeedbackOutcome.NO_RESPONSE
+                feedback.append(self._told(book, decision_id, offer_id, outcome, now))
+                self.stats.expired += 1
+                if now <= shown_at + window:  # a late accept may still come
+                    book.silenced(decision_id, offer_id)
+                else:
+                    book.resolve(decision_id, offer_id)
             if decision_id not in book.pending:  # every offer resolved: the decision is gone
                 continue
             for offer_id, shown_at in list(book.silent(decision_id).items()):
@@ -138,9 +136,9 @@ class FeedbackResolver:
                 if now > closes:
                     book.resolve(decision_id, offer_id)
                 else:
-                    next_due = closes if next_due is None else min(next_due, closes)
-            if next_due is not None:  # an offer is still open, so the decision is pending
-                decision["due"] = next_due
+                    dues.append(closes)
+            if dues:  # an offer is still open, so the decision is pending
+                decision["due"] = min(dues)
         return feedback
 
     def _told(

@@ -213,3 +213,15 @@ def test_with_quantile_one_a_silence_waits_for_the_whole_response_window(tmp_pat
     told = parts.resolver.expire(parts.book, (START + timedelta(hours=49)).timestamp())
     assert [(f.offer_id, f.label) for f in told] == [("a", False)]
     assert decision.decision_id not in parts.book.pending  # no late accept is waited for
+
+
+def test_a_silence_first_seen_after_the_whole_window_is_told_and_forgotten_at_once(
+    tmp_path: Path,
+) -> None:
+    parts = Parts(tmp_path, SilenceHorizon(quantile=0.5, min_answers=0))
+    parts.resolver.horizon.answered(600.0)
+    decision = parts.decide()
+    parts.resolver.observe(parts.book, reaction(decision, "a", "impression", START))
+    told = parts.resolver.expire(parts.book, (START + timedelta(days=3)).timestamp())
+    assert [(f.offer_id, f.label, f.late) for f in told] == [("a", False, False)]
+    assert decision.decision_id not in parts.book.pending  # no late accept can come any more
