@@ -31,6 +31,7 @@ from typing import Any
 
 from features.feature_set import DecisionParts, Exposure, Features, Moment, PartsFeatureSet
 from features.offer_features import DefaultFeatures
+from features.values import holdings
 
 # Read by the default features already, or not about the customer
 SKIPPED = frozenset({"customer_id", "segment", "age", "updated_at", "consents", "attributes"})
@@ -38,8 +39,18 @@ SKIPPED = frozenset({"customer_id", "segment", "age", "updated_at", "consents", 
 
 def indicators(customer: Mapping[str, Any]) -> tuple[str, ...]:
     """One indicator per text, yes/no or list item, and a log-scale band per number, of every
-    field of `customer` but the skipped ones, and of its `attributes`."""
-    fields = [(name, value) for name, value in customer.items() if name not in SKIPPED]
+    field of `customer` but the skipped ones, and of its `attributes`. A category accepted
+    through nbo is `acquired=…`, not one of the `products_held` (`features.values.holdings`).
+
+    >>> indicators({"products_held": ["card", "loan"], "acquired": ["loan"]})
+    ('products_held=card', 'acquired=loan')
+    """
+    held, _ = holdings(customer)
+    fields = [
+        (name, held if name == "products_held" else value)
+        for name, value in customer.items()
+        if name not in SKIPPED
+    ]
     fields += list((customer.get("attributes") or {}).items())
     found: list[str] = []
     for name, value in fields:
@@ -59,7 +70,7 @@ class EveryFieldFeatures(PartsFeatureSet):
     and with the offer."""
 
     def __init__(self) -> None:
-        super().__init__("every-field", 1)
+        super().__init__("every-field", 2)  # version 1 read accepted categories as held
         self._default = DefaultFeatures()
 
     def for_decision(self, customer: Mapping[str, Any], moment: Moment) -> DecisionParts:

@@ -1,6 +1,7 @@
 """The `default` feature set (`every-field`, the stream's default, adds to it): segment, age
-band, category, phase, channel, event, time, their crosses, the offer's exposure, and the
-offer's identity, alone and crossed with the customer's segment and age band.
+band, category, phase, channel, event, time, their crosses, the offer's exposure, whether the
+customer holds the offer's category or accepted it through nbo, and the offer's identity, alone
+and crossed with the customer's segment and age band.
 
 The category crosses carry what is known of a new offer on its first impression (what customers
 like this one think of its category); the identity crosses learn what sets an offer apart from
@@ -23,7 +24,7 @@ part once per decision.
 >>> "holds_category" in x
 False
 >>> DEFAULT_FEATURES.label
-'default/3'
+'default/4'
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from features.feature_set import DecisionParts, Exposure, Features, Moment, PartsFeatureSet
+from features.values import holdings
 
 
 @dataclass(frozen=True)
@@ -73,22 +75,26 @@ class CustomerPart:
 
     segment: str
     age_band: str
-    products_held: frozenset[str]
+    products_held: frozenset[str]  # as the CRM says
+    acquired: frozenset[str]  # categories accepted through nbo since
 
     @classmethod
     def of(cls, customer: Mapping[str, Any]) -> CustomerPart:
+        held, acquired = holdings(customer)
         return cls(
             segment=str(customer.get("segment") or "unknown"),
             age_band=age_band(float(customer.get("age") or 0)),
-            products_held=frozenset(customer.get("products_held") or ()),
+            products_held=frozenset(held),
+            acquired=frozenset(acquired),
         )
 
 
 class DefaultFeatures(PartsFeatureSet):
-    """Version 1 was the same without the offer's identity, version 2 without its crosses."""
+    """Version 1 was the same without the offer's identity, version 2 without its crosses,
+    version 3 read a category accepted through nbo as one the CRM says is held."""
 
     def __init__(self) -> None:
-        super().__init__("default", 3)
+        super().__init__("default", 4)
 
     def for_decision(self, customer: Mapping[str, Any], moment: Moment) -> DecisionFeatures:
         return DecisionFeatures(CustomerPart.of(customer), DecisionContext.of(moment))
@@ -132,6 +138,8 @@ class DecisionFeatures(DecisionParts):
             own["log_days_since_trigger"] = math.log1p(max(0.0, days)) / 5
         if category in customer.products_held:
             own["holds_category"] = 1.0
+        if category in customer.acquired:
+            own["accepted_category"] = 1.0
         return shared, own
 
 

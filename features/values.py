@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -28,3 +30,18 @@ def parse_time(value: str | float) -> datetime:
 def split_list(text: str) -> list[str]:
     """A list written in one text cell, `a|b|c`; empty parts are dropped."""
     return [part.strip() for part in text.split("|") if part.strip()]
+
+
+def holdings(customer: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(the products the CRM says the customer holds, the categories they accepted through nbo
+    that the CRM does not list yet): a customer's `products_held` has both, `acquired` the
+    second (`pipeline.valid_offers.state.customer_view`).
+
+    >>> holdings({"products_held": ["card", "savings"], "acquired": ["savings"]})
+    (['card'], ['savings'])
+    >>> holdings({"products_held": ["card"]})
+    (['card'], [])
+    """
+    acquired = list(customer.get("acquired") or ())
+    held = [product for product in customer.get("products_held") or () if product not in acquired]
+    return held, acquired

@@ -50,6 +50,7 @@ INPUT_SCHEMA = Schema(
         ColSpec("string", "segment"),
         ColSpec("double", "age"),
         ColSpec("string", "products_held", required=False),  # a|b|c
+        ColSpec("string", "acquired", required=False),  # a|b: of those, accepted through nbo
         ColSpec("string", "offer_id"),
         ColSpec("string", "category"),
         ColSpec("double", "value", required=False),
@@ -85,6 +86,7 @@ def records_of_row(
         "segment": given["segment"],
         "age": given["age"],
         "products_held": split_list(str(given.get("products_held", ""))),
+        "acquired": split_list(str(given.get("acquired", ""))),
         "attributes": attributes("customer_attributes"),
     }
     offer = {

@@ -110,12 +110,26 @@ def days_since_trigger(
 
 
 def customer_view(state: State, customer_id: str) -> dict[str, Any]:
-    """What rules and the ranker see as `customer`: profile, `known`, products incl. acquired."""
+    """What rules and the ranker see as `customer`: the profile, `known`, and in
+    `products_held` the CRM's products and the categories accepted since.
+
+    `acquired` names the accepted categories the CRM does not list: rules read them as held (do
+    not sell it twice), and the ranker's features keep them apart from what the CRM says, since
+    an accept says something else about a customer than a product they chose elsewhere.
+
+    >>> state = new_state()
+    >>> apply_profile(state, {**DEFAULT_PROFILE, "products_held": ["card"]})
+    >>> apply_interaction(state, "s-1", "savings", "accept", 1.0)
+    >>> view = customer_view(state, "C1")
+    >>> view["products_held"], view["acquired"]
+    (['card', 'savings'], ['savings'])
+    """
     profile = state["profile"]
     view = dict(profile) if profile is not None else {**DEFAULT_PROFILE}
     view["customer_id"] = customer_id
     view["known"] = profile is not None
-    if state["acquired"]:
-        held = list(view["products_held"])
-        view["products_held"] = held + [c for c in state["acquired"] if c not in held]
+    held = list(view["products_held"])
+    acquired = [category for category in state["acquired"] if category not in held]
+    view["products_held"] = held + acquired
+    view["acquired"] = acquired
     return view

@@ -30,6 +30,17 @@ def test_a_field_the_crm_adds_is_learned_from_without_code() -> None:
     assert not any(name.startswith(("customer_id", "segment", "consents")) for name in found)
 
 
+def test_a_category_accepted_through_nbo_is_told_apart_from_the_crms_products() -> None:
+    customer = {**CUSTOMER, "products_held": ["card", "savings", "loan"], "acquired": ["loan"]}
+    found = indicators(customer)
+    assert "acquired=loan" in found and "products_held=loan" not in found
+    assert {"products_held=card", "products_held=savings"} <= set(found)
+    offer = {"offer_id": "loan-1", "category": "loan"}
+    loan = EVERY_FIELD.features(customer, offer, MOMENT, PRIMARY)
+    assert loan["acquired=loan×offer=loan-1"] == loan["accepted_category"] == 1.0
+    assert "products_held=loan×offer=loan-1" not in loan and "holds_category" not in loan
+
+
 def test_numbers_fall_in_log_bands_that_tell_income_levels_apart() -> None:
     def band(income: float) -> str:
         return next(i for i in indicators({"income": income}))

@@ -12,6 +12,7 @@ customers = st.fixed_dictionaries(
         "segment": st.sampled_from(["student", "mass", "private"]),
         "age": st.integers(0, 100),
         "products_held": st.lists(st.sampled_from(["card", "loan", "mortgage"]), max_size=3),
+        "acquired": st.lists(st.sampled_from(["card", "loan"]), max_size=2),
     }
 )
 offers = st.fixed_dictionaries(
@@ -39,7 +40,10 @@ def test_features_never_mutate_their_inputs(customer, offer, exposure) -> None: 
     assert all(isinstance(v, float) for v in features.values())
     assert features["weekend"] == 1.0  # 2026-11-07 is a Saturday
     assert features[f"offer={offer['offer_id']}"] == 1.0
-    assert ("holds_category" in features) == (offer["category"] in customer["products_held"])
+    category, acquired = offer["category"], customer["acquired"]
+    held_by_crm = category in customer["products_held"] and category not in acquired
+    assert ("holds_category" in features) == held_by_crm
+    assert ("accepted_category" in features) == (category in acquired)
     assert ("log_days_since_trigger" in features) == (exposure.days_since_trigger is not None)
 
 

@@ -30,14 +30,18 @@ def test_contacts_count_window_and_unanswered_until_a_response() -> None:
     assert len(state["contacts"]["o1"]["shown"]) == cs.IMPRESSIONS_KEPT
 
 
-def test_accepting_an_offer_adds_its_category_to_products_held() -> None:
+def test_accepting_an_offer_adds_its_category_to_products_held_and_to_acquired() -> None:
     state = cs.new_state()
     cs.apply_profile(state, {**cs.DEFAULT_PROFILE, "age": 30, "products_held": ["card"]})
     cs.apply_interaction(state, "m1", "mortgage", "accept", 1.0)
     cs.apply_interaction(state, "c1", "card", "convert", 2.0)
+    cs.apply_interaction(state, "l1", "loan", "dismiss", 3.0)
     view = cs.customer_view(state, "C1")
-    assert view["products_held"] == ["card", "mortgage"]
+    assert view["products_held"] == ["card", "mortgage"]  # what rules read as held
+    assert view["acquired"] == ["mortgage"]  # the card was the CRM's already
     assert view["known"] is True and view["customer_id"] == "C1"
+    cs.apply_profile(state, {**cs.DEFAULT_PROFILE, "products_held": ["card", "mortgage"]})
+    assert cs.customer_view(state, "C1")["acquired"] == []  # the CRM has caught up
 
 
 def test_unknown_customer_gets_the_documented_default() -> None:

@@ -70,6 +70,7 @@ def test_the_logged_pyfunc_scores_like_the_live_ranker(settings: Settings, tmp_p
     record = valid_offers(
         candidate("card-1", 1), candidate("loan-1", 4, 1, 1), candidate("ins-1", None)
     )
+    record.customer.update(products_held=["savings", "loan"], acquired=["loan"])
     decision = decide(ranker, CustomerDecisions(MemoryState()), record)
 
     version = register(settings, ranker.models.model)
@@ -84,6 +85,7 @@ def test_the_logged_pyfunc_scores_like_the_live_ranker(settings: Settings, tmp_p
                 "segment": record.customer["segment"],
                 "age": float(record.customer["age"]),
                 "products_held": "|".join(record.customer["products_held"]),
+                "acquired": "|".join(record.customer["acquired"]),
                 "offer_id": given["offer_id"],
                 "category": category,
                 "channel": record.channel,

@@ -184,6 +184,7 @@ def test_unknown_customer_gets_the_default_profile_and_interactions_update_state
     assert ghost["customer"]["known"] is False and ghost["candidates"] == []
     after = decided["c2"]
     assert "mortgage" in after["customer"]["products_held"]
+    assert after["customer"]["acquired"] == ["mortgage"]  # accepted, not the CRM's
     assert not any(c["offer_id"].startswith("mortgage-") for c in after["candidates"])
     card = next(c for c in after["candidates"] if c["offer_id"] == "card-01")
     assert (card["impressions"], card["unanswered_impressions"]) == (1, 1)
