@@ -67,6 +67,8 @@ def test_the_logged_pyfunc_scores_like_the_live_ranker(settings: Settings, tmp_p
     ]
     ranker = make_ranker_processor(tmp_path, offers)
     ranker.models.model = preferring("card", "loan")
+    for _ in range(30):  # a customer's accepted loan weighs apart from a loan the CRM knows of
+        ranker.models.model.learn_one({"bias": 1.0, "accepted_category": 1.0}, False)
     record = valid_offers(
         candidate("card-1", 1), candidate("loan-1", 4, 1, 1), candidate("ins-1", None)
     )
