@@ -113,11 +113,12 @@ def earned_now(profile: TimeValueProfile, phase: Phase, objective: Objective) ->
     """What an acceptance of the offer earns now, under `objective`; the ranker's priority is
     P(accept) × this × business lever, and an offer that earns nothing or less is not shown.
 
-    - `expected-value` (nbo's): the offer's value in any phase before its point of negative
-      impact, past it a harm (`negative_value_ratio` × value, so never shown). The interest
-      phase changes how likely an acceptance is, not what it earns, and the model's P(accept)
-      learns that from the phase: the time value is counted once, in P(accept).
-    - `time-weighted`: the value curve's value now (`value_now`), as nbo ranked before: with a
+    - `expected-value` (the best choice of `nbo demo`'s channel): the offer's value in any
+      phase before its point of negative impact, past it a harm (`negative_value_ratio` ×
+      value, so never shown). The interest phase changes how likely an acceptance is, not what
+      it earns, and the model's P(accept) learns that from the phase: the time value is
+      counted once, in P(accept).
+    - `time-weighted` (the ranker's default): the value curve's value now (`value_now`): with a
       model that learns the phase, the phase is counted twice, and an offer in its primary
       period beats a likelier one outside it.
 
