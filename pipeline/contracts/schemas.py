@@ -322,6 +322,11 @@ class Decision(Output):
     feature_set: str
     rule_versions: dict[str, int]
     explanation: str
+    best_by_expected_value: str | None = Field(
+        default=None,
+        description="the candidate the model's P(accept) × value × lever (the interest phase "
+        "counted once) puts first, shown or not: what the time weighting and exploration changed",
+    )
 
 
 class Feedback(Output):

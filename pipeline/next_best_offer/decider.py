@@ -103,7 +103,23 @@ class Decider:
             if chosen
             else "no offer worth showing"
         )
-        return self._decision(valid, model, decision_id, offers, explanation)
+        best = self._best_by_expected_value(ranked, phases)
+        return self._decision(valid, model, decision_id, offers, explanation, best)
+
+    def _best_by_expected_value(
+        self, ranked: list[Candidate], phases: dict[str, Phase]
+    ) -> str | None:
+        """The candidate the model's own P(accept) makes worth the most, P(accept) × value ×
+        lever with the interest phase counted once: what the objective's time weighting (and
+        exploration) may have put lower or left out of the decision."""
+        terms = self._offer_terms()
+
+        def expected_value(candidate: Candidate) -> float:
+            offer = terms[candidate.key]
+            earned = earned_now(offer.profile, phases[candidate.key], "expected-value")
+            return candidate.p_accept * earned * offer.lever
+
+        return max(ranked, key=expected_value).key if ranked else None
 
     def repeat(self, book: CustomerDecisions, valid: ValidOffers, earlier: Decision) -> bool:
         """Keep `earlier`, the decision already emitted for this event, as if it were made now
@@ -250,6 +266,7 @@ class Decider:
         decision_id: str,
         offers: list[RankedOffer],
         explanation: str,
+        best_by_expected_value: str | None = None,
     ) -> Decision:
         self.stats.decisions += 1
         return Decision(
@@ -268,4 +285,5 @@ class Decider:
             feature_set=model.features.label,
             rule_versions=valid.rule_versions,
             explanation=explanation,
+            best_by_expected_value=best_by_expected_value,
         )

@@ -46,7 +46,8 @@ class RegretParts:
     """Where one decision's expected value lost to the best choice went, step by step along the
     decision's path; the parts add up to the loss (a part is negative when a step happened to
     gain). `model` is the offer the ranker's own P(accept) makes best under the objective, among
-    the offers it emitted; `greedy` the one its priority makes best."""
+    all the candidates it scored (the decision's `best_by_expected_value`); `greedy` the one its
+    priority makes best."""
 
     contact_policy: float = 0.0  # the best candidate − the best the contact policy allows
     wrong_category: float = 0.0  # the best allowed − `model`, when in another category
@@ -242,7 +243,8 @@ class Channel:
             return Outcome([], False, False, NOTHING, oracle, random_choice, None, oracle_offer)
         shown = decision["offers"][0]["offer_id"]
         learned = truths.get(shown, NOTHING)
-        regret = self._regret(worth_showing, truths, oracle_offer, decision["offers"])
+        regret = self._regret(worth_showing, truths, oracle_offer, decision["offers"],
+                              decision.get("best_by_expected_value"))  # fmt: skip
         p_shown = learned.p_accept
         interactions = [self._interaction(decision, shown, "impression", at + timedelta(seconds=1))]
         draw = self._rng.random()
@@ -271,6 +273,7 @@ class Channel:
         allowed: dict[str, Truth],
         best_allowed: str | None,
         emitted: list[dict[str, Any]],
+        best_by_expected_value: str | None,
     ) -> RegretParts:
         """The loss of the offer shown against the best candidate, split along the decision's
         path: contact policy, the model's own estimates, its weighing of value, exploration."""
@@ -280,11 +283,7 @@ class Channel:
 
         best = worth_showing[_best(worth_showing) or ""].value if worth_showing else 0.0
         greedy = max(emitted, key=lambda offer: offer["score"])["offer_id"]
-        offers = self._offers
-        model = max(
-            emitted,
-            key=lambda offer: offer["p_accept"] * earned(offers[offer["offer_id"]], offer["phase"]),
-        )["offer_id"]
+        model = best_by_expected_value or self._best_emitted(emitted)
         same_category = best_allowed is not None and (
             self._offers[model]["category"] == self._offers[best_allowed]["category"]
         )
@@ -295,6 +294,17 @@ class Channel:
             wrong_offer=missed if same_category else 0.0,
             time_weighting=value(model) - value(greedy),
             exploration=value(greedy) - value(emitted[0]["offer_id"]),
+        )
+
+    def _best_emitted(self, emitted: list[dict[str, Any]]) -> str:
+        """Of the offers a decision emitted, the one its P(accept) makes worth the most: the
+        model's own choice, for decisions that do not name it among all their candidates."""
+        offers = self._offers
+        return str(
+            max(
+                emitted,
+                key=lambda o: o["p_accept"] * earned(offers[o["offer_id"]], o["phase"]),
+            )["offer_id"]
         )
 
     def _interaction(

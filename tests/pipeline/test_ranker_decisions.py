@@ -158,6 +158,24 @@ def test_time_weighted_ranking_weighs_cold_offers_by_the_irrelevant_ratio(tmp_pa
     assert [o["offer_id"] for o in decision["offers"]] == ["a-cheap", "z-rich"]
 
 
+def test_a_decision_names_the_offer_worth_most_by_expected_value_even_if_not_emitted(
+    tmp_path: Path,
+) -> None:
+    """What the time weighting changed stays visible: at equal P(accept) the rich cold offer
+    earns most, though its tenth of the value leaves it out of a one-offer decision."""
+    offers = [offer("a-cheap", value=50.0), offer("z-rich", value=300.0)]
+    warm = valid(candidate("a-cheap", 1), candidate("z-rich", None))
+    named = {}
+    for objective in ("time-weighted", "expected-value"):
+        ranker = make_ranker_processor(tmp_path / objective, offers, objective=objective, top_k=1)
+        decision = decide(ranker, CustomerDecisions(MemoryState()), warm)
+        named[objective] = (decision["offers"][0]["offer_id"], decision["best_by_expected_value"])
+    assert named == {"time-weighted": ("a-cheap", "z-rich"), "expected-value": ("z-rich", "z-rich")}
+    ranker = make_ranker_processor(tmp_path / "none", offers, irrelevant_value_ratio=0.0)
+    empty = decide(ranker, CustomerDecisions(MemoryState()), valid(candidate("z-rich", None)))
+    assert empty["offers"] == [] and empty["best_by_expected_value"] is None
+
+
 def test_cold_offers_are_not_shown_when_they_are_worth_nothing(tmp_path: Path) -> None:
     ranker = make_ranker_processor(
         tmp_path, [offer("a"), offer("b")], objective="time-weighted", irrelevant_value_ratio=0.0

@@ -113,6 +113,21 @@ def test_a_wrong_category_and_a_wrong_offer_within_it_are_told_apart() -> None:
     assert across.regret.wrong_offer == 0.0
 
 
+def test_an_offer_the_time_weighting_left_out_of_the_decision_is_charged_to_it() -> None:
+    channel = Channel(KnownWorld(TRUTH), dict(OFFERS))
+    valid = candidates(("card-a", 1, 0), ("card-b", 1, 0), ("loan-a", 7, 0))
+    # best: card-a (30), and the model's P(accept) × value says so too, but the time weighting
+    # emitted card-b alone (20)
+    decision = {**shown(("card-b", 1.0, 0.5, "primary")), "best_by_expected_value": "card-a"}
+    parts = channel.respond(valid, decision).regret
+    assert parts.time_weighting == pytest.approx(30.0 - 20.0)
+    assert parts.wrong_category == parts.wrong_offer == 0.0
+    # without the name, only the emitted offers tell what the model preferred
+    del decision["best_by_expected_value"]
+    parts = channel.respond(valid, decision).regret
+    assert (parts.wrong_offer, parts.time_weighting) == (pytest.approx(10.0), 0.0)
+
+
 def test_the_scoreboard_gives_each_parts_share_of_the_loss_over_its_window() -> None:
     channel = Channel(KnownWorld(TRUTH), dict(OFFERS))
     board = Scoreboard(window=2)
