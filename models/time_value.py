@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Phase = Literal["primary", "secondary", "irrelevant", "negative"]
-Objective = Literal["expected-value", "time-weighted"]
-OBJECTIVES: tuple[Objective, ...] = ("expected-value", "time-weighted")
+Objective = Literal["value-curve", "expected-value", "time-weighted"]
+OBJECTIVES: tuple[Objective, ...] = ("value-curve", "expected-value", "time-weighted")
 SECONDS_PER_DAY = 86_400.0  # event times are epoch seconds; interest periods are days
 DEFAULT_FATIGUE_SHARE = 0.25
 
@@ -118,9 +118,13 @@ def earned_now(profile: TimeValueProfile, phase: Phase, objective: Objective) ->
       value, so never shown). The interest phase changes how likely an acceptance is, not what
       it earns, and the model's P(accept) learns that from the phase: the time value is
       counted once, in P(accept).
-    - `time-weighted` (the ranker's default): the value curve's value now (`value_now`): with a
-      model that learns the phase, the phase is counted twice, and an offer in its primary
-      period beats a likelier one outside it.
+    - `value-curve` (the ranker's default): the value curve's value now (`value_now`), and the
+      ranker reads P(accept) as if the offer were in its primary period: the time value is
+      counted once, by the curve. The model still learns from the phase each offer was shown
+      in, so that its other weights do not take the phase's part.
+    - `time-weighted`: the value curve's value now, with P(accept) in the phase the offer is
+      in: with a model that learns the phase, the phase is counted twice, and an offer in its
+      primary period beats a likelier one outside it.
 
     >>> profile = TimeValueProfile(value=100, primary_interest_days=2, secondary_interest_days=5,
     ...                            negative_impact_days=10, irrelevant_value_ratio=0.1)
@@ -130,7 +134,9 @@ def earned_now(profile: TimeValueProfile, phase: Phase, objective: Objective) ->
     >>> [earned_now(profile, phase, "time-weighted") for phase in ("primary", "secondary",
     ...                                                            "irrelevant", "negative")]
     [100.0, 50.0, 10.0, -50.0]
+    >>> earned_now(profile, "secondary", "value-curve")
+    50.0
     """
-    if objective == "time-weighted" or phase == "negative":
+    if objective != "expected-value" or phase == "negative":
         return profile.value_in[phase]
     return float(profile.value)

@@ -130,10 +130,12 @@ class Settings(BaseSettings):
     learning_rate: float = Field(default=0.15, gt=0, description="SGD step of the `logistic` model")
     exploration: PolicyName = DEFAULT_POLICY
     epsilon: float = Field(default=0.1, ge=0, le=1, description="for epsilon-greedy")
-    # What the ranker maximises (models/time_value.py `earned_now`): P(accept) × the value
-    # curve's value now × lever (time-weighted), or P(accept) × value × lever with the interest
-    # phase counted once, in P(accept) (expected-value). docs/data-science.md has what each gave.
-    objective: Objective = "time-weighted"
+    # What the ranker maximises (models/time_value.py `earned_now`): P(accept) in the offer's
+    # primary period × the value curve's value now × lever (value-curve: the interest phase
+    # counted once, by the curve), P(accept) × value × lever (expected-value: once, in
+    # P(accept)), or P(accept) × value now × lever (time-weighted: twice). docs/data-science.md
+    # has what each gave.
+    objective: Objective = "value-curve"
     # time-weighted only: what an offer outside any interest period (no trigger, or past it) is
     # worth, as a share of its value (0 never shows such offers)
     irrelevant_value_ratio: float = Field(default=0.1, ge=0, le=1)

@@ -297,8 +297,10 @@ class ValidOffers(Output):
 class RankedOffer(Output):
     offer_id: str
     rank: int
-    score: float = Field(description="priority = P(accept) × value now × business lever")
-    p_accept: float
+    score: float = Field(
+        description="priority = P(accept) as the objective reads it × value now × business lever"
+    )
+    p_accept: float = Field(description="the model's P(accept) in the offer's phase now")
     value_now: float
     phase: Phase
     propensity: float = Field(description="probability the policy chose this offer here")

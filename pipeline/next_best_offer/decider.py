@@ -77,37 +77,47 @@ class Decider:
         if not self.contact.channel_allowed(book.channel_shown(valid.channel), now):
             self.stats.suppressed += len(valid.candidates)
             return self._decision(valid, model, decision_id, [], "channel daily limit reached")
-        candidates, phases = self._candidates(valid, model, now)
+        candidates, phases, seen = self._candidates(valid, model, now)
         ranked = model.rank(candidates)
         order, propensities = self.policy.choose(model.ranking(ranked))
         top = order[: self._top_k]
         chosen = [ranked[i] for i in top]
+        p_now = self._p_accept_now(model, ranked, seen)
         offers = [
             RankedOffer(
                 offer_id=c.key,
                 rank=rank,
                 score=round(c.score, 6),
-                p_accept=round(c.p_accept, 6),
+                p_accept=round(p_now[c.key], 6),
                 value_now=round(c.value_now, 4),
                 phase=phases[c.key],
                 propensity=propensities[index],
             )
             for rank, (index, c) in enumerate(zip(top, chosen, strict=True), start=1)
         ]
-        features = {c.key: c.all_features() for c in chosen}  # learned from, and explained
+        features = {c.key: seen[c.key].all_features() for c in chosen}  # learned from
         if chosen:
             shadow = self._shadow(candidates, chosen[0].key, propensities[top[0]])
             self._remember(book, valid, decision_id, offers, features, model, shadow)
         explanation = (
-            self._explain(model, chosen[0], features[chosen[0].key], phases)
+            self._explain(model, chosen[0], chosen[0].all_features(), phases)
             if chosen
             else "no offer worth showing"
         )
-        best = self._best_by_expected_value(ranked, phases)
+        best = self._best_by_expected_value(ranked, phases, p_now)
         return self._decision(valid, model, decision_id, offers, explanation, best)
 
+    def _p_accept_now(
+        self, model: OnlineRanker, ranked: list[Candidate], seen: dict[str, Candidate]
+    ) -> dict[str, float]:
+        """Each candidate's P(accept) in the phase it is in now: what it was ranked by, unless
+        the objective read it as if in its primary period (`value-curve`)."""
+        if all(seen[c.key] is c for c in ranked):
+            return {c.key: c.p_accept for c in ranked}
+        return {c.key: c.p_accept for c in model.rank([seen[c.key] for c in ranked])}
+
     def _best_by_expected_value(
-        self, ranked: list[Candidate], phases: dict[str, Phase]
+        self, ranked: list[Candidate], phases: dict[str, Phase], p_now: dict[str, float]
     ) -> str | None:
         """The candidate the model's own P(accept) makes worth the most, P(accept) × value ×
         lever with the interest phase counted once: what the objective's time weighting (and
@@ -117,7 +127,7 @@ class Decider:
         def expected_value(candidate: Candidate) -> float:
             offer = terms[candidate.key]
             earned = earned_now(offer.profile, phases[candidate.key], "expected-value")
-            return candidate.p_accept * earned * offer.lever
+            return p_now[candidate.key] * earned * offer.lever
 
         return max(ranked, key=expected_value).key if ranked else None
 
@@ -128,11 +138,10 @@ class Decider:
         if not earlier.offers:
             return True
         model = self._models.model
-        candidates, _ = self._candidates(valid, model, valid.timestamp.timestamp())
-        by_key = {c.key: c for c in candidates}
-        if any(o.offer_id not in by_key for o in earlier.offers):
+        candidates, _, seen = self._candidates(valid, model, valid.timestamp.timestamp())
+        if any(o.offer_id not in seen for o in earlier.offers):
             return False
-        features = {o.offer_id: by_key[o.offer_id].all_features() for o in earlier.offers}
+        features = {o.offer_id: seen[o.offer_id].all_features() for o in earlier.offers}
         first = earlier.offers[0]
         shadow = self._shadow(candidates, first.offer_id, first.propensity)
         self._remember(book, valid, earlier.decision_id, earlier.offers, features, model, shadow,
@@ -200,13 +209,17 @@ class Decider:
 
     def _candidates(
         self, valid: ValidOffers, model: OnlineRanker, now: float
-    ) -> tuple[list[Candidate], dict[str, Phase]]:
+    ) -> tuple[list[Candidate], dict[str, Phase], dict[str, Candidate]]:
+        """(the candidates as the objective ranks them, each one's phase, each one as it is
+        now: with the phase it is in, what the model learns from). Under `value-curve` an offer
+        outside its primary period is ranked with the features it would have in it, so that the
+        value curve alone counts the phase; otherwise the two are the same objects."""
         moment = Moment(valid.event_type, valid.channel, valid.timestamp, valid.event_attributes)
         features = model.features.for_decision(valid.customer, moment)
         offers = self._tables.catalogue.offers
         terms_of = self._offer_terms()
         fatigue_share = self.contact.fatigue_share
-        candidates, phases = [], {}
+        candidates, phases, seen = [], {}, {}
         for candidate in valid.candidates:
             offer_id, impressions = candidate["offer_id"], candidate["impressions"]
             terms = terms_of.get(offer_id)
@@ -222,9 +235,14 @@ class Decider:
                 continue
             exposure = Exposure(days, phase, impressions, unanswered)
             shared, own = features.parts(offers[offer_id], exposure)
-            candidates.append(Candidate(offer_id, own, value, terms.lever, shared))
+            now_seen = seen[offer_id] = Candidate(offer_id, own, value, terms.lever, shared)
+            if self._objective == "value-curve" and phase != "primary":
+                shared, own = features.parts(offers[offer_id], exposure._replace(phase="primary"))
+                candidates.append(Candidate(offer_id, own, value, terms.lever, shared))
+            else:
+                candidates.append(now_seen)
             phases[offer_id] = phase
-        return candidates, phases
+        return candidates, phases, seen
 
     def _offer_terms(self) -> dict[str, OfferTerms]:
         """Each offer's terms, worked out once per catalogue (which is replaced on any change)."""
@@ -253,9 +271,12 @@ class Decider:
         reasons = ", ".join(
             f"{name} {weight:+.2f}" for name, weight in model.contributions(features)
         )
+        phase = phases[top.key]
+        as_if_primary = self._objective == "value-curve" and phase != "primary"
+        p_accept = "P(accept) in its primary period" if as_if_primary else "P(accept)"
         text = (
-            f"{top.key}: P(accept) {top.p_accept:.3f} × value now {top.value_now:.0f} "
-            f"({phases[top.key]} interest) × lever {top.lever:g}"
+            f"{top.key}: {p_accept} {top.p_accept:.3f} × value now {top.value_now:.0f} "
+            f"({phase} interest) × lever {top.lever:g}"
         )
         return f"{text}; largest contributions: {reasons}" if reasons else text
 

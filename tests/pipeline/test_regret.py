@@ -157,6 +157,27 @@ def test_the_ranker_counts_the_interest_phase_once_unless_told_to_weigh_it(
     assert weighed["time-weighted"] == {"early": 100.0, "late": 50.0}
 
 
+def test_the_value_curve_objective_counts_the_phase_once_by_the_curve(tmp_path: Path) -> None:
+    offers = [catalogue_offer("early"), catalogue_offer("late")]
+    record = valid_offers(candidate("early", 1), candidate("late", 7))  # "late": secondary
+    decided = {}
+    for objective in ("value-curve", "time-weighted"):
+        ranker = make_ranker_processor(tmp_path / objective, offers, objective=objective)
+        for _ in range(40):  # the model learns that the secondary period lowers P(accept)
+            ranker.models.model.learn_one({"bias": 1.0, "phase=secondary": 1.0}, False)
+        book = CustomerDecisions(MemoryState())
+        decision = decide(ranker, book, record)
+        pending = book.details(decision["decision_id"]).offers["late"].features
+        assert pending["phase=secondary"] == 1.0  # learned from the phase it was shown in
+        decided[objective] = {o["offer_id"]: o for o in decision["offers"]}
+    once, twice = decided["value-curve"], decided["time-weighted"]
+    # both tell the P(accept) of the moment, lower in the secondary period
+    assert once["late"]["p_accept"] == twice["late"]["p_accept"] < once["early"]["p_accept"]
+    # value-curve ranks by P(accept) in the primary period × value now (halved): the phase once
+    assert once["late"]["score"] == pytest.approx(once["early"]["score"] / 2, rel=1e-4)
+    assert twice["late"]["score"] < twice["early"]["score"] / 2 * 0.9
+
+
 def test_the_households_world_is_seeded_and_its_records_are_valid() -> None:
     world = HouseholdsWorld(customers=200, seed=5)
     assert world.events(20) == HouseholdsWorld(customers=200, seed=5).events(20)
