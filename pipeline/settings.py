@@ -136,8 +136,8 @@ class Settings(BaseSettings):
     # P(accept)), or P(accept) × value now × lever (time-weighted: twice). docs/data-science.md
     # has what each gave.
     objective: Objective = "value-curve"
-    # time-weighted only: what an offer outside any interest period (no trigger, or past it) is
-    # worth, as a share of its value (0 never shows such offers)
+    # value-curve and time-weighted: what an offer outside any interest period (no trigger, or
+    # past it) is worth, as a share of its value (0 never shows such offers)
     irrelevant_value_ratio: float = Field(default=0.1, ge=0, le=1)
     # A shown offer's silence is told as a negative label once this share of the answers have
     # come by then (`pipeline.next_best_offer.silence`); 1 waits for each offer's whole
