@@ -112,9 +112,11 @@ class Decider:
     ) -> dict[str, float]:
         """Each candidate's P(accept) in the phase it is in now: what it was ranked by, unless
         the objective read it as if in its primary period (`value-curve`)."""
-        if all(seen[c.key] is c for c in ranked):
-            return {c.key: c.p_accept for c in ranked}
-        return {c.key: c.p_accept for c in model.rank([seen[c.key] for c in ranked])}
+        p_now = {c.key: c.p_accept for c in ranked}
+        elsewhere = [seen[c.key] for c in ranked if seen[c.key] is not c]
+        if elsewhere:  # scored once more, in the phase they are in
+            p_now.update((c.key, c.p_accept) for c in model.rank(elsewhere))
+        return p_now
 
     def _best_by_expected_value(
         self, ranked: list[Candidate], phases: dict[str, Phase], p_now: dict[str, float]

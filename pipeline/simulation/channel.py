@@ -2,10 +2,10 @@
 
 It knows each valid candidate's true P(accept) (from the world), so it also reports, per
 decision, what the best choice (the oracle) and a uniformly random valid offer would have given,
-and where the value lost to the best choice went (`RegretParts`). The best choice is defined by
-nbo's objective (README, "What the ranker maximises"; `models.time_value.earned_now`): the
-expected value P(accept) × value × business lever, the interest phase counted once (in the true
-P(accept)), past the point of negative impact never shown.
+and where the value lost to the best choice went (`RegretParts`). The best choice is the
+expected value of the moment (`models.time_value.earned_now`'s `expected-value`): P(accept) ×
+value × business lever, the interest phase counted once (in the true P(accept)), past the point
+of negative impact never shown.
 """
 
 from __future__ import annotations

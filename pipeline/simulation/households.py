@@ -11,8 +11,8 @@ the default features' segment and age crosses see little of it.
 world exactly, as far as its labels allow (the ceiling `benchmarks.learnability` compares a
 feature set with).
 
-The best choice is defined as in the README's objective, by the channel
-(`pipeline.simulation.channel`): P(accept) × value × lever.
+The best choice is defined by the channel (`pipeline.simulation.channel`): the expected value
+of the moment, P(accept) × value × lever.
 
 >>> world = HouseholdsWorld(customers=40, seed=3)
 >>> len(world.offers()), len({offer["category"] for offer in world.offers()})
