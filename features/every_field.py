@@ -70,7 +70,8 @@ class EveryFieldFeatures(PartsFeatureSet):
     and with the offer."""
 
     def __init__(self) -> None:
-        super().__init__("every-field", 2)  # version 1 read accepted categories as held
+        # version 1 read accepted categories as held, version 2 had `default/4`'s exposure counts
+        super().__init__("every-field", 3)
         self._default = DefaultFeatures()
 
     def for_decision(self, customer: Mapping[str, Any], moment: Moment) -> DecisionParts:

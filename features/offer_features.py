@@ -24,7 +24,7 @@ part once per decision.
 >>> "holds_category" in x
 False
 >>> DEFAULT_FEATURES.label
-'default/4'
+'default/5'
 """
 
 from __future__ import annotations
@@ -91,10 +91,11 @@ class CustomerPart:
 
 class DefaultFeatures(PartsFeatureSet):
     """Version 1 was the same without the offer's identity, version 2 without its crosses,
-    version 3 read a category accepted through nbo as one the CRM says is held."""
+    version 3 read a category accepted through nbo as one the CRM says is held, version 4 scaled
+    the impression counts to tenths."""
 
     def __init__(self) -> None:
-        super().__init__("default", 4)
+        super().__init__("default", 5)
 
     def for_decision(self, customer: Mapping[str, Any], moment: Moment) -> DecisionFeatures:
         return DecisionFeatures(CustomerPart.of(customer), DecisionContext.of(moment))
@@ -103,7 +104,9 @@ class DefaultFeatures(PartsFeatureSet):
 DEFAULT_FEATURES = DefaultFeatures()
 
 
-_TENTHS = tuple(count / 10 for count in range(11))  # a count within [0, 10], scaled to [0, 1]
+# A count of impressions, capped: one more unanswered impression moves the logit by one weight,
+# which the prior lets reach a fatigue's size (scaled to tenths, it held fatigue to half of it)
+_COUNTS = tuple(float(count) for count in range(11))
 
 
 class DecisionFeatures(DecisionParts):
@@ -130,8 +133,8 @@ class DecisionFeatures(DecisionParts):
         offer_id, customer = offer["offer_id"], self._customer
         own = {
             **_offer_block(offer_id, customer.segment, customer.age_band),
-            "impressions": _TENTHS[max(0, min(exposure.impressions, 10))],
-            "unanswered": _TENTHS[max(0, min(exposure.unanswered, 10))],
+            "impressions": _COUNTS[max(0, min(exposure.impressions, 10))],
+            "unanswered": _COUNTS[max(0, min(exposure.unanswered, 10))],
         }
         days = exposure.days_since_trigger
         if days is not None:

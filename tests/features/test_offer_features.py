@@ -1,4 +1,5 @@
 import copy
+import random
 from datetime import UTC, datetime
 
 import pytest
@@ -6,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from features import DEFAULT_FEATURES, Exposure, Moment, feature_set, make_feature_set
+from models.ranker import make_ranker
 
 customers = st.fixed_dictionaries(
     {
@@ -94,3 +96,25 @@ def test_a_feature_that_is_not_a_number_is_named() -> None:
     moment = Moment("login", "web", datetime(2026, 11, 9, 8, tzinfo=UTC))
     with pytest.raises(ValueError, match="careless/1: feature 'tier' of offer 'o1' is 'gold'"):
         careless.features({"attributes": {"tier": "gold"}}, {"offer_id": "o1"}, moment, Exposure())
+
+
+def test_the_default_model_learns_how_much_each_unanswered_impression_costs() -> None:
+    # Each unanswered impression multiplies P(accept) by 0.7: a fatigue the size of the
+    # simulated worlds'. The default model, given the default features, should learn about
+    # that much from a few thousand labels, not a prior-shrunk fraction of it.
+    rng = random.Random(5)
+    model = make_ranker()  # the default model, with the default features
+    moment = Moment("login", "web", datetime(2026, 11, 9, 8, tzinfo=UTC))
+    customer = {"segment": "mass", "age": 40, "products_held": []}
+    offer = {"offer_id": "card-1", "category": "card"}
+
+    def features(unanswered: int) -> dict[str, float]:
+        exposure = Exposure(1.0, "primary", impressions=unanswered, unanswered=unanswered)
+        return DEFAULT_FEATURES.features(customer, offer, moment, exposure)
+
+    for _ in range(4000):
+        unanswered = rng.randrange(4)
+        model.learn_one(features(unanswered), rng.random() < 0.3 * 0.7**unanswered)
+    fresh, ignored_twice = (model.predict_proba_one(features(n))[True] for n in (0, 2))
+    assert 0.25 < fresh < 0.35
+    assert 0.4 < ignored_twice / fresh < 0.6  # 0.7² = 0.49
