@@ -98,7 +98,10 @@ class DefaultFeatures(PartsFeatureSet):
         super().__init__("default", 5)
 
     def for_decision(self, customer: Mapping[str, Any], moment: Moment) -> DecisionFeatures:
-        return DecisionFeatures(CustomerPart.of(customer), DecisionContext.of(moment))
+        # A model pickled before version 5 keeps its feature set's version, and its weights
+        # for the exposure counts are per tenth: it is fed tenths still
+        counts = _COUNTS if self.version >= 5 else _TENTHS
+        return DecisionFeatures(CustomerPart.of(customer), DecisionContext.of(moment), counts)
 
 
 DEFAULT_FEATURES = DefaultFeatures()
@@ -107,6 +110,7 @@ DEFAULT_FEATURES = DefaultFeatures()
 # A count of impressions, capped: one more unanswered impression moves the logit by one weight,
 # which the prior lets reach a fatigue's size (scaled to tenths, it held fatigue to half of it)
 _COUNTS = tuple(float(count) for count in range(11))
+_TENTHS = tuple(count / 10 for count in range(11))  # up to version 4
 
 
 class DecisionFeatures(DecisionParts):
@@ -119,9 +123,15 @@ class DecisionFeatures(DecisionParts):
     The own part is a new dict per call.
     """
 
-    def __init__(self, customer: CustomerPart, context: DecisionContext) -> None:
+    def __init__(
+        self,
+        customer: CustomerPart,
+        context: DecisionContext,
+        counts: tuple[float, ...] = _COUNTS,
+    ) -> None:
         self._customer = customer
         self._context = context
+        self._counts = counts  # the feature of 0 to 10 impressions
         self._shared: dict[tuple[str, str], dict[str, float]] = {}
 
     def parts(self, offer: Mapping[str, Any], exposure: Exposure) -> tuple[Features, Features]:
@@ -133,8 +143,8 @@ class DecisionFeatures(DecisionParts):
         offer_id, customer = offer["offer_id"], self._customer
         own = {
             **_offer_block(offer_id, customer.segment, customer.age_band),
-            "impressions": _COUNTS[max(0, min(exposure.impressions, 10))],
-            "unanswered": _COUNTS[max(0, min(exposure.unanswered, 10))],
+            "impressions": self._counts[max(0, min(exposure.impressions, 10))],
+            "unanswered": self._counts[max(0, min(exposure.unanswered, 10))],
         }
         days = exposure.days_since_trigger
         if days is not None:

@@ -1,4 +1,5 @@
 import copy
+import pickle
 import random
 from datetime import UTC, datetime
 
@@ -118,3 +119,23 @@ def test_the_default_model_learns_how_much_each_unanswered_impression_costs() ->
     fresh, ignored_twice = (model.predict_proba_one(features(n))[True] for n in (0, 2))
     assert 0.25 < fresh < 0.35
     assert 0.4 < ignored_twice / fresh < 0.6  # 0.7² = 0.49
+
+
+def test_a_model_pickled_before_version_5_is_fed_the_exposure_counts_it_learned() -> None:
+    # Unpickled, a feature set keeps the version it was pickled with; its model's weights for
+    # the exposure counts are per tenth up to default/4 (every-field/2, which holds a default)
+    old_default = pickle.loads(pickle.dumps(DEFAULT_FEATURES))
+    old_default.version = 4
+    old_every_field = pickle.loads(pickle.dumps(make_feature_set("every-field")))
+    old_every_field.version, old_every_field._default.version = 2, 4
+    moment = Moment("login", "web", datetime(2026, 11, 9, 8, tzinfo=UTC))
+    customer = {"segment": "mass", "age": 40, "products_held": []}
+    offer = {"offer_id": "card-1", "category": "card"}
+    ignored_twice = Exposure(1.0, "primary", impressions=3, unanswered=2)
+    read = [
+        (features["impressions"], features["unanswered"])
+        for feature_set_ in (DEFAULT_FEATURES, old_default, old_every_field)
+        for features in [feature_set_.features(customer, offer, moment, ignored_twice)]
+    ]
+    assert read == [(3.0, 2.0), (0.3, 0.2), (0.3, 0.2)]
+    assert (old_default.label, old_every_field.label) == ("default/4", "every-field/2")
