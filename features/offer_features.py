@@ -108,7 +108,8 @@ DEFAULT_FEATURES = DefaultFeatures()
 
 
 # A count of impressions, capped: one more unanswered impression moves the logit by one weight,
-# which the prior lets reach a fatigue's size (scaled to tenths, it held fatigue to half of it)
+# which the prior lets reach a fatigue's size (in tenths, a fatigue's weight was many times the
+# prior's width, and the prior held it back)
 _COUNTS = tuple(float(count) for count in range(11))
 _TENTHS = tuple(count / 10 for count in range(11))  # up to version 4
 
