@@ -125,10 +125,7 @@ class DecisionFeatures(DecisionParts):
     """
 
     def __init__(
-        self,
-        customer: CustomerPart,
-        context: DecisionContext,
-        counts: tuple[float, ...] = _COUNTS,
+        self, customer: CustomerPart, context: DecisionContext, counts: tuple[float, ...]
     ) -> None:
         self._customer = customer
         self._context = context

@@ -99,19 +99,22 @@ def test_a_feature_that_is_not_a_number_is_named() -> None:
         careless.features({"attributes": {"tier": "gold"}}, {"offer_id": "o1"}, moment, Exposure())
 
 
+# One candidate whose exposure the tests below vary
+LOGIN = Moment("login", "web", datetime(2026, 11, 9, 8, tzinfo=UTC))
+CUSTOMER = {"segment": "mass", "age": 40, "products_held": []}
+CARD = {"offer_id": "card-1", "category": "card"}
+
+
 def test_the_default_model_learns_how_much_each_unanswered_impression_costs() -> None:
     # Each unanswered impression multiplies P(accept) by 0.7: a fatigue the size of the
     # simulated worlds'. The default model, given the default features, should learn about
     # that much from a few thousand labels, not a prior-shrunk fraction of it.
     rng = random.Random(5)
     model = make_ranker()  # the default model, with the default features
-    moment = Moment("login", "web", datetime(2026, 11, 9, 8, tzinfo=UTC))
-    customer = {"segment": "mass", "age": 40, "products_held": []}
-    offer = {"offer_id": "card-1", "category": "card"}
 
     def features(unanswered: int) -> dict[str, float]:
         exposure = Exposure(1.0, "primary", impressions=unanswered, unanswered=unanswered)
-        return DEFAULT_FEATURES.features(customer, offer, moment, exposure)
+        return DEFAULT_FEATURES.features(CUSTOMER, CARD, LOGIN, exposure)
 
     for _ in range(4000):
         unanswered = rng.randrange(4)
@@ -128,14 +131,11 @@ def test_a_model_pickled_before_version_5_is_fed_the_exposure_counts_it_learned(
     old_default.version = 4
     old_every_field = pickle.loads(pickle.dumps(make_feature_set("every-field")))
     old_every_field.version, old_every_field._default.version = 2, 4
-    moment = Moment("login", "web", datetime(2026, 11, 9, 8, tzinfo=UTC))
-    customer = {"segment": "mass", "age": 40, "products_held": []}
-    offer = {"offer_id": "card-1", "category": "card"}
     ignored_twice = Exposure(1.0, "primary", impressions=3, unanswered=2)
     read = [
         (features["impressions"], features["unanswered"])
         for feature_set_ in (DEFAULT_FEATURES, old_default, old_every_field)
-        for features in [feature_set_.features(customer, offer, moment, ignored_twice)]
+        for features in [feature_set_.features(CUSTOMER, CARD, LOGIN, ignored_twice)]
     ]
     assert read == [(3.0, 2.0), (0.3, 0.2), (0.3, 0.2)]
     assert (old_default.label, old_every_field.label) == ("default/4", "every-field/2")
