@@ -37,9 +37,10 @@ import numpy as np
 
 from benchmarks.record import write_result
 from features import Exposure, Moment, feature_set
+from models.candidates import Candidate
 from models.names import DEFAULT_MODEL, POLICIES
 from models.policies import make_policy
-from models.ranker import Candidate, make_ranker
+from models.ranker import make_ranker
 
 SEEDS = (0, 1, 2, 3, 4)
 FULL_INFORMATION = "full information"
@@ -115,8 +116,8 @@ def run(data: DataSet, policy_name: str, seed: int, model: str = DEFAULT_MODEL) 
         parts = ranker.features.for_decision(customer, _MOMENT)
         candidates = []
         for offer in offers:
-            shared, own = parts.parts(offer, Exposure())
-            candidates.append(Candidate(offer["offer_id"], own, 1.0, shared_features=shared))
+            blocks, own = parts.parts(offer, Exposure())
+            candidates.append(Candidate(offer["offer_id"], own, 1.0, blocks=blocks))
         ranked = ranker.rank(candidates)
         first = ranked[policy.choose(ranker.ranking(ranked))[0][0]]
         truth = str(data.labels[index])

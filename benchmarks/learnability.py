@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks.record import write_result
 from features import Exposure, FeatureSet, Moment, make_feature_set
-from features.feature_set import DecisionParts, Features
+from features.feature_set import DecisionParts, Features, merged
 from models.names import DEFAULT_MODEL
 from models.ranker import OnlineRanker, make_ranker
 from models.time_value import Phase, TimeValueProfile
@@ -67,8 +67,7 @@ class Probe:
             "secondary": profile.primary_interest_days + profile.secondary_interest_days / 2,
         }.get(draw.phase)
         parts = parts or self.features.for_decision(draw.customer, _MOMENT)
-        shared, own = parts.parts(draw.offer, Exposure(days, draw.phase, 0, 0))
-        return {**shared, **own}
+        return merged(*parts.parts(draw.offer, Exposure(days, draw.phase, 0, 0)))
 
     def _truth(self, draw: Draw) -> float:
         offer = draw.offer

@@ -24,13 +24,22 @@ nothing in a bank stay quiet there.
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from features.feature_set import DecisionParts, Exposure, Features, Moment, PartsFeatureSet
-from features.offer_features import DefaultFeatures
+from features.feature_set import (
+    Blocks,
+    DecisionParts,
+    Exposure,
+    Exposures,
+    FeatureColumns,
+    Features,
+    Moment,
+    PartsFeatureSet,
+)
+from features.index import FeatureIndex
+from features.offer_features import DecisionFeatures, DefaultFeatures
 from features.values import holdings
 
 # Read by the default features already, or not about the customer
@@ -76,29 +85,33 @@ class EveryFieldFeatures(PartsFeatureSet):
 
     def for_decision(self, customer: Mapping[str, Any], moment: Moment) -> DecisionParts:
         default = self._default.for_decision(customer, moment)
-        return _EveryFieldParts(default, indicators(customer))
+        return _EveryFieldParts(default, tuple(dict.fromkeys(indicators(customer))))
 
 
 class _EveryFieldParts(DecisionParts):
-    def __init__(self, default: DecisionParts, fields: tuple[str, ...]) -> None:
+    def __init__(self, default: DecisionFeatures, fields: tuple[str, ...]) -> None:
         self._default = default
         self._fields = fields
-        self._shared: dict[tuple[str, str], Features] = {}  # by category and phase
+        self._by_category: dict[str, Features] = {}  # shared by this decision's candidates
 
-    def parts(self, offer: Mapping[str, Any], exposure: Exposure) -> tuple[Features, Features]:
-        shared, own = self._default.parts(offer, exposure)
-        key = (offer["category"], exposure.phase)  # what the default's shared part depends on
-        merged = self._shared.get(key)
-        if merged is None:
-            merged = {**shared, **_crossed(self._fields, f"category={offer['category']}")}
-            self._shared[key] = merged
+    def parts(self, offer: Mapping[str, Any], exposure: Exposure) -> tuple[Blocks, Features]:
+        blocks, own = self._default.parts(offer, exposure)
+        category = offer["category"]
+        by_category = self._by_category.get(category)
+        if by_category is None:
+            by_category = self._by_category[category] = _crossed(
+                self._fields, f"category={category}"
+            )
         own.update(_crossed(self._fields, f"offer={offer['offer_id']}"))
-        return merged, own
+        return (*blocks, by_category), own
+
+    def columns(
+        self, offers: Sequence[Mapping[str, Any]], exposures: Exposures, index: FeatureIndex
+    ) -> FeatureColumns:
+        return self._default.columns(offers, exposures, index, crossed=self._fields)
 
 
-@functools.lru_cache(maxsize=65536)
-def _crossed(fields: tuple[str, ...], with_: str) -> dict[str, float]:
-    """Read-only: callers copy it into their own dicts."""
+def _crossed(fields: tuple[str, ...], with_: str) -> Features:
     return {f"{field}×{with_}": 1.0 for field in fields}
 
 

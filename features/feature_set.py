@@ -26,14 +26,36 @@ from __future__ import annotations
 
 import abc
 import importlib
+import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import numpy as np
+
+from features.index import FeatureIndex, index_for
+
 Scalar = str | float | int | bool
 Features = dict[str, float]
+
+
+# Read-only feature dicts that candidates (of one decision, or of many) have in common
+Blocks = tuple[Features, ...]
+
+
+def merged(blocks: Blocks, own: Features) -> Features:
+    """A candidate's features as one new dict: its blocks', then its own.
+
+    >>> merged(({"bias": 1.0}, {"segment=mass": 1.0}), {"impressions": 2.0})
+    {'bias': 1.0, 'segment=mass': 1.0, 'impressions': 2.0}
+    """
+    out: Features = {}
+    for block in blocks:
+        out.update(block)
+    out.update(own)
+    return out
 
 
 @dataclass(frozen=True)
@@ -55,17 +77,70 @@ class Exposure(NamedTuple):
     unanswered: int = 0  # of those, not answered
 
 
-class DecisionParts(abc.ABC):
-    """The features of the candidates of one decision, each split in (shared, own).
+@dataclass(frozen=True)
+class Exposures:
+    """The `Exposure` of each candidate of a decision, as columns."""
 
-    The shared part is one read-only object that many candidates of the decision have in
-    common (a linear model scores it once per decision); the own part is a new dict per
-    candidate, and no feature is in both.
+    days_since_trigger: np.ndarray  # NaN: no trigger of the offer seen
+    phase: Sequence[str]
+    impressions: np.ndarray
+    unanswered: np.ndarray
+
+    def __getitem__(self, row: int) -> Exposure:
+        days = float(self.days_since_trigger[row])
+        return Exposure(
+            None if math.isnan(days) else days,
+            self.phase[row],
+            int(self.impressions[row]),
+            int(self.unanswered[row]),
+        )
+
+    def take(self, rows: np.ndarray) -> Exposures:
+        """The exposures at `rows`, in that order."""
+        return Exposures(
+            self.days_since_trigger[rows],
+            [self.phase[row] for row in rows.tolist()],
+            self.impressions[rows],
+            self.unanswered[rows],
+        )
+
+    def in_phase(self, phase: Sequence[str]) -> Exposures:
+        """The same exposures in the phases `phase`."""
+        return Exposures(self.days_since_trigger, phase, self.impressions, self.unanswered)
+
+
+@dataclass(frozen=True)
+class FeatureColumns:
+    """The features of a decision's candidates as numbers: candidate i has the feature of
+    column `indices[i, j]` of a `features.index.FeatureIndex` with the value `values[i, j]`
+    (a feature a candidate does not have is a slot whose value is 0)."""
+
+    indices: np.ndarray  # candidates × slots
+    values: np.ndarray  # candidates × slots
+
+
+class DecisionParts(abc.ABC):
+    """The features of the candidates of one decision, each split in (blocks, own).
+
+    The blocks are read-only dicts that many candidates have in common: of this decision (the
+    customer's features crossed with a category) or of every decision (an offer's identity
+    crossed with a segment, built once per process by a cached function), so that they are
+    built once. The own part is a new dict per candidate, and no feature is in two parts of one
+    candidate. A feature set may also give every candidate's features at once as numbers
+    (`columns`), which the built-in linear models score in one pass.
     """
 
     @abc.abstractmethod
-    def parts(self, offer: Mapping[str, Any], exposure: Exposure) -> tuple[Features, Features]:
-        """(shared, own) features of one candidate offer."""
+    def parts(self, offer: Mapping[str, Any], exposure: Exposure) -> tuple[Blocks, Features]:
+        """(blocks, own) features of one candidate offer."""
+
+    def columns(
+        self, offers: Sequence[Mapping[str, Any]], exposures: Exposures, index: FeatureIndex
+    ) -> FeatureColumns | None:
+        """The features of all candidates at once, as columns of `index` (for the built-in
+        linear models' fast path); None: this feature set gives its features as dicts only, and
+        they are scored one by one. Where given, they are exactly `parts`' features."""
+        return None
 
 
 class _Unshared(DecisionParts):
@@ -78,13 +153,8 @@ class _Unshared(DecisionParts):
         self._customer = customer
         self._moment = moment
 
-    def parts(self, offer: Mapping[str, Any], exposure: Exposure) -> tuple[Features, Features]:
-        return _NOTHING_SHARED, self._feature_set.features(
-            self._customer, offer, self._moment, exposure
-        )
-
-
-_NOTHING_SHARED: Features = {}  # read-only, as every shared part
+    def parts(self, offer: Mapping[str, Any], exposure: Exposure) -> tuple[Blocks, Features]:
+        return (), self._feature_set.features(self._customer, offer, self._moment, exposure)
 
 
 class FeatureSet(abc.ABC):
@@ -103,6 +173,12 @@ class FeatureSet(abc.ABC):
         """`name/version`: what decisions, feedback and the MLflow run record."""
         return f"{self.name}/{self.version}"
 
+    @property
+    def index(self) -> FeatureIndex:
+        """The columns of this feature set's features in this process (see
+        `DecisionParts.columns`)."""
+        return index_for(self.label)
+
     @abc.abstractmethod
     def features(
         self,
@@ -114,7 +190,7 @@ class FeatureSet(abc.ABC):
         """Every feature of one candidate offer, as a new dict."""
 
     def for_decision(self, customer: Mapping[str, Any], moment: Moment) -> DecisionParts:
-        """The features of one decision's candidates, in (shared, own) parts."""
+        """The features of one decision's candidates, in (blocks, own) parts."""
         return _Unshared(self, customer, moment)
 
     def __repr__(self) -> str:
@@ -129,8 +205,8 @@ class FeatureSet(abc.ABC):
 
 
 class PartsFeatureSet(FeatureSet):
-    """A feature set written as each decision's (shared, own) parts (`for_decision`); a
-    candidate's `features` are its two parts together."""
+    """A feature set written as each decision's (blocks, own) parts (`for_decision`); a
+    candidate's `features` are its parts together."""
 
     def features(
         self,
@@ -139,12 +215,11 @@ class PartsFeatureSet(FeatureSet):
         moment: Moment,
         exposure: Exposure,
     ) -> Features:
-        shared, own = self.for_decision(customer, moment).parts(offer, exposure)
-        return {**shared, **own}
+        return merged(*self.for_decision(customer, moment).parts(offer, exposure))
 
     @abc.abstractmethod
     def for_decision(self, customer: Mapping[str, Any], moment: Moment) -> DecisionParts:
-        """The features of one decision's candidates, in (shared, own) parts."""
+        """The features of one decision's candidates, in (blocks, own) parts."""
 
 
 FeatureFunction = Callable[[Mapping[str, Any], Mapping[str, Any], Moment, Exposure], Features]

@@ -8,9 +8,9 @@ like this one think of its category); the identity crosses learn what sets an of
 the others of its category, for whom.
 
 Pure: it reads the customer, the offer, the moment and the exposure and returns new dicts; it
-never changes its inputs. `for_decision` splits each candidate's features in a part shared by
-the candidates of a decision and a part of its own, so that a linear ranker scores the shared
-part once per decision.
+never changes its inputs. `for_decision` splits each candidate's features in blocks that many
+candidates and decisions share and a part of its own, so that a linear ranker scores each block
+once.
 
 >>> from datetime import datetime, UTC
 >>> moment = Moment("travel_booking", "web", datetime(2026, 3, 2, 9, tzinfo=UTC))
@@ -31,11 +31,23 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from features.feature_set import DecisionParts, Exposure, Features, Moment, PartsFeatureSet
+import numpy as np
+
+from features.feature_set import (
+    Blocks,
+    DecisionParts,
+    Exposure,
+    Exposures,
+    FeatureColumns,
+    Features,
+    Moment,
+    PartsFeatureSet,
+)
+from features.index import FeatureIndex
 from features.values import holdings
 
 
@@ -115,13 +127,14 @@ _TENTHS = tuple(count / 10 for count in range(11))  # up to version 4
 
 
 class DecisionFeatures(DecisionParts):
-    """The default features of the candidates of one decision, in two parts per candidate.
+    """The default features of the candidates of one decision: blocks and an own part.
 
-    Together the two parts are exactly `DefaultFeatures.features`. The shared part depends only
-    on the customer, the context, the offer's category and its phase, so the candidates of a
-    decision have a few of them: each is built once, is one read-only object for all candidates
-    that have it, and a linear model scores it once per decision instead of once per candidate.
-    The own part is a new dict per call.
+    Together the parts are exactly `DefaultFeatures.features`. Every block depends on a few
+    values only (the customer's segment and age band, the context, the offer's category and
+    phase, the offer itself, the exposure counts), so each is built once per process by a
+    cached function and is one read-only object for every candidate and decision that has it.
+    The own part (days since the trigger, the customer's holdings of the category) is a new
+    dict per call.
     """
 
     def __init__(
@@ -130,20 +143,36 @@ class DecisionFeatures(DecisionParts):
         self._customer = customer
         self._context = context
         self._counts = counts  # the feature of 0 to 10 impressions
-        self._shared: dict[tuple[str, str], dict[str, float]] = {}
+        self._exposure = _exposure_blocks(counts)
+        self._time = _time_block(context.hour, context.weekday)
+        # this decision's blocks by category, and by phase and category
+        self._by_category: dict[str, tuple[Features, Features]] = {}
+        self._by_phase: dict[tuple[str, str], Features] = {}
 
-    def parts(self, offer: Mapping[str, Any], exposure: Exposure) -> tuple[Features, Features]:
-        category, phase = offer["category"], exposure.phase
-        shared = self._shared.get((category, phase))
-        if shared is None:
-            shared = _categorical(self._customer, category, phase, self._context)
-            self._shared[category, phase] = shared
-        offer_id, customer = offer["offer_id"], self._customer
-        own = {
-            **_offer_block(offer_id, customer.segment, customer.age_band),
-            "impressions": self._counts[max(0, min(exposure.impressions, 10))],
-            "unanswered": self._counts[max(0, min(exposure.unanswered, 10))],
-        }
+    def parts(self, offer: Mapping[str, Any], exposure: Exposure) -> tuple[Blocks, Features]:
+        category, customer = offer["category"], self._customer
+        by_category = self._by_category.get(category)
+        if by_category is None:
+            context = self._context
+            by_category = self._by_category[category] = (
+                _customer_block(customer.segment, customer.age_band, category),
+                _context_block(context.channel, context.event_type, category),
+            )
+        phase = self._by_phase.get((exposure.phase, category))
+        if phase is None:
+            phase = self._by_phase[exposure.phase, category] = _phase_block(
+                exposure.phase, category
+            )
+        impressions, unanswered = exposure.impressions, exposure.unanswered
+        blocks = (
+            by_category[0],
+            phase,
+            by_category[1],
+            self._time,
+            _offer_block(offer["offer_id"], customer.segment, customer.age_band),
+            self._exposure[max(0, min(impressions, 10))][max(0, min(unanswered, 10))],
+        )
+        own: Features = {}
         days = exposure.days_since_trigger
         if days is not None:
             own["log_days_since_trigger"] = math.log1p(max(0.0, days)) / 5
@@ -151,33 +180,92 @@ class DecisionFeatures(DecisionParts):
             own["holds_category"] = 1.0
         if category in customer.acquired:
             own["accepted_category"] = 1.0
-        return shared, own
+        return blocks, own
+
+    def columns(
+        self,
+        offers: Sequence[Mapping[str, Any]],
+        exposures: Exposures,
+        index: FeatureIndex,
+        crossed: tuple[str, ...] = (),
+    ) -> FeatureColumns:
+        """`parts`' features of every candidate as columns of `index`; `crossed`: indicators
+        to cross with each offer's category and with the offer too (what `every-field` adds)."""
+        customer, context, n, k = self._customer, self._context, len(offers), len(crossed)
+        categories = [offer["category"] for offer in offers]
+        by_category = index.right([f"category={category}" for category in categories])
+        by_offer = index.right([f"offer={offer['offer_id']}" for offer in offers])
+        phase = index.left([f"phase={phase}" for phase in exposures.phase])
+        # the customer's side of every cross, left numbers: segment, age, channel, event, fields
+        segment, age = f"segment={customer.segment}", f"age={customer.age_band}"
+        mine = index.left(
+            [segment, age, f"channel={context.channel}", f"event={context.event_type}"]
+        )
+        fields = index.left(crossed)
+        # Each candidate's slots: 6 features alone (bias, segment, age, numbers...), then crosses
+        left, right = np.empty((n, 7 + 2 * k), np.int64), np.empty((n, 7 + 2 * k), np.int64)
+        left[:, [0, 1, 3, 4, 5, 6]] = mine[[0, 1, 2, 3, 0, 1]]
+        left[:, 2] = phase
+        left[:, 7 : 7 + k] = fields
+        left[:, 7 + k :] = fields
+        right[:, :5] = by_category[:, None]
+        right[:, 5:7] = by_offer[:, None]
+        right[:, 7 : 7 + k] = by_category[:, None]
+        right[:, 7 + k :] = by_offer[:, None]
+        indices = np.empty((n, 14 + 7 + 2 * k), np.int64)
+        indices[:, 0:3] = index.columns(["bias", segment, age])
+        indices[:, 3] = index.alone(1, by_category)
+        indices[:, 4] = index.alone(0, phase)
+        indices[:, 5] = index.alone(1, by_offer)
+        indices[:, 6:14] = index.columns(_NUMBERS)
+        indices[:, 14:] = index.crossed(left, right)
+        values = np.ones(indices.shape)
+        time, counts = self._time, np.asarray(self._counts)
+        values[:, 6:9] = (time["hour_sin"], time["hour_cos"], time["weekend"])
+        values[:, 9] = counts[np.minimum(np.maximum(exposures.impressions, 0), 10)]
+        values[:, 10] = counts[np.minimum(np.maximum(exposures.unanswered, 0), 10)]
+        days = exposures.days_since_trigger
+        with np.errstate(invalid="ignore"):  # NaN: no trigger, no feature
+            values[:, 11] = np.where(np.isnan(days), 0.0, np.log1p(np.maximum(days, 0.0)) / 5)
+        values[:, 12] = [category in customer.products_held for category in categories]
+        values[:, 13] = [category in customer.acquired for category in categories]
+        return FeatureColumns(indices, values)
+
+
+# The features whose values are numbers (the rest are indicators, 1.0), in their columns' order
+_NUMBERS = (
+    "hour_sin",
+    "hour_cos",
+    "weekend",
+    "impressions",
+    "unanswered",
+    "log_days_since_trigger",
+    "holds_category",
+    "accepted_category",
+)
+
+
+# Each block below is cached on the few values it depends on, so its names are formatted once
+# per process, not once per candidate; each is read-only.
 
 
 @functools.lru_cache(maxsize=65536)
-def _offer_block(offer_id: str, segment: str, age_band: str) -> dict[str, float]:
-    """Read-only, as the other cached blocks: the own part is a new dict built from it."""
+def _offer_block(offer_id: str, segment: str, age_band: str) -> Features:
     offer = f"offer={offer_id}"
     return {offer: 1.0, f"segment={segment}×{offer}": 1.0, f"age={age_band}×{offer}": 1.0}
 
 
-def _categorical(
-    customer: CustomerPart, category: str, phase: str, context: DecisionContext
-) -> dict[str, float]:
-    """The features that depend only on the customer, category, phase and context.
-
-    Each block below is cached on the few values it depends on, so its names are formatted once
-    per process, not once per candidate (the whole combination is too varied to cache well)."""
-    return {
-        **_customer_block(customer.segment, customer.age_band, category),
-        **_phase_block(phase, category),
-        **_context_block(context.channel, context.event_type, category),
-        **_time_block(context.hour, context.weekday),
-    }
+@functools.cache
+def _exposure_blocks(counts: tuple[float, ...]) -> tuple[tuple[Features, ...], ...]:
+    """The exposure block of 0 to 10 impressions (the first index) and unanswered ones."""
+    return tuple(
+        tuple({"impressions": impressions, "unanswered": unanswered} for unanswered in counts)
+        for impressions in counts
+    )
 
 
 @functools.lru_cache(maxsize=4096)
-def _customer_block(segment: str, age_band: str, category: str) -> dict[str, float]:
+def _customer_block(segment: str, age_band: str, category: str) -> Features:
     return {
         "bias": 1.0,
         f"segment={segment}": 1.0,
@@ -189,12 +277,12 @@ def _customer_block(segment: str, age_band: str, category: str) -> dict[str, flo
 
 
 @functools.lru_cache(maxsize=1024)
-def _phase_block(phase: str, category: str) -> dict[str, float]:
+def _phase_block(phase: str, category: str) -> Features:
     return {f"phase={phase}": 1.0, f"phase={phase}×category={category}": 1.0}
 
 
 @functools.lru_cache(maxsize=4096)
-def _context_block(channel: str, event_type: str, category: str) -> dict[str, float]:
+def _context_block(channel: str, event_type: str, category: str) -> Features:
     return {
         f"channel={channel}×category={category}": 1.0,
         f"event={event_type}×category={category}": 1.0,
@@ -202,7 +290,7 @@ def _context_block(channel: str, event_type: str, category: str) -> dict[str, fl
 
 
 @functools.lru_cache(maxsize=256)
-def _time_block(hour: int, weekday: int) -> dict[str, float]:
+def _time_block(hour: int, weekday: int) -> Features:
     return {
         "hour_sin": math.sin(2 * math.pi * hour / 24),
         "hour_cos": math.cos(2 * math.pi * hour / 24),

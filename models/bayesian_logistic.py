@@ -213,8 +213,18 @@ class BayesianLogisticRegression(base.Classifier):
         does not matter)."""
         return dict(self._group_precision)
 
+    def weight_of(self, name: str) -> float:
+        """The posterior mean of the feature `name`'s weight (0 for one never seen)."""
+        return float(self._mean.get(name, 0.0))
+
     def variance_of(self, name: str) -> float:
+        """The posterior variance of the feature `name`'s weight (its prior's for one never
+        seen)."""
         return 1.0 / (self._precision.get(name) or self.prior_of(name))
+
+    @property
+    def intercept_variance(self) -> float:
+        return 1.0 / self._intercept_precision
 
     def logit_posterior(self, x: Mapping[str, float]) -> tuple[float, float]:
         """Mean and variance of the logit for `x` under the posterior."""

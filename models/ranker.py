@@ -33,22 +33,24 @@ Any River pipeline whose last step is a binary classifier plugs in the same way:
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
 from river import base
 
 from features import DEFAULT_FEATURES, FeatureSet
+from features.feature_set import FeatureColumns
+from features.index import FeatureIndex
 from features.references import import_reference, is_reference
-from models.bayesian_logistic import BayesianLogisticRegression, sigmoid
+from models.bayesian_logistic import BayesianLogisticRegression
+from models.candidates import Candidate, Offers, Scores
+from models.linear_scores import LinearScores, p_accept_at_mean, p_of_logits
 from models.names import DEFAULT_MODEL, MODELS
 from models.policies import PosteriorSampler, Ranking
 
-# Steps that transform each feature on its own (x_i → f_i(x_i)): a pipeline of them before a
-# logistic regression scores the shared part of a ranking once (see `OnlineRanker.rank`).
+# Steps that transform each feature on its own (x_i → f_i(x_i)): a pipeline of them before
+# nbo's logistic regression keeps its posterior (see `OnlineRanker.posterior`).
 _ELEMENTWISE = ("StandardScaler", "MaxAbsScaler", "MinMaxScaler")
 
 
@@ -155,35 +157,21 @@ def as_ranker(
     raise TypeError(f"{model!r} is neither an OnlineRanker nor a River classifier")
 
 
-@dataclass(slots=True)
-class Candidate:
-    """One offer to rank: its features, value now and business lever.
-
-    `shared_features` are features it has in common with other candidates of the same ranking
-    (one read-only object for all of them, see `features.offer_features`): a linear model
-    scores them once per `rank`, not once per candidate. A feature is in one part, not both.
-    """
-
-    key: str
-    features: dict[str, float]
-    value_now: float
-    lever: float = 1.0
-    shared_features: dict[str, float] = field(default_factory=dict)
-    p_accept: float = field(default=0.0, init=False)
-    score: float = field(default=0.0, init=False)
-    tie_break: float = field(default=0.0, init=False)  # between equal scores: P × value
-
-    @property
-    def worth(self) -> float:
-        """What an acceptance earns now: value now × lever (the priority is P(accept) × worth)."""
-        return self.value_now * self.lever
-
-    def all_features(self) -> dict[str, float]:
-        """Every feature of the candidate, as one new dict (what the model learns from)."""
-        return {**self.shared_features, **self.features}
+def _listed(candidates: Sequence[Candidate] | Offers) -> list[Candidate]:
+    if isinstance(candidates, Offers):
+        return [candidates.candidate(row) for row in range(len(candidates))]
+    return list(candidates)
 
 
-_PRIORITY = operator.attrgetter("score", "tie_break")
+def columns_of(rows: Sequence[Mapping[str, float]], index: FeatureIndex) -> FeatureColumns:
+    """Features as dicts, one per candidate, as columns of `index` (a candidate with fewer
+    features than another has slots of value 0)."""
+    width = max((len(row) for row in rows), default=0)
+    indices, values = np.zeros((len(rows), width), np.int64), np.zeros((len(rows), width))
+    for at, row in enumerate(rows):
+        indices[at, : len(row)] = index.columns(list(row))
+        values[at, : len(row)] = list(row.values())
+    return FeatureColumns(indices, values)
 
 
 def steps_of(classifier: base.Estimator) -> list[base.Estimator]:
@@ -218,6 +206,10 @@ class OnlineRanker(base.Classifier):
         one-hot crosses.
     name
         What `version` starts with; default the class names of the classifier's steps.
+    fast_path
+        Score nbo's `BayesianLogisticRegression` and River's `LogisticRegression` (alone, not in
+        a pipeline) all candidates at once (`models.linear_scores`). Off, they are scored one by
+        one through `predict_proba_one`, as any other classifier: the same results, slower.
     """
 
     def __init__(
@@ -226,6 +218,7 @@ class OnlineRanker(base.Classifier):
         features: FeatureSet = DEFAULT_FEATURES,
         dense: bool = False,
         name: str | None = None,
+        fast_path: bool = True,
     ) -> None:
         if classifier is not None and not isinstance(classifier, base.Classifier):
             raise TypeError(f"{classifier!r} is not a River classifier")
@@ -235,9 +228,16 @@ class OnlineRanker(base.Classifier):
         self.features = features
         self.dense = dense
         self.name = name
+        self.fast_path = fast_path
         self._n_learned = 0
         self._feature_names: dict[str, float] = {}  # all zeros: every feature seen, for `dense`
         self._weights_seen: tuple[int, dict[str, float]] = (-1, {})  # (n_learned, weights)
+        self._scores: tuple[tuple[int, int], LinearScores] | None = None  # the fast path's
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_scores"] = None  # worked out again where the model is used
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "_classifier" in state:  # pickled when a model was picked by name (feature set v1)
@@ -252,6 +252,8 @@ class OnlineRanker(base.Classifier):
                 "_feature_names": state.get("_feature_names", {}),
                 "_weights_seen": (-1, {}),
             }
+        state.setdefault("fast_path", True)  # pickled before the fast path
+        state.setdefault("_scores", None)
         self.__dict__.update(state)
 
     @property
@@ -287,59 +289,51 @@ class OnlineRanker(base.Classifier):
             return 0.5
         return float(proba.get(True, 0.0))
 
-    def rank(self, candidates: Iterable[Candidate]) -> list[Candidate]:
-        """Score every candidate and return them best first (ties: higher P × value)."""
-        p_accept = self._linear_p_accept() or self._p_accept
-        ranked = list(candidates)
-        for candidate in ranked:
-            p = candidate.p_accept = p_accept(candidate)
-            candidate.score = p * candidate.value_now * candidate.lever
-            candidate.tie_break = p * max(candidate.value_now, 0.0)
-        ranked.sort(key=_PRIORITY, reverse=True)
-        return ranked
-
-    def ranking(self, ranked: list[Candidate]) -> Ranking:
-        """What an exploration policy sees of `ranked` (scored by `rank`), with the model's
-        posterior when it has one."""
-        return Ranking(
-            [c.p_accept for c in ranked],
-            [c.worth for c in ranked],
-            self.posterior(ranked),
-            self._n_learned,
+    def score(self, candidates: Sequence[Candidate] | Offers) -> Scores:
+        """Every candidate scored, in the order given: all at once, as NumPy arrays over
+        feature columns (the fast path of `bayesian_logistic` and `logistic`), or one by one
+        through the classifier's `predict_proba_one` (any other classifier or pipeline)."""
+        fast = self._linear_scores()
+        if fast is None:
+            listed = _listed(candidates)
+            p_accept = [self.p_accept(c.all_features()) for c in listed]
+            return Scores.of(listed, np.array(p_accept, dtype=float))
+        columns = candidates.columns(self.features) if isinstance(candidates, Offers) else None
+        if columns is None:  # features as dicts: read into columns here
+            listed = _listed(candidates)
+            columns = columns_of([c.all_features() for c in listed], self.features.index)
+            candidates = listed
+        logits, variances = fast.logits(columns)
+        return Scores.of(
+            candidates, p_of_logits(logits), logits, variances if fast.has_variance else None
         )
 
-    def _p_accept(self, candidate: Candidate) -> float:
-        return self.p_accept(candidate.all_features())
+    def rank(self, candidates: Iterable[Candidate] | Offers) -> Scores:
+        """Score every candidate and return them best first (ties: higher P × value). The
+        candidates are not changed."""
+        if not isinstance(candidates, Offers):
+            candidates = list(candidates)
+        return self.score(candidates).best_first()
 
-    def _linear_p_accept(self) -> Callable[[Candidate], float] | None:
-        """When the last step is a logistic regression and every step before it transforms each
-        feature on its own: P(accept) that transforms and scores each distinct
-        `shared_features` object once per ranking. It is the classifier's own
-        `predict_proba_one` (sigmoid of weights · x + intercept) with the dot product split in
-        two; for River's it reads the weights River keeps for its own dot product (`_weights`:
-        copying them through the public `weights` would cost more than the scoring), and a test
-        holds the two paths equal. The sigmoid does not clip at ±30 as River's does, so that
-        logits far apart never tie at exactly 0."""
-        linear = self._linear_parts()
-        if linear is None:
+    def ranking(self, ranked: Scores) -> Ranking:
+        """What an exploration policy sees of `ranked`, with the model's posterior when it has
+        one."""
+        return Ranking(ranked.p_accept, ranked.worth, self.posterior(ranked), self._n_learned)
+
+    def _linear_scores(self) -> LinearScores | None:
+        """The fast path's view of the model as it is now (None: the general path)."""
+        if not self.fast_path or self.dense:
             return None
-        before, last = linear
-        dot: Callable[[dict[str, float]], float] = (
-            last.dot if isinstance(last, BayesianLogisticRegression) else last._weights.dot
-        )
-        intercept, mean = last.intercept, sigmoid
-
-        # keyed by id(): each shared dict outlives this ranking, as the candidates hold it
-        shared_logits: dict[int, float] = {}
-
-        def p_accept(candidate: Candidate) -> float:
-            shared = candidate.shared_features
-            logit = shared_logits.get(id(shared))
-            if logit is None:
-                logit = shared_logits[id(shared)] = dot(transformed(before, shared)) + intercept
-            return float(mean(logit + dot(transformed(before, candidate.features))))
-
-        return p_accept
+        last = self.classifier
+        if not (
+            isinstance(last, BayesianLogisticRegression)
+            or is_river(last, "river.linear_model", "LogisticRegression")
+        ):
+            return None
+        at = (id(last), self._n_learned)
+        if self._scores is None or self._scores[0] != at:
+            self._scores = (at, LinearScores.of(last, self.features.index))
+        return self._scores[1]
 
     def _linear_parts(
         self,
@@ -358,14 +352,17 @@ class OnlineRanker(base.Classifier):
             return None
         return before, last
 
-    def posterior(self, ranked: list[Candidate]) -> PosteriorSampler | None:
+    def posterior(self, ranked: Scores) -> PosteriorSampler | None:
         """Draws of the candidates' P(accept) from the model's posterior over its weights, for
-        Thompson sampling; None for a model without one (only `BayesianLogisticRegression`, alone
-        or after per-feature scalers, has one)."""
+        the exploration policies; None for a model without one (only
+        `BayesianLogisticRegression`, alone or after per-feature scalers, has one). Draws at the
+        posterior's mean (as Randomized UCB's) read the logits' moments that the fast path
+        scored; draws that move the weights (Thompson sampling's) draw them jointly."""
         linear = self._linear_parts()
         if linear is None or not isinstance(linear[1], BayesianLogisticRegression):
             return None
         before, last = linear[0], linear[1]
+        mean, variance = ranked.logit, ranked.logit_variance
 
         def sample(
             rng: np.random.Generator,
@@ -373,13 +370,17 @@ class OnlineRanker(base.Classifier):
             variance_scale: float,
             optimism: float | np.ndarray = 0.0,
         ) -> np.ndarray:
-            # the shared part of a decision's candidates is transformed and read once
-            shared: dict[int, dict[Any, Any]] = {}
-            rows = []
-            for c in ranked:
-                if id(c.shared_features) not in shared:
-                    shared[id(c.shared_features)] = transformed(before, c.shared_features)
-                rows.append((shared[id(c.shared_features)], transformed(before, c.features)))
+            if variance_scale == 0 and mean is not None and variance is not None:
+                return p_accept_at_mean(mean, variance, draws, optimism)
+            # each part is transformed once, so that the candidates that share it share its draw
+            transformed_parts: dict[int, dict[Any, Any]] = {}
+
+            def part(features: Mapping[str, float]) -> dict[Any, Any]:
+                if id(features) not in transformed_parts:
+                    transformed_parts[id(features)] = transformed(before, dict(features))
+                return transformed_parts[id(features)]
+
+            rows = [[part(p) for p in (*c.blocks, c.features)] for c in ranked.candidates]
             return last.sample_p_accept(rows, draws, rng, variance_scale, optimism)
 
         return sample

@@ -37,7 +37,7 @@ False
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 PENDING_PER_CUSTOMER = 20
@@ -77,9 +77,19 @@ class DecisionDetails:
     extra: dict[str, Any] = field(default_factory=dict)  # fields of a later layout, kept
 
     def stored(self) -> dict[str, Any]:
-        """As stored in the state (JSON), with its layout's number."""
-        fields = asdict(self)
-        return {"layout": LAYOUT, **fields.pop("extra"), **fields}
+        """As stored in the state (JSON), with its layout's number. Built field by field: the
+        features are stored as they are, not copied (`asdict` would copy every one)."""
+        return {
+            "layout": LAYOUT,
+            **self.extra,
+            "offers": {offer_id: dict(vars(offer)) for offer_id, offer in self.offers.items()},
+            "first": self.first,
+            "customer": self.customer,
+            "model": self.model,
+            "feature_set": self.feature_set,
+            "shadow": self.shadow,
+            "challenger": self.challenger,
+        }
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> DecisionDetails:

@@ -21,10 +21,11 @@ from river import metrics
 
 from features import Exposure, FeatureSet, Moment
 from features.feature_set import DecisionParts
+from models.candidates import Candidate, Scored
 from models.names import DEFAULT_MODEL
 from models.off_policy import Estimate, LoggedRound, OffPolicyLog, estimate_all
 from models.policies import Policy
-from models.ranker import Candidate, OnlineRanker
+from models.ranker import OnlineRanker
 from pipeline.connectors.files import RawRow, RejectedRow, read_rows
 from pipeline.offline.logged import (
     Item,
@@ -167,10 +168,10 @@ class Replayer:
     @staticmethod
     def _candidate(item: Item, features: DecisionParts) -> Candidate:
         # a log knows no trigger: every offer is as if in its primary interest, never shown
-        shared, own = features.parts(item.offer, _NO_EXPOSURE)
-        return Candidate(item.offer_id, own, item.value, item.lever, shared)
+        blocks, own = features.parts(item.offer, _NO_EXPOSURE)
+        return Candidate(item.offer_id, own, item.value, item.lever, blocks)
 
-    def _predicted_reward(self, candidate: Candidate) -> float:
+    def _predicted_reward(self, candidate: Scored) -> float:
         if self.mapping.reward_model == "accept_times_value":
             return candidate.p_accept * candidate.value_now
         return candidate.p_accept

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from features import Exposure, Moment, make_feature_set
 from features.every_field import EVERY_FIELD, indicators
 from features.offer_features import DEFAULT_FEATURES
+from tests.features.test_offer_features import assert_columns_equal_parts
 
 MOMENT = Moment("travel_booking", "web", datetime(2026, 3, 2, 9, tzinfo=UTC))
 PRIMARY = Exposure(1.0, "primary", 0, 0)
@@ -60,9 +61,19 @@ def test_it_adds_crosses_with_offer_and_category_to_the_default_features() -> No
     assert make_feature_set("every-field") is EVERY_FIELD
 
 
-def test_candidates_of_a_category_share_one_shared_part() -> None:
+def test_candidates_of_a_category_share_its_crosses() -> None:
     decision = EVERY_FIELD.for_decision(CUSTOMER, MOMENT)
-    shared_1, own_1 = decision.parts({"offer_id": "card-1", "category": "card"}, PRIMARY)
-    shared_2, own_2 = decision.parts({"offer_id": "card-2", "category": "card"}, PRIMARY)
-    assert shared_1 is shared_2 and not set(shared_1) & set(own_1)
+    blocks_1, own_1 = decision.parts({"offer_id": "card-1", "category": "card"}, PRIMARY)
+    blocks_2, own_2 = decision.parts({"offer_id": "card-2", "category": "card"}, PRIMARY)
+    assert blocks_1[-1] is blocks_2[-1] and "region=north×category=card" in blocks_1[-1]
     assert "region=north×offer=card-1" in own_1 and "region=north×offer=card-2" in own_2
+
+
+def test_columns_are_the_candidates_features_as_numbers() -> None:
+    rows = [
+        ({"offer_id": "card-1", "category": "card"}, PRIMARY),
+        ({"offer_id": "loan-1", "category": "loan"}, Exposure(None, "irrelevant", 3, 2)),
+        ({"offer_id": "card-2", "category": "card"}, Exposure(9.0, "secondary", 1, 0)),
+    ]
+    customer = {**CUSTOMER, "acquired": ["loan"], "products_held": ["card", "loan"]}
+    assert_columns_equal_parts(EVERY_FIELD.for_decision(customer, MOMENT), rows)

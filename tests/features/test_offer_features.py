@@ -1,13 +1,17 @@
+import collections
 import copy
 import pickle
 import random
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from features import DEFAULT_FEATURES, Exposure, Moment, feature_set, make_feature_set
+from features.feature_set import DecisionParts, Exposures, merged
+from features.index import FeatureIndex
 from models.ranker import make_ranker
 
 customers = st.fixed_dictionaries(
@@ -25,6 +29,7 @@ offers = st.fixed_dictionaries(
         "value": st.floats(1, 1000),
     }
 )
+EXPOSURES_OF_ONE = Exposures(np.array([1.0]), ["primary"], np.array([0]), np.array([0]))
 exposures = st.builds(
     Exposure,
     st.floats(0, 400) | st.none(),
@@ -51,17 +56,49 @@ def test_features_never_mutate_their_inputs(customer, offer, exposure) -> None: 
 
 
 @given(customers, offers, exposures)
-def test_decision_parts_are_the_candidate_features_split_in_two(  # type: ignore[no-untyped-def]
+def test_decision_parts_are_the_candidate_features_split_in_blocks(  # type: ignore[no-untyped-def]
     customer, offer, exposure
 ) -> None:
     moment = Moment("salary_increase", "email", datetime(2026, 11, 9, 8, tzinfo=UTC))
     decision = DEFAULT_FEATURES.for_decision(customer, moment)
-    shared, own = decision.parts(offer, exposure)
-    assert not shared.keys() & own.keys()
-    assert {**shared, **own} == DEFAULT_FEATURES.features(customer, offer, moment, exposure)
+    blocks, own = decision.parts(offer, exposure)
+    names = [name for part in (*blocks, own) for name in part]
+    assert len(names) == len(set(names))  # no feature in two parts
+    assert merged(blocks, own) == DEFAULT_FEATURES.features(customer, offer, moment, exposure)
     again, own_again = decision.parts(offer, exposure._replace(days_since_trigger=1.0))
-    assert again is shared  # one object per (category, phase) in a decision
+    assert all(a is b for a, b in zip(again, blocks, strict=True))  # blocks built once
     assert own_again is not own
+
+
+@given(st.lists(st.tuples(offers, exposures), min_size=1, max_size=6), customers)
+def test_columns_are_the_candidates_features_as_numbers(rows, customer) -> None:  # type: ignore[no-untyped-def]
+    moment = Moment("salary_increase", "email", datetime(2026, 11, 9, 8, tzinfo=UTC))
+    assert_columns_equal_parts(DEFAULT_FEATURES.for_decision(customer, moment), rows)
+
+
+def assert_columns_equal_parts(decision: DecisionParts, rows: list[tuple[dict, Exposure]]) -> None:  # type: ignore[type-arg]
+    """Each candidate's columns, read back as names, are its features (a slot of value 0 is a
+    feature it does not have, or has at 0)."""
+    index = FeatureIndex()
+    exposures = Exposures(
+        np.array(
+            [np.nan if e.days_since_trigger is None else e.days_since_trigger for _, e in rows]
+        ),
+        [e.phase for _, e in rows],
+        np.array([e.impressions for _, e in rows]),
+        np.array([e.unanswered for _, e in rows]),
+    )
+    columns = decision.columns([offer for offer, _ in rows], exposures, index)
+    assert columns is not None
+    for (offer, exposure), indices, values in zip(
+        rows, columns.indices, columns.values, strict=True
+    ):
+        as_read = collections.Counter()
+        for column, value in zip(indices.tolist(), values.tolist(), strict=True):
+            as_read[index.names[column]] += value
+        features = merged(*decision.parts(offer, exposure))
+        assert {n: v for n, v in as_read.items() if v} == {n: v for n, v in features.items() if v}
+        assert set(features) <= set(as_read)
 
 
 def test_a_feature_function_is_a_feature_set_that_shares_nothing() -> None:
@@ -70,10 +107,10 @@ def test_a_feature_function_is_a_feature_set_that_shares_nothing() -> None:
         return {f"tier={customer['attributes']['tier']}×{offer['offer_id']}": 1.0}
 
     moment = Moment("login", "web", datetime(2026, 11, 9, 8, tzinfo=UTC))
-    shared, own = tier.for_decision({"attributes": {"tier": "gold"}}, moment).parts(
-        {"offer_id": "o1"}, Exposure()
-    )
-    assert (shared, own) == ({}, {"tier=gold×o1": 1.0})
+    decision = tier.for_decision({"attributes": {"tier": "gold"}}, moment)
+    blocks, own = decision.parts({"offer_id": "o1"}, Exposure())
+    assert (blocks, own) == ((), {"tier=gold×o1": 1.0})
+    assert decision.columns([{"offer_id": "o1"}], EXPOSURES_OF_ONE, FeatureIndex()) is None
     assert tier.label == "tier/3"
 
 

@@ -46,8 +46,7 @@ def _learned_ranking() -> Ranking:
         Candidate(key, {"bias": 1.0, f"offer={key}": 1.0}, value_now=value)
         for key, value in (("a", 100.0), ("b", 100.0), ("new", 100.0))
     ]
-    model.rank(candidates)  # scores them in place
-    return model.ranking(candidates)
+    return model.ranking(model.score(candidates))
 
 
 scores_and_p = st.lists(st.floats(0.0, 0.99), min_size=1, max_size=12).map(
@@ -168,8 +167,7 @@ def _a_known_offer_and_a_new_one(new_offer_labels: int = 0) -> Ranking:
         Candidate(key, {"bias": 1.0, f"offer={key}": 1.0}, value_now=value)
         for key, value in (("a", 100.0), ("b", 100.0), ("new", 111.0))
     ]
-    model.rank(candidates)
-    return model.ranking(candidates)
+    return model.ranking(model.score(candidates))
 
 
 def test_randomized_ucb_tries_an_offer_it_knows_little_of_while_it_might_be_the_best() -> None:

@@ -39,8 +39,8 @@ def test_every_model_learns_a_preference(model: str) -> None:
     bias = {"bias": 1.0}
     ranked = ranker.rank(
         [
-            Candidate("b", {"offer=b": 1.0}, 10.0, shared_features=bias),
-            Candidate("a", {"offer=a": 1.0}, 10.0, shared_features=bias),
+            Candidate("b", {"offer=b": 1.0}, 10.0, blocks=(bias,)),
+            Candidate("a", {"offer=a": 1.0}, 10.0, blocks=(bias,)),
         ]
     )
     assert [c.key for c in ranked] == ["a", "b"]
@@ -99,12 +99,10 @@ def test_any_river_classifier_or_pipeline_ranks_as_it_predicts(classifier) -> No
         ranker.learn_one(x, x["a"] + rng.random() * 0.3 > 0.8)
     shared = {"a": 0.9, "b": 0.2}
     candidates = [
-        Candidate(f"c{i}", {"c": rng.random()}, value_now=10.0, shared_features=shared)
-        for i in range(6)
+        Candidate(f"c{i}", {"c": rng.random()}, value_now=10.0, blocks=(shared,)) for i in range(6)
     ]
-    fast = ranker._linear_p_accept()
-    linear = type(list(getattr(classifier, "steps", {"": classifier}).values())[-1])
-    assert (fast is not None) == (linear is linear_model.LogisticRegression)
+    fast = ranker._linear_scores()
+    assert (fast is not None) == (type(classifier) is linear_model.LogisticRegression)
     for candidate in ranker.rank(candidates):
         proba = classifier.predict_proba_one(candidate.all_features())
         assert candidate.p_accept == pytest.approx(proba.get(True, 0.0), abs=1e-12)
@@ -155,8 +153,8 @@ def test_contributions_of_a_pipeline_are_weights_times_what_its_last_step_sees()
     assert OnlineRanker(naive_bayes.BernoulliNB()).contributions(x) == []
 
 
-def test_shared_features_are_scored_as_river_scores_the_whole_candidate() -> None:
-    """The logistic fast path (shared part scored once per ranking) gives River's own P."""
+def test_blocks_are_scored_as_river_scores_the_whole_candidate() -> None:
+    """The logistic fast path (each block scored once per ranking) gives River's own P."""
     rng = random.Random(4)
     names = [f"f{i}" for i in range(30)]
     ranker = OnlineRanker()
@@ -169,19 +167,19 @@ def test_shared_features_are_scored_as_river_scores_the_whole_candidate() -> Non
             f"c{i}",
             {name: rng.random() for name in names[10:] if rng.random() < 0.3},
             value_now=rng.uniform(1, 100),
-            shared_features=shared[i % 3],
+            blocks=(shared[i % 3],),
         )
         for i in range(12)
     ]
     for candidate in ranker.rank(candidates):
         whole = candidate.all_features()
         assert candidate.p_accept == pytest.approx(ranker.p_accept(whole), abs=1e-12)
-        assert whole == {**candidate.shared_features, **candidate.features}
+        assert whole == {**shared[int(candidate.key[1:]) % 3], **candidate.candidate.features}
 
 
 def test_all_features_is_a_new_dict() -> None:
     shared = {"bias": 1.0}
-    candidate = Candidate("a", {"x": 2.0}, 1.0, shared_features=shared)
+    candidate = Candidate("a", {"x": 2.0}, 1.0, blocks=(shared,))
     merged = candidate.all_features()
     merged["bias"] = 5.0
     assert shared == {"bias": 1.0}
@@ -236,17 +234,18 @@ def test_the_bayesian_model_scores_alike_on_both_paths_and_is_surer_of_what_it_s
         offer = rng.choice("abc")
         ranker.learn_one({"bias": 1.0, f"offer={offer}": 1.0}, rng.random() < 0.2)
     shared = {"bias": 1.0}
-    candidates = [Candidate(k, {f"offer={k}": 1.0}, 1.0, shared_features=shared) for k in "abz"]
-    for candidate in ranker.rank(candidates):
+    candidates = [Candidate(k, {f"offer={k}": 1.0}, 1.0, blocks=(shared,)) for k in "abz"]
+    scores = ranker.score(candidates)
+    for candidate in scores:
         assert candidate.p_accept == pytest.approx(
             ranker.predict_proba_one(candidate.all_features())[True], abs=1e-12
         )
     model = ranker.classifier
     assert model.logit_posterior({"offer=a": 1.0})[1] < model.logit_posterior({"offer=z": 1.0})[1]
-    draws = ranker.posterior(candidates)(np.random.default_rng(0), 4000, 1.0)
+    draws = ranker.posterior(scores)(np.random.default_rng(0), 4000, 1.0)
     assert draws.shape == (4000, 3)
     # the draws centre on the estimate, and spread most for the offer never seen
-    assert np.median(draws[:, 0]) == pytest.approx(candidates[0].p_accept, abs=0.02)
+    assert np.median(draws[:, 0]) == pytest.approx(scores[0].p_accept, abs=0.02)
     assert draws[:, 2].std() > 1.5 * draws[:, 0].std()
     # the logits' draws have the posterior's means, variances and covariances: rows that share
     # a part (here all of them: the bias) move together

@@ -1,0 +1,72 @@
+"""The middle steps of a decision: one scoring pass, and the objective.
+
+Under `value-curve`, the default objective, an offer outside its primary period is ranked by
+P(accept) as if it were in it, so that the value curve alone counts the phase, while the
+decision tells (and the model learns from) the offer as it is now: such offers are scored in
+both phases, in the same pass. The other objectives rank each offer as it is now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.candidates import Offers, Scores
+from models.ranker import OnlineRanker
+from models.time_value import Objective
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """One decision's offers as a model scored them."""
+
+    offers: Offers  # as they are now: what the model learns from
+    ranked: Scores  # as the objective reads them, best first; `rows` are rows of `offers`
+    p_now: np.ndarray  # each offer's P(accept) in the phase it is in now, by row
+    scored: Offers  # what was scored: the offers as the objective reads them, then the rest
+
+
+def score(model: OnlineRanker, offers: Offers, objective: Objective) -> Scoring:
+    """Score `offers` as the objective reads them, and as they are now, in one pass."""
+    n, phases = len(offers), offers.exposures.phase
+    if objective == "value-curve":
+        elsewhere = np.array([i for i, phase in enumerate(phases) if phase != "primary"], int)
+        scored = offers.take(
+            np.concatenate([np.arange(n), elsewhere]),
+            phase=["primary"] * n + [phases[i] for i in elsewhere.tolist()],
+        )
+    else:
+        elsewhere, scored = np.zeros(0, int), offers
+    scores = model.score(scored)
+    p_now = scores.p_accept[:n].copy()
+    p_now[elsewhere] = scores.p_accept[n:]
+    return Scoring(offers, scores.take(np.arange(n)).best_first(), p_now, scored)
+
+
+def best_by_expected_value(scoring: Scoring, expected_worth: np.ndarray) -> str | None:
+    """The offer the model's own P(accept) makes worth the most, P(accept) × value × lever
+    with the interest phase counted once: what the objective's time weighting (and exploration)
+    may have put lower or left out of the decision."""
+    ranked = scoring.ranked
+    if not len(ranked):
+        return None
+    rows = ranked.rows
+    return ranked.keys[int(np.argmax(scoring.p_now[rows] * expected_worth[rows]))]
+
+
+def explain(model: OnlineRanker, scoring: Scoring, position: int, objective: Objective) -> str:
+    """Why the offer at `position` of the ranking came first: its P(accept) as ranked, value
+    and lever, and the features that moved its P(accept) most."""
+    top = scoring.ranked[position]
+    phase = scoring.offers.exposures.phase[int(scoring.ranked.rows[position])]
+    reasons = ", ".join(
+        f"{name} {weight:+.2f}" for name, weight in model.contributions(top.all_features())
+    )
+    as_if_primary = objective == "value-curve" and phase != "primary"
+    p_accept = "P(accept) in its primary period" if as_if_primary else "P(accept)"
+    text = (
+        f"{top.key}: {p_accept} {top.p_accept:.3f} × value now {top.value_now:.0f} "
+        f"({phase} interest) × lever {top.lever:g}"
+    )
+    return f"{text}; largest contributions: {reasons}" if reasons else text
