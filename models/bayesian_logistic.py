@@ -70,10 +70,13 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from river import base, utils
-from scipy import optimize, sparse, special
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 
 def sigmoid(z: float) -> float:
@@ -268,6 +271,9 @@ class BayesianLogisticRegression(base.Classifier):
         """The window's labels at once: the means their MAP under the window's prior, the
         precisions that prior's plus the labels' curvature at the MAP (the intercept is the
         design's last column)."""
+        # here, not at the top: scipy weighs tens of MB, and only a model that refits needs it
+        from scipy import optimize, sparse, special
+
         prior, names = self._window_prior, list(self._window.columns)
         assert prior is not None  # a window has a prior whenever the model refits
         design = sparse.hstack(
@@ -474,6 +480,8 @@ class _Window:
 
     def matrix(self) -> sparse.csr_matrix:
         """labels × features, as the model saw them."""
+        from scipy import sparse
+
         row_starts = np.concatenate([[0], np.cumsum([len(row) for row in self._columns])])
         return sparse.csr_matrix(
             (np.concatenate(self._values), np.concatenate(self._columns), row_starts),

@@ -109,7 +109,8 @@ class LinearScores:
 
 def p_of_logits(logits: np.ndarray) -> np.ndarray:
     """1 / (1 + e^-logit), elementwise; beyond ±700 exp would overflow, and P is 0 or 1 there."""
-    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(logits, -700.0, 700.0))))
+    # np.minimum and np.maximum rather than np.clip: the same values, at a fraction of the cost
+    return np.asarray(1.0 / (1.0 + np.exp(-np.minimum(np.maximum(logits, -700.0), 700.0))))
 
 
 def p_accept_at_mean(
@@ -123,8 +124,7 @@ def p_accept_at_mean(
     array([[0.5       , 0.5       ],
            [0.73105858, 0.88079708]])
     """
-    logits = np.broadcast_to(mean, (draws, len(mean)))
     if np.any(optimism):
         levels = np.asarray(optimism, dtype=float).reshape(-1, 1)
-        logits = logits + levels * np.sqrt(variance)
-    return p_of_logits(logits)
+        return p_of_logits(mean + levels * np.sqrt(variance))  # draws × rows, broadcast
+    return p_of_logits(np.broadcast_to(mean, (draws, len(mean))))

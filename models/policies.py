@@ -183,7 +183,9 @@ class _SampledWinners(ExplorationPolicy):
     def _first_probabilities(self, ranking: Ranking) -> np.ndarray:
         sampled = self._sample_scores(ranking)
         # a draw's ties go to a random one of them, not to the lowest index
-        jitter = self._rng.random(sampled.shape) * 1e-12 * (np.abs(sampled) + 1e-300)
+        jitter = self._rng.random(sampled.shape)
+        jitter *= 1e-12
+        jitter *= np.abs(sampled) + 1e-300
         winners = np.argmax(sampled + jitter, axis=1)
         return np.asarray(np.bincount(winners, minlength=len(ranking)) / self.draws)
 

@@ -131,10 +131,10 @@ class Decider:
         its label is learned from), until each is answered or expires; `decided_by` names the
         model version that chose them, if not `model`."""
         now, first = valid.timestamp.timestamp(), offers[0]
-        row_of = {key: row for row, key in enumerate(scoring.offers.keys)}
+        keys = scoring.offers.keys
         pending = {
             o.offer_id: PendingOffer(
-                features=scoring.offers.candidate(row_of[o.offer_id]).all_features(),
+                features=scoring.offers.candidate(keys.index(o.offer_id)).all_features(),
                 p_accept=o.p_accept,
                 value_now=o.value_now,
                 propensity=o.propensity,
