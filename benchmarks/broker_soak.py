@@ -13,6 +13,9 @@ p50 / p99 / max. The run passes when the broker's cost stays flat and decisions 
 - p99 ≤ 1 s in every window;
 - no event left undecided.
 
+The ranker's own process is followed too: its resident memory in the last window ≤ 1.1 × that
+at minute 10 and ≤ 250 MB, its CPU ≤ 0.1 of a core.
+
 The figures go to `benchmarks/results/broker-soak-<time>.json`.
 """
 
@@ -37,6 +40,9 @@ CPU_GROWTH = 1.5  # the last window's CPU over that of minutes 5-10, at most
 CPU_CORES = 0.3  # the last window's CPU share, at most
 MEMORY_GROWTH = 1.5  # the last window's resident memory over that at minute 10, at most
 P99_SECONDS = 1.0  # every window's event→decision p99, at most
+# The ranker's own: resident memory in the last window over that at minute 10, and at most so
+# many MB; its CPU in the last window, in cores
+RANKER_MEMORY_GROWTH, RANKER_MEMORY_MB, RANKER_CPU_CORES = 1.1, 250.0, 0.1
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class Goals:
     cpu_ratio: float
     memory_ratio: float
     worst_p99: float
+    ranker: RankerGoals | None = None  # None: the ranker's process was not followed
 
     @property
     def met(self) -> bool:
@@ -60,7 +67,42 @@ class Goals:
             and self.memory_flat
             and self.prompt
             and (self.nothing_lost)
+            and (self.ranker is None or self.ranker.met)
         )
+
+
+@dataclass(frozen=True)
+class RankerGoals:
+    """The ranker's memory from minute 10 to the end, and its CPU in the last window."""
+
+    memory_ratio: float
+    memory_mb: float
+    cpu_share: float
+
+    @property
+    def met(self) -> bool:
+        return (
+            self.memory_ratio <= RANKER_MEMORY_GROWTH
+            and self.memory_mb <= RANKER_MEMORY_MB
+            and self.cpu_share <= RANKER_CPU_CORES
+        )
+
+    @classmethod
+    def of(cls, report: LoopReport) -> RankerGoals | None:
+        """From the windows that sampled the ranker (None if none did).
+
+        >>> from pipeline.simulation.steady_loop import Latency, Window
+        >>> fast = Latency(30_000, 0.02, 0.2, 0.4)
+        >>> windows = [Window(300 * i, 300 * (i + 1), fast, 0.1, 400.0,
+        ...                   {"ranker": (0.05, 200.0 + i)}) for i in range(12)]
+        >>> RankerGoals.of(LoopReport(windows=windows))
+        RankerGoals(memory_ratio=1.05, memory_mb=211.0, cpu_share=0.05)
+        """
+        sampled = [w for w in report.windows if "ranker" in w.apps]
+        if len(sampled) < 3:
+            return None
+        (_, at_ten), (cpu, last) = sampled[1].apps["ranker"], sampled[-1].apps["ranker"]
+        return cls(round(last / max(at_ten, 1e-9), 2), last, cpu)
 
 
 def goals(report: LoopReport) -> Goals:
@@ -94,6 +136,7 @@ def goals(report: LoopReport) -> Goals:
         cpu_ratio=round(cpu_ratio, 2),
         memory_ratio=round(memory_ratio, 2),
         worst_p99=round(worst_p99, 3),
+        ranker=RankerGoals.of(report),
     )
 
 
@@ -116,14 +159,18 @@ def _seconds(value: float | None) -> str:
 
 
 def table(report: LoopReport) -> Table:
-    rows = Table("minutes", "broker CPU (cores)", "broker RSS MB", "decisions",
-                 "p50 / p99 / max s", title="the embedded broker, per window")  # fmt: skip
+    rows = Table("minutes", "broker CPU (cores)", "broker RSS MB", "ranker CPU (cores)",
+                 "ranker RSS MB", "decisions", "p50 / p99 / max s",
+                 title="the embedded broker and the ranker, per window")  # fmt: skip
     for window in report.windows:
         latency = window.latency
+        ranker = window.apps.get("ranker")
         rows.add_row(
             f"{window.start / 60:.0f}-{window.end / 60:.0f}",
             f"{window.broker_cpu_share:.3f}" if window.broker_cpu_share is not None else "-",
             f"{window.broker_rss_mb:.0f}" if window.broker_rss_mb is not None else "-",
+            f"{ranker[0]:.3f}" if ranker else "-",
+            f"{ranker[1]:.0f}" if ranker else "-",
             f"{latency.count:,}",
             f"{_seconds(latency.p50)} / {_seconds(latency.p99)} / {_seconds(latency.max)}",
         )
@@ -148,6 +195,13 @@ def main() -> None:
         f"{judged.memory_ratio} (≤ {MEMORY_GROWTH}), worst window p99 {judged.worst_p99} s "
         f"(≤ {P99_SECONDS}): {'[green]met[/]' if judged.met else '[red]NOT met[/]'}"
     )
+    if judged.ranker is not None:
+        ranker = judged.ranker
+        console.print(
+            f"ranker: memory last / minute 10 {ranker.memory_ratio} (≤ {RANKER_MEMORY_GROWTH}), "
+            f"{ranker.memory_mb:.0f} MB (≤ {RANKER_MEMORY_MB:.0f}), CPU {ranker.cpu_share} cores "
+            f"(≤ {RANKER_CPU_CORES})"
+        )
     results = {"report": report.figures(), "goals": {**asdict(judged), "met": judged.met}}
     console.print(f"written {write_result('broker-soak', results, config=vars(args))}")
     sys.exit(0 if judged.met else 1)

@@ -115,6 +115,8 @@ class Window:
     latency: Latency
     broker_cpu_share: float | None  # the embedded broker's CPU, in cores
     broker_rss_mb: float | None
+    # each μ-product's CPU in the window, in cores, and its resident MB at its end
+    apps: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -254,12 +256,19 @@ class _Killer:
         return self._order.pop()
 
 
-class _BrokerWatch:
-    """The embedded broker's CPU and resident memory, sampled at each window's end."""
+class _ProcessWatch:
+    """One process's CPU and resident memory, sampled at each window's end (the embedded
+    broker's, or a μ-product's: a new process of the same name after a restart)."""
 
     def __init__(self, pid: int | None) -> None:
         self._process = psutil.Process(pid) if pid is not None else None
         self._cpu = self.cpu_seconds()
+
+    def follow(self, pid: int) -> None:
+        """Go on with the process `pid` (a restart's), its CPU counted from now."""
+        if self._process is None or self._process.pid != pid:
+            self._process = psutil.Process(pid)
+            self._cpu = self.cpu_seconds()
 
     def cpu_seconds(self) -> float:
         if self._process is None:
@@ -271,9 +280,12 @@ class _BrokerWatch:
         """CPU share since the last sample, over `seconds`, and resident MB now."""
         if self._process is None:
             return None, None
-        cpu = self.cpu_seconds()
+        try:
+            cpu = self.cpu_seconds()
+            rss = self._process.memory_info().rss / 1e6
+        except psutil.NoSuchProcess:  # killed since the last sample: nothing to say of it
+            return None, None
         used, self._cpu = cpu - self._cpu, cpu
-        rss = self._process.memory_info().rss / 1e6
         return round(used / max(seconds, 1e-9), 3), round(rss, 1)
 
 
@@ -304,7 +316,7 @@ def run_loop(settings: Settings, config: LoopConfig, broker_pid: int | None = No
         producer.produce(settings.topic_name("customers"), json.dumps(record).encode(),
                          record["customer_id"].encode())  # fmt: skip
     producer.flush(30)
-    broker = _BrokerWatch(broker_pid)
+    broker = _ProcessWatch(broker_pid)
     cpu_before = broker.cpu_seconds()
     supervisor = Supervisor(settings, config.apps(), logs).start()
     loop = SteadyLoop(settings, config, world, offers, producer, supervisor, broker)
@@ -336,7 +348,7 @@ class SteadyLoop:
         offers: dict[str, dict[str, Any]],
         producer: Producer,
         supervisor: Supervisor,
-        broker: _BrokerWatch,
+        broker: _ProcessWatch,
     ) -> None:
         self._settings = settings
         self._config = config
@@ -346,6 +358,7 @@ class SteadyLoop:
         self._producer = producer
         self._supervisor = supervisor
         self._broker = broker
+        self._apps = {name: _ProcessWatch(p.pid) for name, p in supervisor.processes.items()}
         self._decisions = _Decisions(settings, settings.broker_address or "")
         self._answers = _Answers()
         self._killer = _Killer(list(config.apps()), config.kill_every, config.seed + 2)
@@ -457,9 +470,15 @@ class SteadyLoop:
     def _close_window(self) -> None:
         end = self._elapsed()
         cpu, rss = self._broker.sample(end - self._window_start)
+        apps = {}
+        for name, watch in self._apps.items():
+            watch.follow(self._supervisor.processes[name].pid)
+            app_cpu, app_rss = watch.sample(end - self._window_start)
+            if app_cpu is not None and app_rss is not None:
+                apps[name] = (app_cpu, app_rss)
         latency = Latency.of(self._latencies(self._window_start, end))
         self.report.windows.append(Window(round(self._window_start, 1), round(end, 1), latency,
-                                          cpu, rss))  # fmt: skip
+                                          cpu, rss, apps))  # fmt: skip
         self._window_start = end
 
     def _finish(self) -> None:

@@ -151,3 +151,22 @@ def test_the_broker_soak_refuses_too_short_a_run_or_no_broker_process() -> None:
                  for i in range(3)]  # fmt: skip
     with pytest.raises(ValueError, match="did not follow a broker process"):
         broker_soak.goals(LoopReport(windows=unwatched))
+
+
+def test_the_ranker_goal_is_a_share_of_the_ceiling_and_its_cpu_in_the_same_run() -> None:
+    cpu = "apps CPU s per 1,000 events"
+    ceiling = {"events/s": 60_000.0}
+    met = run.GOALS["ranker"][1]
+    at_speed = {"pass-through": ceiling, "ranker": {"events/s": 4_500.0, cpu: 0.2}}
+    assert met({"embedded": at_speed}, "embedded") is True
+    slow = {"pass-through": ceiling, "ranker": {"events/s": 4_000.0, cpu: 0.2}}
+    assert met({"embedded": slow}, "embedded") is False
+    costly = {"pass-through": ceiling, "ranker": {"events/s": 4_500.0, cpu: 0.3}}
+    assert met({"embedded": costly}, "embedded") is False
+    # on Kafka, also ≥ 0.8 × its rate on the embedded broker
+    kafka = {"pass-through": ceiling, "ranker": {"events/s": 4_300.0, cpu: 0.2}}
+    assert met({"embedded": at_speed, "kafka": kafka}, "kafka") is True
+    lagging = {"pass-through": {"events/s": 40_000.0}, "ranker": {"events/s": 3_000.0, cpu: 0.2}}
+    assert met({"embedded": at_speed, "kafka": lagging}, "kafka") is False
+    assert met({"embedded": {"ranker": at_speed["ranker"]}}, "embedded") is None
+    assert cases.STREAMS[cases.RANKER_DEFAULT_FEATURES].settings == {"feature_set": "default"}
