@@ -164,10 +164,11 @@ class Scores(Sequence["Scored"]):
             logit_variance=logit_variance,
         )
 
-    def best_first(self) -> Scores:
+    def best_first(self, of_first: int | None = None) -> Scores:
         """The same scores by priority, best first (ties: higher P × value, then the order
-        given)."""
-        return self.take(np.lexsort((-self.tie_break, -self.score)))
+        given); of the first `of_first` only, if given."""
+        at = slice(of_first)
+        return self.take(np.lexsort((-self.tie_break[at], -self.score[at])))
 
     def take(self, order: np.ndarray) -> Scores:
         """The scores at positions `order`, in that order."""

@@ -132,22 +132,17 @@ class OffersNow:
         """Each candidate's phase (an index of `PHASES`), as `models.time_value.value_now`: the
         unanswered impressions move an offer along its curve, and one ignored often enough
         without a trigger is past its point of negative impact."""
-        negative = terms.negative_days[rows]
+        negative, primary = terms.negative_days[rows], terms.primary_days[rows]
         fatigue = unanswered * self._contact.fatigue_share
-        with np.errstate(invalid="ignore"):  # NaN: no trigger seen
-            moved = np.maximum(days, 0.0) + fatigue * negative
-            moved = np.where(np.isnan(days) & (fatigue >= 1.0), negative, moved)
-            primary = terms.primary_days[rows]
-            return np.select(
-                [
-                    np.isnan(moved),
-                    moved >= negative,
-                    moved < primary,
-                    moved < primary + terms.secondary_days[rows],
-                ],
-                [IRRELEVANT, NEGATIVE, PRIMARY, SECONDARY],
-                default=IRRELEVANT,
-            ).astype(np.int64)
+        moved = np.maximum(days, 0.0) + fatigue * negative  # NaN: no trigger seen
+        annoyed = np.isnan(days) & (fatigue >= 1.0)  # ignored so often that it now annoys
+        moved[annoyed] = negative[annoyed]
+        # a comparison with NaN is false: no trigger seen, and not moved, is irrelevant
+        phase = np.full(len(rows), IRRELEVANT, dtype=np.int64)
+        phase[moved < primary + terms.secondary_days[rows]] = SECONDARY
+        phase[moved < primary] = PRIMARY
+        phase[moved >= negative] = NEGATIVE
+        return phase
 
     def terms(self) -> CatalogueTerms:
         """The catalogue's terms, worked out once per catalogue (replaced on any change)."""

@@ -41,7 +41,7 @@ def score(model: OnlineRanker, offers: Offers, objective: Objective) -> Scoring:
     scores = model.score(scored)
     p_now = scores.p_accept[:n].copy()
     p_now[elsewhere] = scores.p_accept[n:]
-    return Scoring(offers, scores.take(np.arange(n)).best_first(), p_now, scored)
+    return Scoring(offers, scores.best_first(of_first=n), p_now, scored)
 
 
 def best_by_expected_value(scoring: Scoring, expected_worth: np.ndarray) -> str | None:

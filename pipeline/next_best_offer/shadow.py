@@ -27,7 +27,7 @@ class Shadow:
         if challenger is None:
             return None
         n = len(scoring.offers)  # what was scored starts with the offers as ranked
-        ranked = challenger.score(scoring.scored).take(np.arange(n)).best_first()
+        ranked = challenger.score(scoring.scored).best_first(of_first=n)
         _, probabilities = self.policy.choose(challenger.ranking(ranked))
         rewards = ranked.p_accept * ranked.value_now
         logged = ranked.keys.index(first)
