@@ -24,11 +24,32 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# What an index keeps at most before it starts afresh: a customer field of unbounded
+# cardinality (an id in the CRM's attributes) would otherwise grow it, and the models' arrays
+# over it, for as long as the process lives
+MAX_NAMES = 200_000
+MAX_SIDE_NAMES = 20_000
+
 
 class FeatureIndex:
-    """Feature names ↔ columns, and the columns of crosses of two names."""
+    """Feature names ↔ columns, and the columns of crosses of two names.
+
+    Once it holds `MAX_NAMES` names, or a side of crosses `MAX_SIDE_NAMES`, the next decision
+    (`fresh_if_full`) starts it afresh and its `generation` changes: what was read over the old
+    columns (a model's arrays) is read again.
+    """
 
     def __init__(self) -> None:
+        self.generation = 0
+        self._start()
+
+    def fresh_if_full(self) -> None:
+        """Start afresh if full; called before a decision's columns, never during them."""
+        if len(self.names) >= MAX_NAMES or max(map(len, self._side_names)) >= MAX_SIDE_NAMES:
+            self.generation += 1
+            self._start()
+
+    def _start(self) -> None:
         self.names: list[str] = []
         self._columns: dict[str, int] = {}
         # the two sides of crosses: name → its row (left) or column (right) in `_crossed`

@@ -191,6 +191,7 @@ class DecisionFeatures(DecisionParts):
     ) -> FeatureColumns:
         """`parts`' features of every candidate as columns of `index`; `crossed`: indicators
         to cross with each offer's category and with the offer too (what `every-field` adds)."""
+        index.fresh_if_full()
         customer, context, n, k = self._customer, self._context, len(offers), len(crossed)
         categories = [offer["category"] for offer in offers]
         by_category = index.right([f"category={category}" for category in categories])

@@ -63,6 +63,7 @@ class LinearScores:
         self._intercept_variance = intercept_variance
         self._weights = np.zeros(0)
         self._variances = np.zeros(0)
+        self._generation = index.generation
 
     @classmethod
     def of(cls, classifier: Any, index: FeatureIndex) -> LinearScores:
@@ -97,6 +98,9 @@ class LinearScores:
 
     def _read_new_columns(self) -> None:
         """The weights of the columns the index gave since they were last read."""
+        if self._generation != self._index.generation:  # the index started afresh
+            self._weights, self._variances = np.zeros(0), np.zeros(0)
+            self._generation = self._index.generation
         read, names = len(self._weights), self._index.names
         if read == len(names):
             return

@@ -300,6 +300,7 @@ class OnlineRanker(base.Classifier):
             return Scores.of(listed, np.array(p_accept, dtype=float))
         columns = candidates.columns(self.features) if isinstance(candidates, Offers) else None
         if columns is None:  # features as dicts: read into columns here
+            self.features.index.fresh_if_full()
             listed = _listed(candidates)
             columns = columns_of([c.all_features() for c in listed], self.features.index)
             candidates = listed

@@ -14,6 +14,7 @@ import pytest
 
 from benchmarks import workload
 from features import Exposure, Moment, make_feature_set
+from features import index as index_module
 from features.feature_set import merged
 from models.ranker import OnlineRanker, make_ranker
 from pipeline.contracts.schemas import Offer, ValidOffers
@@ -118,3 +119,26 @@ def assert_same_scores(fast: Ranker, general: Ranker, record: ValidOffers) -> No
     np.testing.assert_allclose(by_fast.ranked.score, by_general.ranked.score, rtol=1e-9)
     np.testing.assert_allclose(by_fast.p_now, by_general.p_now, atol=1e-9)
     assert by_fast.ranked.logit is not None and by_general.ranked.logit is None
+
+
+def test_a_full_feature_index_starts_afresh_and_scores_stay_those_of_the_general_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CRM field of unbounded cardinality must not grow the index for ever: once full, it
+    starts afresh at the next decision, and the models read their arrays over it again."""
+    monkeypatch.setattr(index_module, "MAX_NAMES", 400)
+    offers = catalogue()
+    ranker = make_ranker_processor(tmp_path, offers, feature_set="every-field", top_k=3)
+    model = ranker.models.model = trained("bayesian_logistic", "every-field", offers)
+    general = copy.deepcopy(model)
+    general.fast_path = False
+    index = model.features.index
+    first_generation = index.generation
+    for number, record in enumerate(recorded_stream()[:40]):
+        # an attribute unique to each customer: a new indicator, crossed with every offer
+        record.customer["attributes"] = {"crm_id": f"X{number}"}
+        showable = ranker.decider._showable(model, record).offers
+        fast = model.score(showable)
+        np.testing.assert_allclose(fast.p_accept, general.score(showable).p_accept, atol=1e-9)
+        assert len(index) <= 400 + 60 * len(showable)  # one decision's names beyond the bound
+    assert index.generation > first_generation
