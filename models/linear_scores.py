@@ -8,7 +8,7 @@ operations over all its candidates, whatever their number: the logit's mean is t
 weights × values, its variance those of variances × values².
 
 It gives what the general path gives (the classifier's `predict_proba_one` on each candidate's
-features as a dict) up to the order of a floating-point sum; `tests/models/test_linear_scores.py`
+features as a dict) up to the order of a floating-point sum; `tests/pipeline/test_fast_path.py`
 holds the two equal.
 
 >>> from features.feature_set import FeatureColumns
