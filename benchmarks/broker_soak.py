@@ -33,7 +33,7 @@ from rich.table import Table
 from benchmarks.record import write_result
 from pipeline.kafka.broker import embedded_broker
 from pipeline.settings import Settings
-from pipeline.simulation.steady_loop import LoopConfig, LoopReport, run_loop
+from pipeline.simulation.steady_loop import LoopConfig, LoopReport, Window, run_loop
 
 WINDOW = 300.0  # seconds
 CPU_GROWTH = 1.5  # the last window's CPU over that of minutes 5-10, at most
@@ -94,15 +94,22 @@ class RankerGoals:
         >>> from pipeline.simulation.steady_loop import Latency, Window
         >>> fast = Latency(30_000, 0.02, 0.2, 0.4)
         >>> windows = [Window(300 * i, 300 * (i + 1), fast, 0.1, 400.0,
-        ...                   {"ranker": (0.05, 200.0 + i)}) for i in range(12)]
+        ...                   {"ranker-0": (0.05, 200.0 + i)}) for i in range(12)]
         >>> RankerGoals.of(LoopReport(windows=windows))
         RankerGoals(memory_ratio=1.05, memory_mb=211.0, cpu_share=0.05)
         """
-        sampled = [w for w in report.windows if "ranker" in w.apps]
+        sampled = [ranker for ranker in map(ranker_of, report.windows) if ranker is not None]
         if len(sampled) < 3:
             return None
-        (_, at_ten), (cpu, last) = sampled[1].apps["ranker"], sampled[-1].apps["ranker"]
+        (_, at_ten), (cpu, last) = sampled[1], sampled[-1]
         return cls(round(last / max(at_ten, 1e-9), 2), last, cpu)
+
+
+def ranker_of(window: Window) -> tuple[float, float] | None:
+    """The (first) ranker's CPU share and resident MB in `window` (the steady loop names its
+    rankers `ranker-0`, `ranker-1`, …)."""
+    names = sorted(name for name in window.apps if name.startswith("ranker"))
+    return window.apps[names[0]] if names else None
 
 
 def goals(report: LoopReport) -> Goals:
@@ -164,7 +171,7 @@ def table(report: LoopReport) -> Table:
                  title="the embedded broker and the ranker, per window")  # fmt: skip
     for window in report.windows:
         latency = window.latency
-        ranker = window.apps.get("ranker")
+        ranker = ranker_of(window)
         rows.add_row(
             f"{window.start / 60:.0f}-{window.end / 60:.0f}",
             f"{window.broker_cpu_share:.3f}" if window.broker_cpu_share is not None else "-",
