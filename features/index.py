@@ -74,8 +74,8 @@ class FeatureIndex:
         return column
 
     def columns(self, names: Sequence[str]) -> np.ndarray:
-        column, known = self.column, self._columns.get
-        return np.array([known(name) or column(name) for name in names], dtype=np.int64)
+        column = self.column
+        return np.array([column(name) for name in names], dtype=np.int64)
 
     def left(self, names: Sequence[str]) -> np.ndarray:
         """The left-side numbers of `names` in crosses."""

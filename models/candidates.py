@@ -29,6 +29,7 @@ from features.feature_set import (
     Exposures,
     FeatureColumns,
     Features,
+    FeatureSet,
     merged,
 )
 
@@ -74,7 +75,7 @@ class Offers:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def columns(self, model_features: Any) -> FeatureColumns | None:
+    def columns(self, model_features: FeatureSet) -> FeatureColumns | None:
         """The features as columns of `model_features`' index, built once for every model
         that scores these offers (None: the feature set gives dicts only)."""
         index = model_features.index

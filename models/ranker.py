@@ -73,6 +73,13 @@ def is_river(obj: object, module: str, *names: str) -> bool:
     return kind.__name__ in names and (home == module or home.startswith(f"{module}."))
 
 
+def is_logistic(estimator: object) -> bool:
+    """A logistic regression of nbo's or River's: the models with a linear fast path."""
+    return isinstance(estimator, BayesianLogisticRegression) or is_river(
+        estimator, "river.linear_model", "LogisticRegression"
+    )
+
+
 def default_classifier(learning_rate: float = 0.15) -> base.Classifier:
     """nbo's logistic regression: plain SGD, a little L2."""
     from river import linear_model, optim
@@ -326,10 +333,7 @@ class OnlineRanker(base.Classifier):
         if not self.fast_path or self.dense:
             return None
         last = self.classifier
-        if not (
-            isinstance(last, BayesianLogisticRegression)
-            or is_river(last, "river.linear_model", "LogisticRegression")
-        ):
+        if not is_logistic(last):
             return None
         at = (id(last), self._n_learned)
         if self._scores is None or self._scores[0] != at:
@@ -344,10 +348,7 @@ class OnlineRanker(base.Classifier):
         *before, last = steps_of(self.classifier)
         if (
             self.dense
-            or not (
-                is_river(last, "river.linear_model", "LogisticRegression")
-                or isinstance(last, BayesianLogisticRegression)
-            )
+            or not is_logistic(last)
             or not all(is_river(step, "river.preprocessing", *_ELEMENTWISE) for step in before)
         ):
             return None

@@ -67,7 +67,7 @@ class Decider:
         if not self.contact.channel_allowed(shown_today, valid.timestamp.timestamp()):
             self.stats.suppressed += len(valid.candidates)
             return self._decision(valid, model, [], "channel daily limit reached")
-        showable = self._showable(model, valid)
+        showable = self.showable(model, valid)
         scoring = score(model, showable.offers, self._objective)
         order, propensities = self.policy.choose(model.ranking(scoring.ranked))
         offers = self._ranked_offers(scoring, order[: self._top_k], propensities)
@@ -85,14 +85,19 @@ class Decider:
         if not earlier.offers:
             return True
         model = self._models.model
-        scoring = score(model, self._showable(model, valid).offers, self._objective)
+        scoring = self.scoring(model, valid)
         if any(o.offer_id not in scoring.offers.keys for o in earlier.offers):
             return False
         self._remember(book, valid, earlier.decision_id, earlier.offers, scoring, model,
                        decided_by=earlier.model_version)  # fmt: skip
         return True
 
-    def _showable(self, model: OnlineRanker, valid: ValidOffers) -> Showable:
+    def scoring(self, model: OnlineRanker, valid: ValidOffers) -> Scoring:
+        """`model`'s scores of the offers of `valid` that may be shown now."""
+        return score(model, self.showable(model, valid).offers, self._objective)
+
+    def showable(self, model: OnlineRanker, valid: ValidOffers) -> Showable:
+        """The offers of `valid` that contact policy lets through, with their value now."""
         moment = Moment(valid.event_type, valid.channel, valid.timestamp, valid.event_attributes)
         showable = self.offers_now.of(valid, model.features.for_decision(valid.customer, moment))
         self.stats.suppressed += showable.suppressed

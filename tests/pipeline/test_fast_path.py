@@ -19,7 +19,6 @@ from features.feature_set import merged
 from models.ranker import OnlineRanker, make_ranker
 from pipeline.contracts.schemas import Offer, ValidOffers
 from pipeline.next_best_offer.processor import Ranker
-from pipeline.next_best_offer.scoring import score
 from pipeline.next_best_offer.state import CustomerDecisions, MemoryState
 from tests.factories import decide, make_ranker_processor
 
@@ -110,9 +109,7 @@ def assert_same_scores(fast: Ranker, general: Ranker, record: ValidOffers) -> No
     """Each candidate's P(accept) as ranked and as it is now, to 1e-9, and the ranked order."""
     scorings = []
     for ranker in (fast, general):
-        decider, model = ranker.decider, ranker.models.model
-        offers = decider._showable(model, record).offers
-        scorings.append(score(model, offers, decider._objective))
+        scorings.append(ranker.decider.scoring(ranker.models.model, record))
     by_fast, by_general = scorings
     assert by_fast.ranked.keys == by_general.ranked.keys
     np.testing.assert_allclose(by_fast.ranked.p_accept, by_general.ranked.p_accept, atol=1e-9)
@@ -137,7 +134,7 @@ def test_a_full_feature_index_starts_afresh_and_scores_stay_those_of_the_general
     for number, record in enumerate(recorded_stream()[:40]):
         # an attribute unique to each customer: a new indicator, crossed with every offer
         record.customer["attributes"] = {"crm_id": f"X{number}"}
-        showable = ranker.decider._showable(model, record).offers
+        showable = ranker.decider.showable(model, record).offers
         fast = model.score(showable)
         np.testing.assert_allclose(fast.p_accept, general.score(showable).p_accept, atol=1e-9)
         assert len(index) <= 400 + 60 * len(showable)  # one decision's names beyond the bound
