@@ -97,7 +97,6 @@ class Decider:
         return score(model, self.showable(model, valid).offers, self._objective)
 
     def showable(self, model: OnlineRanker, valid: ValidOffers) -> Showable:
-        """The offers of `valid` that contact policy lets through, with their value now."""
         moment = Moment(valid.event_type, valid.channel, valid.timestamp, valid.event_attributes)
         showable = self.offers_now.of(valid, model.features.for_decision(valid.customer, moment))
         self.stats.suppressed += showable.suppressed
