@@ -152,6 +152,26 @@ class Settings(BaseSettings):
     model_publish_interval: float = Field(default=5.0, gt=0, description="seconds")
     seed: int = 0
 
+    # The gateway μ-product (`nbo run gateway`, pipeline/gateway): channels over HTTP
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(default=8080, ge=0, le=65535, description="0: any free port")
+    gateway_keys_file: Path = Field(
+        default=Path("gateway-keys.json"), description="the channels' API keys, hashed"
+    )
+    gateway_rate: float = Field(default=200.0, gt=0, description="requests/s per API key")
+    gateway_burst: int = Field(default=400, ge=1, description="requests at once per API key")
+    gateway_max_body_bytes: int = Field(default=16_384, ge=1024)
+    gateway_max_wait_ms: int = Field(default=10_000, ge=0, description="longest `wait` allowed")
+    # What a gateway keeps of next_best_offers (read whole, by every gateway process): the latest
+    # decision of this many customers, and this many recent decisions to check interactions
+    # against; at start it reads this many of the topic's last records per partition.
+    gateway_customers_kept: int = Field(default=200_000, ge=1)
+    gateway_decisions_kept: int = Field(default=200_000, ge=1)
+    gateway_history: int = Field(default=20_000, ge=0)
+    gateway_cors_origins: list[str] = Field(
+        default_factory=list, description="origins of other pages that may call the API"
+    )
+
     def new_model(self) -> "OnlineRanker":
         """The unlearned model these settings choose, with the feature set they choose."""
         from features import make_feature_set

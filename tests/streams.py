@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
+
+from local_kafka.cluster import free_port
 from pipeline.kafka import processes
 from pipeline.kafka.clients import KafkaRecord, produce, read_at_least
 from pipeline.settings import Settings
@@ -42,3 +46,32 @@ def output_for(settings: Settings, logical_topic: str, count: int, event_id: str
     """The output for `event_id`, once `count` outputs are on the topic. Records of different
     partitions arrive in no fixed order, so the last one read is not necessarily the newest."""
     return next(v for v in outputs(settings, logical_topic, count) if v["event_id"] == event_id)
+
+
+@contextmanager
+def gateway(
+    settings: Settings, timeout: float = 60
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`nbo run gateway` on a free port; its address once it is ready (`/readyz`)."""
+    port = settings.gateway_port or free_port()
+    served = settings.model_copy(update={"gateway_port": port})
+    with running(served, "run", "gateway") as process:
+        address = f"http://127.0.0.1:{port}"
+        await_ready(address, process, timeout)
+        yield address, process
+
+
+def await_ready(address: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Until the gateway at `address` says it is ready; fails at once if it exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"the gateway exited with code {process.returncode}")
+        try:
+            if httpx.get(f"{address}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass  # not listening yet
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the gateway at {address} not ready within {timeout:g} s")
+        time.sleep(0.1)  # between probes; the wait is bounded by `timeout`

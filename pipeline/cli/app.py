@@ -47,6 +47,8 @@ run_app = typer.Typer(no_args_is_help=True, help="Run a μ-product in the foregr
 app.add_typer(run_app, name="run")
 model_app = typer.Typer(no_args_is_help=True, help="Review and promote ranker models (MLflow).")
 app.add_typer(model_app, name="model")
+gateway_app = typer.Typer(no_args_is_help=True, help="The channels' API keys for the gateway.")
+app.add_typer(gateway_app, name="gateway")
 
 console = Console()
 errors = Console(stderr=True)
@@ -392,6 +394,34 @@ def run_learner(ctx: typer.Context) -> None:
     from pipeline.learner import app as learner
 
     _run_stage(ctx, learner.run)
+
+
+@run_app.command("gateway")
+def run_gateway(ctx: typer.Context) -> None:
+    """The gateway μ-product: channels' HTTP requests in, events and interactions out."""
+    from pipeline.gateway import app as gateway
+
+    _run_stage(ctx, gateway.run)
+
+
+@gateway_app.command("add-key")
+def gateway_add_key(ctx: typer.Context, channel: str) -> None:
+    """A new API key for CHANNEL, printed once (only its hash is kept)."""
+    from pipeline.gateway.keys import add_key
+
+    path = _settings(ctx).gateway_keys_file
+    new = add_key(path, channel)
+    errors.print(f"key {new.key_id} for channel {new.channel}, stored hashed in {path}")
+    print(new.secret)
+
+
+@gateway_app.command("revoke-key")
+def gateway_revoke_key(ctx: typer.Context, key_id: str) -> None:
+    """Remove key KEY_ID: a running gateway refuses it within a second."""
+    from pipeline.gateway.keys import revoke_key
+
+    revoke_key(_settings(ctx).gateway_keys_file, key_id)
+    errors.print(f"key {key_id} revoked")
 
 
 @app.command("status")

@@ -16,6 +16,7 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
     KafkaError,
+    KafkaException,
     Message,
     Producer,
     TopicPartition,
@@ -136,7 +137,7 @@ def assigned_from_start(
             for p in found.partitions:
                 start = OFFSET_BEGINNING
                 if tail is not None:
-                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), 10)
+                    low, high = _watermarks(consumer, TopicPartition(topic, p))
                     start = max(low, high - tail)
                 partitions.append(TopicPartition(topic, p, start))
     except BaseException:
@@ -144,6 +145,19 @@ def assigned_from_start(
         raise
     consumer.assign(partitions)
     return consumer
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition, timeout: float = 10.0) -> Any:
+    """A partition's (low, high) offsets. A topic created a moment ago may have no leader yet
+    (NOT_LEADER_FOR_PARTITION): asked again until `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(partition, timeout)
+        except KafkaException:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)  # between metadata requests; the loop is bounded by `timeout`
 
 
 def consume(

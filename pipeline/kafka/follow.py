@@ -55,6 +55,11 @@ class TopicFollower:
                 f"({self._failure or 'timeout'})"
             )
 
+    @property
+    def following(self) -> bool:
+        """Read to the end it had at start, and reading still."""
+        return self._loaded.is_set() and self._failure is None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stopping.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():

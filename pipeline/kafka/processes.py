@@ -7,6 +7,7 @@ systemd send), so it commits its offsets and flushes its state before it exits.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -28,7 +29,10 @@ def environment(settings: Settings) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("NBO_")}
     for name, value in settings.model_dump(exclude_none=True).items():
         secret = getattr(value, "get_secret_value", None)
-        env[f"NBO_{name.upper()}"] = str(secret() if secret else value)
+        if isinstance(value, list | dict):  # pydantic-settings reads these as JSON
+            env[f"NBO_{name.upper()}"] = json.dumps(value)
+        else:
+            env[f"NBO_{name.upper()}"] = str(secret() if secret else value)
     return env
 
 
