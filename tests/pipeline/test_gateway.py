@@ -131,9 +131,11 @@ def test_a_decision_is_served_latest_first_and_a_wait_without_one_is_504(serve: 
     assert client.get("/v1/customers/C7/decision", headers=web).status_code == 404
     send(settings, "next_best_offers", [("C7", a_decision("d-e1", "C7", ["card-1"])),
                                         ("C7", a_decision("d-e2", "C7", ["loan-1"]))])  # fmt: skip
-    latest = eventually(
-        lambda: (d := client.get("/v1/customers/C7/decision", headers=web).json()).get("decision_id")
-        == "d-e2" and d, within=30, what="the latest of C7's decisions")  # fmt: skip
+    def latest_is_e2() -> Any:
+        latest = client.get("/v1/customers/C7/decision", headers=web).json()
+        return latest.get("decision_id") == "d-e2" and latest
+
+    latest = eventually(latest_is_e2, within=30, what="the latest of C7's decisions")
     assert [offer["offer_id"] for offer in latest["offers"]] == ["loan-1"]
     assert client.get("/v1/customers", headers=web).json() == ["C7"]
     answer = client.post("/v1/events?wait=300", json=event("e9", "C7", START), headers=web)
