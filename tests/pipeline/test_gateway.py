@@ -131,6 +131,7 @@ def test_a_decision_is_served_latest_first_and_a_wait_without_one_is_504(serve: 
     assert client.get("/v1/customers/C7/decision", headers=web).status_code == 404
     send(settings, "next_best_offers", [("C7", a_decision("d-e1", "C7", ["card-1"])),
                                         ("C7", a_decision("d-e2", "C7", ["loan-1"]))])  # fmt: skip
+
     def latest_is_e2() -> Any:
         latest = client.get("/v1/customers/C7/decision", headers=web).json()
         return latest.get("decision_id") == "d-e2" and latest
