@@ -53,7 +53,7 @@ def gateway(
     settings: Settings, timeout: float = 60
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`nbo run gateway` on a free port; its address once it is ready (`/readyz`)."""
-    port = settings.gateway_port or free_port()
+    port = free_port()  # not the settings' own: two gateways of two tests would share it
     served = settings.model_copy(update={"gateway_port": port})
     with running(served, "run", "gateway") as process:
         address = f"http://127.0.0.1:{port}"

@@ -173,9 +173,11 @@ async def latest_decision(customer_id: str, _channel: Channel, gateway: Used) ->
 async def decision_stream(
     customer_id: str, _channel: StreamChannel, gateway: Used
 ) -> AsyncIterator[ServerSentEvent]:
-    """Server-sent events: the customer's latest decision, then each new one as it is made
-    (event `decision`, id the decision id, data the Decision)."""
+    """Server-sent events: a comment once the stream follows the customer, the customer's latest
+    decision, then each new one as it is made (event `decision`, id the decision id, data the
+    Decision)."""
     with gateway.board.stream(customer_id) as stream:
+        yield ServerSentEvent(comment=f"following {customer_id}")  # a client may post now
         latest = gateway.board.latest(customer_id)
         if latest is not None:
             yield ServerSentEvent(data=latest, event="decision", id=latest["decision_id"])

@@ -33,7 +33,7 @@ class DecisionRef:
     offer_ids: tuple[str, ...]
 
 
-@dataclass
+@dataclass(eq=False)  # each stream is itself: kept in a set per customer
 class Stream:
     """One open server-sent-event stream of a customer's decisions."""
 

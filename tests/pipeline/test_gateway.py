@@ -4,11 +4,16 @@ the browser) is in test_gateway_loop.py."""
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -17,8 +22,8 @@ from pipeline.gateway.app import build
 from pipeline.gateway.keys import add_key, revoke_key
 from pipeline.kafka.clients import consume
 from pipeline.settings import Settings
-from tests.factories import START, event, eventually
-from tests.streams import send
+from tests.factories import START, event, eventually, with_offers
+from tests.streams import gateway, send
 
 
 @dataclass
@@ -191,3 +196,50 @@ def test_the_openapi_document_is_the_records_of_the_contracts(serve: Serve) -> N
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"ready": True, "broker": True,
                                             "decisions_followed": True}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_gateway_killed_under_load_loses_no_acknowledged_request(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = with_offers(
+        make_settings(mlflow_tracking=False, gateway_keys_file=tmp_path / "keys.json")
+    )
+    headers = {"X-API-Key": add_key(settings.gateway_keys_file, "web").secret}
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def post_until_refused(worker: int, address: str) -> None:
+        with httpx.Client(base_url=address, headers=headers, timeout=10) as client:
+            for number in range(100_000):
+                event_id = f"k{worker}-{number}"
+                try:
+                    answer = client.post("/v1/events", json=event(event_id, f"K{worker}", START))
+                except httpx.TransportError:
+                    return  # the gateway died mid-request: not acknowledged
+                if answer.status_code == 202:
+                    acknowledged.append(event_id)
+                if stop.is_set():
+                    return
+
+    with gateway(settings) as (address, process), ThreadPoolExecutor(8) as pool:
+        workers = [pool.submit(post_until_refused, w, address) for w in range(8)]
+        try:
+            eventually(lambda: len(acknowledged) >= 300, within=60, what="300 acknowledged")
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        finally:
+            stop.set()
+        for worker in workers:
+            worker.result(timeout=30)
+    assert len(acknowledged) >= 300
+    with gateway(settings) as (address, _):  # restarted: it serves again
+        answer = httpx.post(f"{address}/v1/events", json=event("after", "K0", START),
+                            headers=headers)  # fmt: skip
+        assert answer.status_code == 202
+    written = {
+        r.json()["event_id"]
+        for r in consume(settings, settings.broker_address or "", settings.topic_name("events"))
+    }
+    assert set(acknowledged) - written == set()  # every acknowledged request is on Kafka
+    assert "after" in written
