@@ -297,7 +297,9 @@ def _demo_table(figures: DemoFigures, title: str) -> Table:
 
 
 def _progress_table(report: DemoReport) -> Table:
-    return _demo_table(report.figures(), "nbo demo")
+    table = _demo_table(report.figures(), "nbo demo")
+    table.add_row("the bank's page (open it in a browser)", report.page)
+    return table
 
 
 @app.command("demo")
@@ -334,7 +336,7 @@ def demo(
         with Live(Table("closed loop", "now"), console=console, refresh_per_second=4) as live:
             outcome = run_demo(settings, config, lambda r: live.update(_progress_table(r)))
     else:
-        printed = [0]
+        printed = [-5000]  # the first batch too: it shows where the page is
 
         def every_5000_events(progress: DemoReport) -> None:
             if progress.events - printed[0] >= 5000:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -216,4 +217,7 @@ def run(settings: Settings, bootstrap: str) -> None:
         log_level="info", lifespan="on", timeout_graceful_shutdown=10,
     )  # fmt: skip
     server = uvicorn.Server(config)
+    # uvicorn stops gracefully on SIGTERM, then raises it again for the handler it found: after
+    # its graceful stop that is a clean exit (0), as for the other μ-products
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     server.run()

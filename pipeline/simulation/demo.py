@@ -13,6 +13,7 @@ It stops after a number of events or seconds, stops every process it started and
 from __future__ import annotations
 
 import json
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ APPS = {
     "valid-offers": ["pipeline", "run", "valid-offers"],
     "ranker": ["pipeline", "run", "ranker"],
     "learner": ["pipeline", "run", "learner"],
+    "gateway": ["pipeline", "run", "gateway"],
 }
 FIRST_BATCH_TIMEOUT = 120.0  # includes both apps starting and joining their groups
 BATCH_TIMEOUT = 60.0
@@ -70,6 +72,7 @@ class DemoReport:
     memory_mb: dict[str, float] = field(default_factory=dict)  # resident memory per process
     lag: dict[str, int] = field(default_factory=dict)  # records waiting, per μ-product
     logs: str = ""
+    page: str = ""  # the bank's page on the gateway, with the demo's web key in its fragment
 
     def figures(self) -> DemoFigures:
         board = self.scoreboard
@@ -244,6 +247,7 @@ def run_demo(
             [(c["customer_id"], json.dumps(c).encode()) for c in world.customer_records()],
         )
         channel = Channel(world, offers, seed=config.seed + 1)
+        loop_settings, report.page = _with_gateway(loop_settings, logs)
         running = {
             name: processes.spawn(loop_settings, args, logs / f"{name}.log")
             for name, args in APPS.items()
@@ -272,6 +276,24 @@ def run_demo(
             lag.close()
             report.exit_codes = {name: processes.stop(process) for name, process in running.items()}
     return report
+
+
+def _with_gateway(settings: Settings, logs: Path) -> tuple[Settings, str]:
+    """The settings for the demo's gateway (a key for the web channel of its own; the settings'
+    port, or a free one when that is taken) and the address of its page."""
+    from local_kafka.cluster import free_port
+    from pipeline.gateway.keys import add_key
+
+    keys = logs / "gateway-keys.json"
+    secret = add_key(keys, "web").secret
+    port = settings.gateway_port
+    with socket.socket() as probe:
+        try:
+            probe.bind((settings.gateway_host, port))
+        except OSError:
+            port = free_port()
+    served = settings.model_copy(update={"gateway_keys_file": keys, "gateway_port": port})
+    return served, f"http://{settings.gateway_host}:{port}/#key={secret}"
 
 
 def _loop(

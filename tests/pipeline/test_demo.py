@@ -27,11 +27,12 @@ def test_short_headless_demo_decides_every_event_and_learns(make_settings, tmp_p
     assert report.interactions >= board.shown  # every shown decision got an impression at least
     assert report.first_model_version == "bayesian_logistic-0"
     assert int(report.model_version.split("-")[1]) > 100  # the learner learned, in the loop
-    assert report.exit_codes == {"valid-offers": 0, "ranker": 0, "learner": 0}
+    assert report.exit_codes == {"valid-offers": 0, "ranker": 0, "learner": 0, "gateway": 0}
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before  # all stopped
+    assert report.page.startswith("http://127.0.0.1:") and "/#key=nbo_" in report.page
     assert figures.dead_letters == 0
     memory = figures.memory_mb
-    assert set(memory) == {"valid-offers", "ranker", "learner"} and all(
+    assert set(memory) == {"valid-offers", "ranker", "learner", "gateway"} and all(
         mb > 50 for mb in memory.values()
     )
     assert figures.recent.decisions == board.shown
