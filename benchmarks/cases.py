@@ -77,7 +77,7 @@ def run_stream(
     produce(settings, bootstrap, settings.topic_name(case.source), case.records(BACKLOG, 11))
     sink = settings.topic_name(case.sink)
     steady = case.records(int(STEADY_RATE * STEADY_SECONDS), 12)
-    with _running(settings, case.apps) as apps:
+    with running_apps(settings, case.apps) as apps:
         app_pids = [process.pid for process in apps.values()]
         broker_cpu, apps_cpu = cpu_seconds(broker_pids), cpu_seconds(app_pids)
         with Reader(settings, bootstrap, sink, apps) as reader:
@@ -88,7 +88,7 @@ def run_stream(
         ):
             reader.wait_until_fetching()
             measuring = pool.submit(reader.latencies, len(steady))
-            _paced(settings, bootstrap, settings.topic_name(case.source), steady, STEADY_RATE)
+            paced(settings, bootstrap, settings.topic_name(case.source), steady, STEADY_RATE)
             latencies = sorted(measuring.result())
         peaks = {
             name: processes.resident_mb(process.pid, peak=True) for name, process in apps.items()
@@ -111,7 +111,7 @@ def run_stream(
 
 
 @contextmanager
-def _running(
+def running_apps(
     settings: Settings, apps: dict[str, list[str]]
 ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
     with ExitStack() as stack:
@@ -216,7 +216,7 @@ class Reader:
         return [time.time() * 1000 - message.timestamp()[1] for message in self._records(count)]
 
 
-def _paced(settings: Settings, bootstrap: str, topic: str, records: Records, rate: float) -> None:
+def paced(settings: Settings, bootstrap: str, topic: str, records: Records, rate: float) -> None:
     """Produce `records` at `rate` per second (a load generator keeps to a schedule)."""
     producer = Producer(producer_config(settings, bootstrap))
     producer.list_topics(topic, timeout=10)  # else the first second waits for metadata
@@ -236,7 +236,7 @@ def _topics_only(settings: Settings, bootstrap: str) -> None:
     topics.create_topics(settings, bootstrap)
 
 
-def _catalogue(settings: Settings, bootstrap: str) -> None:
+def catalogue(settings: Settings, bootstrap: str) -> None:
     """Topics, 100 offers, 20 rules and the sample customers."""
     topics.create_topics(settings, bootstrap)
     produce(settings, bootstrap, settings.topic_name("offers"), workload.offers(100))
@@ -257,21 +257,21 @@ PASS_THROUGH = Stream(
     records=workload.events,
 )
 VALID_OFFERS = Stream(
-    prepare=_catalogue,
+    prepare=catalogue,
     apps={"valid-offers": ["pipeline", "run", "valid-offers"]},
     source="events",
     sink="valid_offers",
     records=workload.events,
 )
 RANKER = Stream(
-    prepare=_catalogue,
+    prepare=catalogue,
     apps={"ranker": ["pipeline", "run", "ranker"]},
     source="valid_offers",
     sink="next_best_offers",
     records=_valid_offers,
 )
 FULL_LOOP = Stream(
-    prepare=_catalogue,
+    prepare=catalogue,
     apps={
         "valid-offers": ["pipeline", "run", "valid-offers"],
         "ranker": ["pipeline", "run", "ranker"],

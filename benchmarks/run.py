@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import cases
+from benchmarks.gateway import gateway_case
 from benchmarks.record import write_result
 from local_kafka import cluster as local_kafka
 from pipeline.cli.app import quiet_library_deprecations
@@ -35,6 +36,8 @@ from pipeline.kafka.broker import TansuBroker
 from pipeline.settings import Settings
 
 CEILING = "pass-through"
+# 1,000 server-sent-event streams for this long (NBO_BENCH_STREAM_SECONDS: shorter to try it)
+GATEWAY_STREAM_SECONDS = float(os.environ.get("NBO_BENCH_STREAM_SECONDS", "300"))
 Figures = dict[str, Any]
 Goal = tuple[str, Callable[[dict[str, dict[str, Figures]], str], bool | None]]
 
@@ -161,6 +164,12 @@ def run_cases(
                     settings = _settings(address, name, **case.settings)
                     on_broker[name] = cases.run_stream(case, settings, address, pids)
                 on_broker[name]["seconds"] = time.monotonic() - started
+            if kind == "kafka" and (not only or "gateway" in only):
+                console.print(f"[dim]running gateway on {kind}…[/]")
+                with broker() as (address, _pids):
+                    on_broker["gateway"] = gateway_case(
+                        _settings(address, "gateway"), address, GATEWAY_STREAM_SECONDS
+                    )
             if not only or any(word in "file load" for word in only):
                 console.print(f"[dim]running file load on {kind}…[/]")
                 with broker() as (address, _pids):

@@ -21,8 +21,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from pipeline.contracts.schemas import Decision, Interaction, JourneyEvent
@@ -53,7 +54,7 @@ class Gateway:
     max_wait_ms: int
 
 
-def gateway_of(request: Request) -> Gateway:
+async def gateway_of(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
@@ -69,7 +70,7 @@ def _presented_key(request: Request) -> str | None:
 
 
 def _channel(request: Request, key: str | None) -> str:
-    gateway = gateway_of(request)
+    gateway: Gateway = request.app.state.gateway
     channel = gateway.keys.channel_of(key) if key else None
     if channel is None:
         raise HTTPException(401, "an API key is needed (X-API-Key)" if not key else "unknown key",
@@ -80,19 +81,31 @@ def _channel(request: Request, key: str | None) -> str:
     return channel
 
 
-def key_channel(request: Request) -> str:
+async def key_channel(request: Request) -> str:
     """The channel of the request's key (401, 429 otherwise)."""
     return _channel(request, _presented_key(request))
 
 
-def stream_channel(request: Request, api_key: Annotated[str | None, Query()] = None) -> str:
+async def stream_channel(request: Request, api_key: Annotated[str | None, Query()] = None) -> str:
     """As `key_channel`, the key also taken from `?api_key=` (for `EventSource`)."""
     return _channel(request, _presented_key(request) or api_key)
 
 
+# Dependencies are `async def`: FastAPI runs a plain `def` in a thread pool, a thread hand-off
+# per request and dependency
 Channel = Annotated[str, Depends(key_channel)]
 StreamChannel = Annotated[str, Depends(stream_channel)]
 Used = Annotated[Gateway, Depends(gateway_of)]
+
+
+def decision_response(decision: dict[str, Any]) -> Response:
+    """A decision as read from the topic, its JSON written by orjson (a tenth of the time)."""
+    return Response(orjson.dumps(decision), media_type="application/json")
+
+
+def decision_event(decision: dict[str, Any]) -> ServerSentEvent:
+    return ServerSentEvent(raw_data=orjson.dumps(decision).decode(), event="decision",
+                           id=decision["decision_id"])  # fmt: skip
 
 
 def _own_channel(record_channel: str, channel: str, what: str) -> None:
@@ -140,12 +153,12 @@ async def post_event(
         raise
     latest = gateway.board.latest(event.customer_id)
     if latest is not None and latest["event_id"] == event.event_id:  # decided before (a retry)
-        return JSONResponse(latest, status_code=200)
+        return decision_response(latest)
     decision = await gateway.board.decision_for(event.event_id, waiting, wait / 1000)
     if decision is None:
         raise HTTPException(504, f"no decision for event {event.event_id} within {wait} ms; it "
                                  "is on Kafka and will be decided")  # fmt: skip
-    return JSONResponse(decision, status_code=200)
+    return decision_response(decision)
 
 
 @router.get("/customers", response_model=list[str])
@@ -166,7 +179,7 @@ async def latest_decision(customer_id: str, _channel: Channel, gateway: Used) ->
     decision = gateway.board.latest(customer_id)
     if decision is None:
         raise HTTPException(404, f"no decision for customer {customer_id}")
-    return JSONResponse(decision)
+    return decision_response(decision)
 
 
 @router.get("/customers/{customer_id}/decisions", response_class=EventSourceResponse)
@@ -180,10 +193,10 @@ async def decision_stream(
         yield ServerSentEvent(comment=f"following {customer_id}")  # a client may post now
         latest = gateway.board.latest(customer_id)
         if latest is not None:
-            yield ServerSentEvent(data=latest, event="decision", id=latest["decision_id"])
+            yield decision_event(latest)
         while not stream.overflowed or not stream.queue.empty():
             decision = await stream.queue.get()
-            yield ServerSentEvent(data=decision, event="decision", id=decision["decision_id"])
+            yield decision_event(decision)
 
 
 @router.post(

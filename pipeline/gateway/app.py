@@ -16,13 +16,13 @@ Run it with `nbo run gateway`; docs/gateway.md says how to run several behind a 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import orjson
 import swagger_ui_bundle
 import uvicorn
 from confluent_kafka import Message
@@ -73,7 +73,7 @@ class DecisionFeed:
         decisions = []
         for message in batch:
             try:
-                decision = json.loads(message.value() or b"")
+                decision = orjson.loads(message.value() or b"")
                 _ = decision["event_id"], decision["customer_id"], decision["decision_id"]
                 _ = [offer["offer_id"] for offer in decision["offers"]], decision["channel"]
             except (ValueError, KeyError, TypeError) as error:
