@@ -185,6 +185,7 @@ def _fan_out(settings: Settings, bootstrap: str, address: str, key: str, custome
             streams.result()
             raise RuntimeError("the 1,000 streams did not open within 120 s")
         memory = [processes.resident_mb(gateway_pid)]
+        cpu_before = cases.cpu_seconds([gateway_pid])
         records = [(e["customer_id"], json.dumps(e).encode()) for e in events]
         sampling = threading.Event()
 
@@ -208,10 +209,13 @@ def _fan_out(settings: Settings, bootstrap: str, address: str, key: str, custome
         delivered_by = time.monotonic() + 30
         while time.monotonic() < delivered_by and _undelivered(received, expected, ids):
             time.sleep(0.5)  # bounded: the streams' last decisions on their way
+        cpu = cases.cpu_seconds([gateway_pid]) - cpu_before
         done.set()
         sampling.set()
         streams.result()
-    return _fan_out_figures(received, expected, ids, len(events), memory)
+    figures = fan_out_figures(received, expected, ids, len(events), memory)
+    figures["gateway CPU s per 1,000 decisions"] = cpu / max(1, len(decided)) * 1000
+    return figures
 
 
 def _undelivered(received: Received, expected: dict[str, Counter[str]], ids: set[str]) -> int:
@@ -223,7 +227,7 @@ def _count(expected: dict[str, Counter[str]]) -> int:
     return sum(sum(c.values()) for c in expected.values())
 
 
-def _fan_out_figures(received: Received,
+def fan_out_figures(received: Received,
                      expected: dict[str, Counter[str]], ids: set[str], events: int,
                      memory: list[float]) -> dict[str, Any]:  # fmt: skip
     foreign = sum(1 for c, ds in received.items() for d in ds if d["customer_id"] != c)
@@ -238,7 +242,7 @@ def _fan_out_figures(received: Received,
         "decisions": _count(expected),
         "delivered to their own stream": _count(expected) - missing,
         "missing": missing,
-        "duplicated": extra,
+        "extra (twice, or not its own)": extra,
         "to another customer's stream": foreign,
         "gateway memory MB, peak": max(memory),
         "gateway memory MB, start": memory[0],

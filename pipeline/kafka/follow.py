@@ -83,7 +83,12 @@ class TopicFollower:
         try:
             while not self._stopping.is_set():
                 batch = []
-                for message in consumer.consume(num_messages=1000, timeout=0.2):
+                # `poll` returns with the first record, then `consume` takes what else is there;
+                # `consume` with a timeout would wait for a whole batch or the timeout, and a
+                # request waiting on this follower (the gateway's) would wait as long
+                first = consumer.poll(0.2)
+                arrived = [] if first is None else [first, *consumer.consume(1000, timeout=0)]
+                for message in arrived:
                     problem = message.error()
                     if problem is None:
                         batch.append(message)

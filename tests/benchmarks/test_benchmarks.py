@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from rich.console import Console
 
-from benchmarks import broker_soak, cases, passthrough, run, soak
+from benchmarks import broker_soak, cases, gateway, passthrough, run, soak
 from pipeline.next_best_offer.state import MemoryState
 from pipeline.settings import Settings
 from pipeline.simulation.steady_loop import Latency, LoopReport, Window
@@ -170,3 +171,24 @@ def test_the_ranker_goal_is_a_share_of_the_ceiling_and_its_cpu_in_the_same_run()
     assert met({"embedded": at_speed, "kafka": lagging}, "kafka") is False
     assert met({"embedded": {"ranker": at_speed["ranker"]}}, "embedded") is None
     assert cases.STREAMS[cases.RANKER_DEFAULT_FEATURES].settings == {"feature_set": "default"}
+
+
+def test_the_gateway_case_counts_a_decision_missing_doubled_or_on_another_customers_stream() -> (
+    None
+):
+    def decision(number: int, customer: str) -> dict[str, Any]:
+        return {"decision_id": f"d-S{number}", "event_id": f"S{number}", "customer_id": customer}
+
+    expected = {"A": Counter({"d-S1": 1, "d-S2": 1}), "B": Counter({"d-S3": 1})}
+    received = {
+        "A": [decision(0, "A"), decision(1, "A"), decision(1, "A")],  # S0: an earlier phase's
+        "B": [decision(2, "A")],
+    }
+    figures = gateway.fan_out_figures(
+        received, expected, {"S1", "S2", "S3"}, events=3, memory=[100.0, 120.0]
+    )
+    assert figures["decisions"] == 3
+    assert (figures["missing"], figures["extra (twice, or not its own)"]) == (2, 2)
+    assert figures["to another customer's stream"] == 1
+    assert figures["delivered to their own stream"] == 1
+    assert figures["gateway memory MB, peak"] == 120.0
