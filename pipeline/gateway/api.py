@@ -145,16 +145,11 @@ async def post_event(
     if not wait:
         await _produce(gateway, "events", event.customer_id, event)
         return Accepted(event.event_id, "events")
-    waiting = gateway.board.expect(event.event_id)  # before producing: it cannot be missed
-    try:
+    with gateway.board.expecting(event.event_id) as waiting:  # before producing: none missed
         await _produce(gateway, "events", event.customer_id, event)
-    except BaseException:
-        waiting.cancel()
-        raise
-    latest = gateway.board.latest(event.customer_id)
-    if latest is not None and latest["event_id"] == event.event_id:  # decided before (a retry)
-        return decision_response(latest)
-    decision = await gateway.board.decision_for(event.event_id, waiting, wait / 1000)
+        decision = await gateway.board.decision_for(
+            event.event_id, event.customer_id, waiting, wait / 1000
+        )
     if decision is None:
         raise HTTPException(504, f"no decision for event {event.event_id} within {wait} ms; it "
                                  "is on Kafka and will be decided")  # fmt: skip

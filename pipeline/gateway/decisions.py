@@ -82,23 +82,34 @@ class DecisionBoard:
     def decision(self, decision_id: str) -> DecisionRef | None:
         return self._refs.get(decision_id)
 
-    async def decision_for(self, event_id: str, waiting: asyncio.Future[dict[str, Any]],
+    @contextmanager
+    def expecting(self, event_id: str) -> Iterator[asyncio.Future[dict[str, Any]]]:
+        """A future the decision on `event_id` completes, for as long as the block runs. Enter
+        it before the event is produced, so that a decision read meanwhile is not missed."""
+        waiting: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(event_id, []).append(waiting)
+        try:
+            yield waiting
+        finally:
+            waiters = self._waiters.get(event_id, [])
+            if waiting in waiters:
+                waiters.remove(waiting)
+            if not waiters:
+                self._waiters.pop(event_id, None)
+
+    async def decision_for(self, event_id: str, customer_id: str,
+                           waiting: asyncio.Future[dict[str, Any]],
                            timeout: float) -> dict[str, Any] | None:  # fmt: skip
-        """The decision on event `event_id`, once it is read, or None after `timeout` seconds.
-        `waiting` comes from `expect`, called before the event was produced, so that a decision
-        read meanwhile is not missed."""
+        """The decision on event `event_id` of `customer_id`: the customer's latest if it is on
+        that event (a request sent again), else once `waiting` completes; None after `timeout`
+        seconds."""
+        latest = self._latest.get(customer_id)
+        if latest is not None and latest["event_id"] == event_id:
+            return latest
         try:
             return await asyncio.wait_for(asyncio.shield(waiting), timeout)
         except TimeoutError:
             return None
-        finally:
-            self._forget_waiter(event_id, waiting)
-
-    def expect(self, event_id: str) -> asyncio.Future[dict[str, Any]]:
-        """A future the decision on `event_id` will complete."""
-        waiting: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(event_id, []).append(waiting)
-        return waiting
 
     def waiting(self) -> int:
         return sum(len(waiters) for waiters in self._waiters.values())
@@ -139,12 +150,3 @@ class DecisionBoard:
             if not stream.overflowed:
                 stream.overflowed = True
                 self.counts.streams_closed_slow += 1
-
-    def _forget_waiter(self, event_id: str, waiting: asyncio.Future[dict[str, Any]]) -> None:
-        waiters = self._waiters.get(event_id)
-        if waiters is None:
-            return
-        if waiting in waiters:
-            waiters.remove(waiting)
-        if not waiters:
-            del self._waiters[event_id]

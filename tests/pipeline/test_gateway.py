@@ -148,6 +148,9 @@ def test_a_decision_is_served_latest_first_and_a_wait_without_one_is_504(serve: 
     assert answer.status_code == 504  # no ranker runs here
     assert answer.json()["detail"].startswith("no decision for event e9 within 300 ms")
     assert on_topic(settings, "events", "event_id") == ["e9"]  # it will be decided later
+    again = client.post("/v1/events?wait=300", json=event("e2", "C7", START), headers=web)
+    assert (again.status_code, again.json()["decision_id"]) == (200, "d-e2")  # sent again
+    assert "nbo_gateway_waiting_requests 0.0" in client.get("/metrics").text  # none left behind
 
 
 def test_a_revoked_key_is_refused_without_a_restart(serve: Serve) -> None:
