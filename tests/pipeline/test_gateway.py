@@ -201,6 +201,17 @@ def test_the_openapi_document_is_the_records_of_the_contracts(serve: Serve) -> N
                                             "decisions_followed": True}  # fmt: skip
 
 
+def test_only_the_listed_origins_may_call_the_api_from_a_browser(serve: Serve) -> None:
+    client = serve(gateway_cors_origins=["https://bank.example"]).client
+    preflight = {"Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "x-api-key, content-type"}  # fmt: skip
+    allowed = client.options("/v1/events", headers={"Origin": "https://bank.example", **preflight})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://bank.example"
+    other = client.options("/v1/events", headers={"Origin": "https://evil.example", **preflight})
+    assert "access-control-allow-origin" not in other.headers
+
+
 @pytest.mark.slow
 def test_a_gateway_killed_under_load_loses_no_acknowledged_request(
     make_settings: Callable[..., Settings], tmp_path: Path
