@@ -96,3 +96,21 @@ def test_an_unknown_topic_is_named_without_a_traceback(settings: Settings) -> No
     assert result.returncode == 1
     assert "unknown topic 'bogus'; known: offers, customers" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_a_gateway_key_is_printed_once_stored_hashed_and_revoked(tmp_path: Path) -> None:
+    from pipeline.gateway.keys import ChannelKeys
+
+    keys_file = tmp_path / "keys.json"
+    env = {"NBO_GATEWAY_KEYS_FILE": str(keys_file)}
+    added = runner.invoke(app, ["gateway", "add-key", "web"], env=env, catch_exceptions=False)
+    assert added.exit_code == 0, added.output
+    secret = added.stdout.strip().splitlines()[-1]
+    assert secret.startswith("nbo_") and secret not in keys_file.read_text()  # only its hash
+    assert ChannelKeys(keys_file).channel_of(secret) == "web"
+    key_id = json.loads(keys_file.read_text())["keys"][0]["id"]
+    revoked = runner.invoke(app, ["gateway", "revoke-key", key_id], env=env)
+    assert revoked.exit_code == 0, revoked.output
+    assert ChannelKeys(keys_file).channel_of(secret) is None
+    unknown = runner.invoke(app, ["gateway", "add-key", "fax"], env=env)
+    assert "unknown channel 'fax'" in str(unknown.exception)
