@@ -297,9 +297,7 @@ def _demo_table(figures: DemoFigures, title: str) -> Table:
 
 
 def _progress_table(report: DemoReport) -> Table:
-    table = _demo_table(report.figures(), "nbo demo")
-    table.add_row("the bank's page (open it in a browser)", report.page)
-    return table
+    return _demo_table(report.figures(), "nbo demo")
 
 
 @app.command("demo")
@@ -331,14 +329,29 @@ def demo(
     config = DemoConfig(events=events, seconds=seconds if events is None else 10**9,
                         customers=customers, seed=seed, launch_at=launch_at or None,
                         world=world)  # fmt: skip
-    console.print("[bold]nbo demo[/]: starting the broker, both μ-products and the simulation…")
+    console.print("[bold]nbo demo[/]: starting the broker, the μ-products and the simulation…")
+    announced: list[str] = []
+
+    def announce_page(progress: DemoReport, printer: Console) -> None:
+        """The page's address once, on a line of its own (a table cell would cut the key)."""
+        if not announced and progress.page:
+            announced.append(progress.page)
+            printer.print(f"[bold]the bank's page[/] (open it in a browser): {progress.page}",
+                          soft_wrap=True)  # fmt: skip
+
     if console.is_terminal and report is None:
         with Live(Table("closed loop", "now"), console=console, refresh_per_second=4) as live:
-            outcome = run_demo(settings, config, lambda r: live.update(_progress_table(r)))
+
+            def show(progress: DemoReport) -> None:
+                announce_page(progress, live.console)
+                live.update(_progress_table(progress))
+
+            outcome = run_demo(settings, config, show)
     else:
-        printed = [-5000]  # the first batch too: it shows where the page is
+        printed = [0]
 
         def every_5000_events(progress: DemoReport) -> None:
+            announce_page(progress, console)
             if progress.events - printed[0] >= 5000:
                 printed[0] = progress.events
                 console.print(_progress_table(progress))

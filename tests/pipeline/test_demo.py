@@ -66,6 +66,7 @@ def test_demo_command_writes_a_json_report(make_settings, tmp_path: Path) -> Non
     assert figures["events"] == 500 and figures["decisions"] == 500
     assert 0 < figures["recent"]["value_vs_oracle"] <= 1
     assert "summary" in result.output
+    assert "the bank's page (open it in a browser): http://127.0.0.1:" in result.output
 
 
 def test_simulation_is_seeded_and_the_channel_knows_the_truth() -> None:
