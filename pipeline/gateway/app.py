@@ -74,6 +74,7 @@ class DecisionFeed:
         for message in batch:
             try:
                 decision = orjson.loads(message.value() or b"")
+                # the fields the board reads: a record without them is not a decision
                 _ = decision["event_id"], decision["customer_id"], decision["decision_id"]
                 _ = [offer["offer_id"] for offer in decision["offers"]], decision["channel"]
             except (ValueError, KeyError, TypeError) as error:
@@ -97,11 +98,9 @@ class RequestMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
         started = asyncio.get_running_loop().time()
 
         async def sending(message: AsgiMessage) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 route = getattr(scope.get("route"), "path", "unrouted")
@@ -129,7 +128,7 @@ def build(settings: Settings, bootstrap: str) -> FastAPI:
         )  # fmt: skip
         await feed.start(settings.broker_start_timeout)
         log.info("%s: %d keys, %d customers' decisions read", STAGE,
-                 len(app.state.gateway.keys), len(board.customers(10**9)))  # fmt: skip
+                 len(app.state.gateway.keys), len(board))  # fmt: skip
         try:
             yield
         finally:
@@ -164,8 +163,17 @@ def _operations(app: FastAPI, feed: DecisionFeed, board: DecisionBoard,
                    board.open_streams)  # fmt: skip
     metrics.follow("nbo_gateway_waiting_requests", "requests waiting for a decision",
                    board.waiting)  # fmt: skip
+    counts = board.counts
     metrics.follow("nbo_gateway_decisions_read", "decisions read from next_best_offers",
-                   lambda: board.counts.decisions)  # fmt: skip
+                   lambda: counts.decisions)  # fmt: skip
+    metrics.follow("nbo_gateway_decisions_to_waiting_requests",
+                   "decisions answered to a request waiting for them",
+                   lambda: counts.delivered_to_waiters)  # fmt: skip
+    metrics.follow("nbo_gateway_decisions_to_streams", "decisions sent on open streams",
+                   lambda: counts.delivered_to_streams)  # fmt: skip
+    metrics.follow("nbo_gateway_streams_closed_slow",
+                   "streams closed because their client read too slowly",
+                   lambda: counts.streams_closed_slow)  # fmt: skip
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

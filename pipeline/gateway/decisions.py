@@ -127,6 +127,10 @@ class DecisionBoard:
             if not streams:
                 del self._streams[customer_id]
 
+    def __len__(self) -> int:
+        """Customers whose latest decision is kept."""
+        return len(self._latest)
+
     def open_streams(self) -> int:
         return sum(len(streams) for streams in self._streams.values())
 

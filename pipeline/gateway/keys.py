@@ -118,6 +118,6 @@ class ChannelKeys:
                 seen: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
             except FileNotFoundError:
                 seen = None
-            if seen != self._seen or seen is None:
+            if seen != self._seen:
                 self._channels = {e["sha256"]: e["channel"] for e in _read(self.path)}
                 self._seen = seen

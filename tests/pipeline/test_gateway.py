@@ -150,7 +150,10 @@ def test_a_decision_is_served_latest_first_and_a_wait_without_one_is_504(serve: 
     assert on_topic(settings, "events", "event_id") == ["e9"]  # it will be decided later
     again = client.post("/v1/events?wait=300", json=event("e2", "C7", START), headers=web)
     assert (again.status_code, again.json()["decision_id"]) == (200, "d-e2")  # sent again
-    assert "nbo_gateway_waiting_requests 0.0" in client.get("/metrics").text  # none left behind
+    metrics = client.get("/metrics").text
+    assert "nbo_gateway_waiting_requests 0.0" in metrics  # none left behind
+    assert "nbo_gateway_decisions_read 2.0" in metrics
+    assert "nbo_gateway_decisions_to_waiting_requests 0.0" in metrics  # e2's came from latest
 
 
 def test_a_revoked_key_is_refused_without_a_restart(serve: Serve) -> None:
