@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     # client hung on a broker that left never will, and its restart is what recovers
     stall_exit_grace: float = Field(default=10.0, gt=0, description="seconds to stop if stalled")
 
+    # Prometheus metrics and the probes' endpoints of a μ-product process (pipeline/monitoring):
+    # served on this port when set, one per process (the gateway serves its own on its port)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, description="unset: off")
+    metrics_host: str = Field(default="127.0.0.1", description="0.0.0.0 for probes from outside")
+
     # The Next Best Offer μ-product
     ranker_model: ModelName = DEFAULT_MODEL
     feature_set: FeatureSetName = DEFAULT_FEATURE_SET

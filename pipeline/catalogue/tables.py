@@ -31,10 +31,13 @@ from pipeline.catalogue.rules import (
     compile_rule,
     group_offers,
 )
-from pipeline.contracts.schemas import Offer, Rule, RuleKind, describe_errors
+from pipeline.contracts.schemas import DeadLetterKind, Offer, Rule, RuleKind, describe_errors
 from pipeline.kafka.dead_letters import DeadLetterProducer, Origin, dead_letter
 from pipeline.kafka.follow import TopicFollower
 from pipeline.settings import Settings
+
+INVALID, KEY_MISMATCH = DeadLetterKind.INVALID_RECORD, DeadLetterKind.KEY_MISMATCH
+CONFLICT = DeadLetterKind.CATALOGUE_CONFLICT
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class TableState:
         try:
             payload = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            return dead_letter("catalogue", origin, f"malformed JSON: {error}", raw)
+            return dead_letter("catalogue", origin, f"malformed JSON: {error}", raw, INVALID)
         if logical_topic == "offers":
             return self._apply_offer(origin, payload, raw)
         return self._apply_rule(TABLE_TOPICS[logical_topic], origin, payload, raw)
@@ -93,10 +96,11 @@ class TableState:
         try:
             offer = Offer.model_validate(payload)
         except ValidationError as error:
-            return dead_letter("catalogue", origin, f"invalid offer: {describe_errors(error)}", raw)
+            reason = f"invalid offer: {describe_errors(error)}"
+            return dead_letter("catalogue", origin, reason, raw, INVALID)
         if origin.key is not None and origin.key != offer.offer_id:
             reason = f"key {origin.key!r} differs from offer_id {offer.offer_id!r}"
-            return dead_letter("catalogue", origin, reason, raw)
+            return dead_letter("catalogue", origin, reason, raw, KEY_MISMATCH)
         self.offers[offer.offer_id] = offer
         self.changes += 1
         return None
@@ -107,10 +111,11 @@ class TableState:
         try:
             rule = Rule.model_validate(payload)
         except ValidationError as error:
-            return dead_letter("catalogue", origin, f"invalid rule: {describe_errors(error)}", raw)
+            reason = f"invalid rule: {describe_errors(error)}"
+            return dead_letter("catalogue", origin, reason, raw, INVALID)
         if rule.kind != kind:
             reason = f"rule {rule.rule_id} has kind {rule.kind} but came on {origin.topic}"
-            return dead_letter("catalogue", origin, reason, raw)
+            return dead_letter("catalogue", origin, reason, raw, CONFLICT)
         current = self.latest_versions.get(rule.rule_id)
         if current is not None and rule.version <= current.version:
             if rule == current:
@@ -119,13 +124,13 @@ class TableState:
                 f"rule {rule.rule_id} v{rule.version} is not newer than v{current.version} "
                 "in force; the rule in force is kept"
             )
-            return dead_letter("catalogue", origin, reason, raw)
+            return dead_letter("catalogue", origin, reason, raw, CONFLICT)
         if rule.enabled:
             try:
                 compiled = compile_rule(rule)
             except RuleError as error:
                 kept = f"; v{current.version} stays in force" if current else ""
-                return dead_letter("catalogue", origin, f"{error}{kept}", raw)
+                return dead_letter("catalogue", origin, f"{error}{kept}", raw, INVALID)
             self.rules[rule.rule_id] = compiled
         else:
             self.rules.pop(rule.rule_id, None)

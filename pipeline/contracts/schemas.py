@@ -111,6 +111,18 @@ class Outcome(StrEnum):
     CONVERT = "convert"
 
 
+class DeadLetterKind(StrEnum):
+    """Why a record was refused, as a class an operator can count and alert on (the reason's
+    text names the record and the problem)."""
+
+    INVALID_RECORD = "invalid_record"  # not JSON, or not its topic's schema
+    KEY_MISMATCH = "key_mismatch"  # the message key is not the record's own id
+    UNKNOWN_REFERENCE = "unknown_reference"  # names an offer or a decision nbo does not know
+    CATALOGUE_CONFLICT = "catalogue_conflict"  # an offer or rule that contradicts the catalogue
+    PROCESSING_ERROR = "processing_error"  # a μ-product failed on it unexpectedly
+    UNKNOWN = "unknown"  # written before kinds were
+
+
 class FeedbackOutcome(StrEnum):
     """How a shown offer was resolved: a response, or none by its silence horizon."""
 
@@ -402,6 +414,9 @@ class DeadLetter(Output):
     offset: int | None = None
     key: str | None = None
     reason: str
+    kind: DeadLetterKind = Field(
+        default=DeadLetterKind.UNKNOWN, description="the reason's class, for counting"
+    )
     value: str = Field(description="the raw record, truncated")
     at: datetime
 

@@ -19,11 +19,13 @@ from pydantic import BaseModel, ValidationError
 from quixstreams import message_context
 from quixstreams.models import Row
 
-from pipeline.contracts.schemas import describe_errors
+from pipeline.contracts.schemas import DeadLetterKind, describe_errors
 from pipeline.kafka.clients import producer_config
+from pipeline.monitoring import metrics
 from pipeline.settings import Settings
 
 _VALUE_SHOWN = 2000
+INVALID, KEY_MISMATCH = DeadLetterKind.INVALID_RECORD, DeadLetterKind.KEY_MISMATCH
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,11 @@ class Origin:
         return cls(context.topic, context.partition, context.offset, key)
 
 
-def dead_letter(stage: str, origin: Origin, reason: str, raw: bytes | str | None) -> dict[str, Any]:
-    """A DeadLetter record (see `pipeline.contracts.schemas.DeadLetter`) as a JSON-ready dict."""
+def dead_letter(
+    stage: str, origin: Origin, reason: str, raw: bytes | str | None, kind: DeadLetterKind
+) -> dict[str, Any]:
+    """A DeadLetter record (see `pipeline.contracts.schemas.DeadLetter`) as a JSON-ready dict:
+    `reason` names the record and the problem, `kind` classes it for counting."""
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", errors="replace")
     return {
@@ -55,6 +60,7 @@ def dead_letter(stage: str, origin: Origin, reason: str, raw: bytes | str | None
         "offset": origin.offset,
         "key": origin.key,
         "reason": reason,
+        "kind": str(kind),
         "value": (raw or "")[:_VALUE_SHOWN],
         "at": datetime.now(UTC).isoformat(),
     }
@@ -75,6 +81,8 @@ class DeadLetterProducer:
         )
         self._producer.poll(0)
         self.sent += 1
+        source, kind = record.get("source_topic", ""), record.get("kind", "unknown")
+        metrics.DEAD_LETTERS.labels(record.get("stage", ""), source, kind).inc()
 
     def flush(self, timeout: float = 10.0) -> None:
         self._producer.flush(timeout)
@@ -107,11 +115,11 @@ def parse(
         record = schemas[source].model_validate_json(raw)
     except ValidationError as error:
         reason = f"invalid {source}: {describe_errors(error)}"
-        return Parsed(source, None, dead_letter(stage, origin, reason, raw))
+        return Parsed(source, None, dead_letter(stage, origin, reason, raw, INVALID))
     record_customer = getattr(record, "customer_id", None)
     if key != record_customer:
         reason = f"message key {key!r} differs from customer_id {record_customer!r}"
-        return Parsed(source, None, dead_letter(stage, origin, reason, raw))
+        return Parsed(source, None, dead_letter(stage, origin, reason, raw, KEY_MISMATCH))
     return Parsed(source, record)
 
 
@@ -127,7 +135,7 @@ def processing_error_to_dead_letter(dead_letters: DeadLetterProducer, stage: str
         raw = (
             row.value if isinstance(row.value, bytes | str) else json.dumps(row.value, default=str)
         )
-        dead_letters.send(dead_letter(stage, origin, reason, raw))
+        dead_letters.send(dead_letter(stage, origin, reason, raw, DeadLetterKind.PROCESSING_ERROR))
         return True
 
     return _on_error

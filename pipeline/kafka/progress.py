@@ -31,6 +31,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from pipeline.contracts.topics import STAGES, sources_of
 from pipeline.errors import StreamStalled
+from pipeline.monitoring import metrics
+from pipeline.monitoring.server import Probes
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -220,7 +222,7 @@ class ProgressMonitor:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{stage}-progress", daemon=True)
         self.stalled: list[PartitionLag] = []
-        self._last_seen = time.monotonic()  # the last look that could read the group
+        self.last_look = time.monotonic()  # the last look that could read the group
 
     def start(self) -> ProgressMonitor:
         self._thread.start()
@@ -245,7 +247,7 @@ class ProgressMonitor:
             lags = self._probe.sample()
         except Exception as error:  # the broker may be away for a while: say so, keep watching
             log.warning("%s progress: cannot read lag: %s", self._stage, error)
-            if now - self._last_seen < self._watch.stall_timeout:
+            if now - self.last_look < self._watch.stall_timeout:
                 return False
             # blind for as long as a stall may last: the group's progress cannot be shown
             self.stalled = [PartitionLag("(group offsets unreadable)", -1, 0, 0, None)]
@@ -253,13 +255,14 @@ class ProgressMonitor:
                 "%s STALLED: its progress could not be read for %.0f s (%s); stopping so that "
                 "a supervisor restarts it",
                 self._stage,
-                now - self._last_seen,
+                now - self.last_look,
                 error,
             )
             return self._stop_stalled()
-        self._last_seen = now
+        self.last_look = now
         log.info("%s progress: %s", self._stage, describe(lags))
         stalled = self._watch.observe(lags, now)
+        self._measure(lags, now)
         if not stalled:
             return False
         self.stalled = stalled
@@ -272,7 +275,18 @@ class ProgressMonitor:
         )
         return self._stop_stalled()
 
+    def _measure(self, lags: list[PartitionLag], now: float) -> None:
+        """The look's figures as metrics (`pipeline.monitoring.metrics`)."""
+        stage = self._stage
+        metrics.PROGRESS_LOOK.labels(stage).set(time.time())
+        for p in lags:
+            where = (stage, p.topic, str(p.partition))
+            metrics.CONSUMER_LAG.labels(*where).set(p.lag)
+            metrics.OLDEST_WAITING.labels(*where).set(p.oldest_age or 0.0)
+            metrics.STILL.labels(*where).set(self._watch.still_for(p, now) if p.lag else 0.0)
+
     def _stop_stalled(self) -> bool:
+        metrics.STALLED.labels(self._stage).set(1)
         self._on_stall()
         if self._stopping.wait(self._exit_grace):
             return True
@@ -288,15 +302,20 @@ def watched(
     stage: str,
     sources: Iterable[str],
     on_stall: Callable[[], None],
+    probes: Probes | None = None,
 ) -> Iterator[ProgressMonitor]:
     """Watch `stage`'s consumer group on `sources` while the block runs: progress logged every
-    `progress_interval`, and on a stall `on_stall` (which must make the block end). Raises
-    `StreamStalled`, naming the partitions, if it stalled."""
+    `progress_interval` (and given to `probes`), and on a stall `on_stall` (which must make the
+    block end). Raises `StreamStalled`, naming the partitions, if it stalled."""
     probe = GroupProbe(settings, bootstrap, settings.consumer_group(stage), sources)
     monitor = ProgressMonitor(probe, stage, interval=settings.progress_interval,
                               stall_timeout=settings.stall_timeout, on_stall=on_stall,
                               exit_grace=settings.stall_exit_grace)  # fmt: skip
+    metrics.STALL_TIMEOUT.labels(stage).set(settings.stall_timeout)
+    metrics.STALLED.labels(stage).set(0)
     monitor.start()
+    if probes is not None:
+        probes.watch(monitor)
     try:
         yield monitor
     finally:

@@ -18,10 +18,12 @@ from quixstreams.state.rocksdb import RocksDBOptions
 
 from pipeline.errors import InstanceFenced
 from pipeline.kafka.broker import EMBEDDED_CLUSTER_PREFIX
-from pipeline.kafka.dead_letters import parse
+from pipeline.kafka.dead_letters import Origin, Parsed, parse
 from pipeline.kafka.instance import Instance
 from pipeline.kafka.progress import watched
 from pipeline.kafka.timing import client_timing
+from pipeline.monitoring import metrics
+from pipeline.monitoring.server import Probes
 from pipeline.settings import Settings
 
 _MB = 1024 * 1024
@@ -140,14 +142,21 @@ def _kafka_error(error: BaseException) -> KafkaError | None:
 
 
 def run_watched(
-    app: Application, settings: Settings, bootstrap: str, instance: Instance, sources: Iterable[str]
+    app: Application,
+    settings: Settings,
+    bootstrap: str,
+    instance: Instance,
+    sources: Iterable[str],
+    probes: Probes | None = None,
 ) -> None:
-    """`app.run()` with its progress watched; raises `StreamStalled` if it stalled, and
-    `InstanceFenced` if Kafka gave its instance's identity to another process."""
+    """`app.run()` with its progress watched (and told to `probes`); raises `StreamStalled` if
+    it stalled, and `InstanceFenced` if Kafka gave its instance's identity to another process."""
     stage = instance.stage
     freeze_what_lives_as_long_as_the_process()
     try:
-        with watched(settings, bootstrap, stage, sources, on_stall=lambda: app.stop(fail=True)):
+        with watched(
+            settings, bootstrap, stage, sources, on_stall=lambda: app.stop(fail=True), probes=probes
+        ):
             app.run()
     except Exception as error:
         problem = _kafka_error(error)
@@ -173,9 +182,15 @@ def parsed_sources(
     sdf = streams[0]
     for stream in streams[1:]:
         sdf = sdf.concat(stream)
-    return sdf.apply(
-        lambda raw, key, _ts, _headers: parse(raw, key, topics, sources, stage), metadata=True
-    )
+    read = {name: metrics.RECORDS_IN.labels(stage, logical) for name, logical in topics.items()}
+    metrics.expect_dead_letters(stage, topics)
+
+    def parsed(raw: bytes | None, key: str | None, _timestamp: int, _headers: Any) -> Parsed:
+        origin = Origin.of_current_message(key)
+        read[origin.topic].inc()
+        return parse(raw, key, topics, sources, stage, origin)
+
+    return sdf.apply(parsed, metadata=True)
 
 
 def output_topic(app: Application, settings: Settings, logical: str) -> Topic:

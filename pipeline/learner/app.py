@@ -36,6 +36,8 @@ from pipeline.kafka.dead_letters import DeadLetterProducer, Origin, parse
 from pipeline.kafka.progress import watched
 from pipeline.learner.processor import Learner
 from pipeline.learner.topics import Lease, SnapshotPublisher, feedback_reader, latest_snapshots
+from pipeline.monitoring import metrics
+from pipeline.monitoring.server import Probes, serving
 from pipeline.review.registry import CHALLENGER, CHAMPION
 from pipeline.review.tracking import RunTracker
 from pipeline.settings import Settings
@@ -90,6 +92,7 @@ class LearnerLoop:
         self._dead_letters = dead_letters
         self._tracker = tracker
         self._source = {settings.topic_name("feedback"): "feedback"}
+        metrics.expect_dead_letters(STAGE, self._source)
         self._published_at = time.monotonic()
         self._withdrawn: list[ModelRole] = []
         self._published_models: tuple[int, str | None, str | None] | None = None
@@ -112,6 +115,7 @@ class LearnerLoop:
         text = key.decode(errors="replace") if key is not None else None
         topic, partition, offset = message.topic() or "", message.partition(), message.offset()
         origin = Origin(topic, partition, offset, text)
+        metrics.RECORDS_IN.labels(STAGE, "feedback").inc()
         parsed = parse(message.value(), text, self._source, {"feedback": Feedback}, STAGE, origin)
         if parsed.dead is not None:
             log.warning("dead letter from %s: %s", origin, parsed.dead["reason"])
@@ -119,6 +123,7 @@ class LearnerLoop:
             return
         if isinstance(parsed.record, Feedback):
             self.learner.learn(parsed.record, f"{topic}/{partition}", offset or 0)
+            metrics.LABELS_LEARNED.inc()
 
     def _changed(self) -> bool:
         """Whether there is anything new to publish (a quiet loop adds no records)."""
@@ -129,6 +134,8 @@ class LearnerLoop:
     def publish(self) -> None:
         snapshots = self.learner.snapshots(datetime.now(UTC))
         if self._publisher.publish(snapshots, self._withdrawn):
+            metrics.RECORDS_OUT.labels(STAGE, "models").inc(len(snapshots))
+            metrics.MODELS_PUBLISHED.inc()
             self._withdrawn = []
             self._published_models = (self.learner.labels_learned, self.learner.registry_version,
                                       self.learner.challenger_version)  # fmt: skip
@@ -197,17 +204,32 @@ def run(settings: Settings, bootstrap: str) -> None:
     dead_letters = DeadLetterProducer(settings, bootstrap)
     tracker: list[RunTracker | None] = []  # one MLflow run per process, started once it learns
     try:
-        while lease.acquire(stopping=stop.is_set):
-            learner = resume(settings, bootstrap)
-            if not tracker:
-                tracker.append(start_tracking(settings, learner))
-            _learn_while_held(settings, bootstrap, learner, lease, dead_letters, tracker[0], stop)
-            if stop.is_set():
-                break
-            log.warning("learner: lost the lease: waits for it again (a standby may learn now)")
+        with serving(settings, STAGE) as probes:
+            _hold_and_learn(settings, bootstrap, lease, dead_letters, tracker, stop, probes)
     finally:
         dead_letters.flush()
         lease.release()
+
+
+def _hold_and_learn(
+    settings: Settings,
+    bootstrap: str,
+    lease: Lease,
+    dead_letters: DeadLetterProducer,
+    tracker: list[RunTracker | None],
+    stop: threading.Event,
+    probes: Probes,
+) -> None:
+    """While not stopped: wait for the lease, then learn until it is lost."""
+    while lease.acquire(stopping=stop.is_set):
+        learner = resume(settings, bootstrap)
+        if not tracker:
+            tracker.append(start_tracking(settings, learner))
+        _learn_while_held(settings, bootstrap, learner, lease, dead_letters, tracker[0], stop,
+                          probes)  # fmt: skip
+        if stop.is_set():
+            return
+        log.warning("learner: lost the lease: waits for it again (a standby may learn now)")
 
 
 def _learn_while_held(
@@ -218,6 +240,7 @@ def _learn_while_held(
     dead_letters: DeadLetterProducer,
     tracker: RunTracker | None,
     stop: threading.Event,
+    probes: Probes,
 ) -> None:
     """Learn and publish until `stop` or the lease is lost; at a stop, the final snapshot and
     the registered version."""
@@ -227,7 +250,7 @@ def _learn_while_held(
     loop.follow_registry()
     loop.publish()  # every ranker scores with this learner's model from now on
     try:
-        with watched(settings, bootstrap, STAGE, SOURCES, on_stall=stop.set):
+        with watched(settings, bootstrap, STAGE, SOURCES, on_stall=stop.set, probes=probes):
             loop.run(stop)
     finally:
         if lease.held:

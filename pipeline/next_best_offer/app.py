@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 
+from prometheus_client import Counter
 from pydantic import BaseModel
 from quixstreams import Application
 from quixstreams.models.topics import Topic
@@ -32,6 +33,8 @@ from pipeline.kafka.quix import (
     parsed_sources,
     run_watched,
 )
+from pipeline.monitoring import metrics
+from pipeline.monitoring.server import serving
 from pipeline.next_best_offer.emitted import EmittedDecisions
 from pipeline.next_best_offer.models import ModelFollower
 from pipeline.next_best_offer.processor import STAGE, Ranker
@@ -72,6 +75,11 @@ def build(
         Decision: output_topic(app, settings, "next_best_offers"),
         Feedback: output_topic(app, settings, "feedback"),
     }
+    written: dict[type[BaseModel], Counter] = {
+        Decision: metrics.RECORDS_OUT.labels(STAGE, "next_best_offers"),
+        Feedback: metrics.RECORDS_OUT.labels(STAGE, "feedback"),
+    }
+    sdf = sdf.update(lambda record: written[type(record)].inc())
     sdf.to_topic(lambda record, _key, _timestamp, _headers: sinks[type(record)])
     return app, ranker
 
@@ -80,7 +88,10 @@ def run(settings: Settings, bootstrap: str) -> None:
     """As this process's instance: load the offers table and the latest models, then decide
     until stopped."""
     cluster = cluster_id(settings, bootstrap)
-    with instance_of(settings, STAGE, cluster) as instance:
+    with (
+        instance_of(settings, STAGE, cluster) as instance,
+        serving(settings, STAGE, instance.state_dir) as probes,
+    ):
         tables = GlobalTables(settings, bootstrap, tables=("offers",))
         tables.start(timeout=settings.broker_start_timeout)
         models = ModelFollower(settings).follow(settings, bootstrap)
@@ -89,7 +100,7 @@ def run(settings: Settings, bootstrap: str) -> None:
         log.info("%s %s: model %s, policy %s", STAGE, instance.id, models.model.version,
                  ranker.decider.policy.name)  # fmt: skip
         try:
-            run_watched(app, settings, bootstrap, instance, SOURCES)
+            run_watched(app, settings, bootstrap, instance, SOURCES, probes)
         finally:
             dead_letters.flush()
             log.info("%s: stopped with model %s (%s, %s, %s)", STAGE, models.model.version,

@@ -19,6 +19,7 @@ from models.snapshot import decode_model
 from pipeline.contracts.schemas import ModelRole, ModelSnapshot
 from pipeline.contracts.topics import LAST_PUBLISH
 from pipeline.kafka.follow import TopicFollower
+from pipeline.monitoring import metrics
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class ModelFollower:
                     snapshot.model_version,
                 )
             self.model, self.registry_version = model, snapshot.registry_version
+            metrics.CHAMPION_PUBLISHED.set(snapshot.published_at.timestamp())
+            metrics.CHAMPION_LABELS.set(snapshot.labels_learned)
             if self.challenger is not None and not self._same_features(self.challenger):
                 self.challenger = self.challenger_version = None
         elif self._same_features(model):

@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from typing import Any
 
 from pydantic import BaseModel
 from quixstreams import State, message_context
 
 from pipeline.catalogue.tables import GlobalTables
-from pipeline.contracts.schemas import Decision, Feedback, Interaction, ValidOffers
+from pipeline.contracts.schemas import (
+    DeadLetterKind,
+    Decision,
+    Feedback,
+    Interaction,
+    ValidOffers,
+)
 from pipeline.contracts.topics import RANKER
 from pipeline.kafka.dead_letters import DeadLetterProducer, Origin, Parsed, dead_letter
+from pipeline.monitoring import metrics
 from pipeline.next_best_offer.decider import Decider, decision_id_of
 from pipeline.next_best_offer.emitted import EarlierDecisions
 from pipeline.next_best_offer.feedback import FeedbackResolver, InputPosition
@@ -29,6 +37,7 @@ from pipeline.next_best_offer.state import CustomerDecisions
 from pipeline.settings import Settings
 
 STAGE = RANKER
+UNKNOWN_REFERENCE = DeadLetterKind.UNKNOWN_REFERENCE
 Emitted = Decision | Feedback
 
 
@@ -53,7 +62,7 @@ class Ranker:
         self.resolver = FeedbackResolver(tables, SilenceHorizon(settings.silence_quantile))
 
     def __call__(
-        self, parsed: Parsed, key: str, _timestamp: int, _headers: Any, state: State[str, Any]
+        self, parsed: Parsed, key: str, timestamp: int, _headers: Any, state: State[str, Any]
     ) -> list[Emitted]:
         if parsed.dead is not None:
             self._dead_letters.send(parsed.dead)
@@ -65,6 +74,7 @@ class Ranker:
         book = CustomerDecisions(state)
         emitted = self.handle(book, parsed.record, at, key)
         book.save()
+        _measure(emitted, timestamp)
         return emitted
 
     def handle(
@@ -82,7 +92,8 @@ class Ranker:
             if resolution.refused is not None:
                 origin = Origin(at.topic, at.partition, at.offset, key)
                 raw = record.model_dump_json()
-                self._dead_letters.send(dead_letter(STAGE, origin, resolution.refused, raw))
+                refused = dead_letter(STAGE, origin, resolution.refused, raw, UNKNOWN_REFERENCE)
+                self._dead_letters.send(refused)
             return list(resolution.feedback)
         raise TypeError(f"the ranker reads valid_offers and interactions, not {record!r}")
 
@@ -91,3 +102,16 @@ class Ranker:
         if self._emitted is None:
             return None
         return self._emitted.pop(at.partition, decision_id_of(valid))
+
+
+def _measure(emitted: list[Emitted], timestamp_ms: int) -> None:
+    """Count what the ranker emits (`pipeline.monitoring.metrics`); a decision's latency runs
+    from its event's time on Kafka, which Valid Offers carries on to the valid offers."""
+    for record in emitted:
+        if isinstance(record, Feedback):
+            metrics.LABELS_TOLD.labels(record.outcome).inc()
+            continue
+        phase = record.offers[0].phase if record.offers else "none"
+        model = record.registry_version or "unregistered"
+        metrics.DECISIONS.labels(phase, record.policy, model).inc()
+        metrics.DECISION_LATENCY.observe(max(0.0, time.time() - timestamp_ms / 1000))

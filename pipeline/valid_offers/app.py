@@ -32,6 +32,8 @@ from pipeline.kafka.quix import (
     parsed_sources,
     run_watched,
 )
+from pipeline.monitoring import metrics
+from pipeline.monitoring.server import serving
 from pipeline.settings import Settings
 from pipeline.valid_offers.processor import STAGE, ValidOffersProcessor
 
@@ -59,6 +61,8 @@ def build(
     sdf = parsed_sources(app, settings, SOURCES, STAGE)
     sdf = sdf.apply(ValidOffersProcessor(tables, dead_letters), stateful=True, metadata=True)
     sdf = sdf.filter(lambda output: output is not None)
+    written = metrics.RECORDS_OUT.labels(STAGE, "valid_offers")
+    sdf = sdf.update(lambda _output: written.inc())
     sdf.to_topic(output_topic(app, settings, "valid_offers"))
     return app
 
@@ -67,14 +71,17 @@ def run(settings: Settings, bootstrap: str) -> None:
     """As this process's instance: load the global tables, then process until stopped (SIGTERM
     or Ctrl-C)."""
     cluster = cluster_id(settings, bootstrap)
-    with instance_of(settings, STAGE, cluster) as instance:
+    with (
+        instance_of(settings, STAGE, cluster) as instance,
+        serving(settings, STAGE, instance.state_dir) as probes,
+    ):
         tables = GlobalTables(settings, bootstrap).start(timeout=settings.broker_start_timeout)
         log.info("%s %s: catalogue loaded (%d offers, %d rules)", STAGE, instance.id,
                  len(tables.catalogue.offers), len(tables.catalogue.rules))  # fmt: skip
         dead_letters = DeadLetterProducer(settings, bootstrap)
         app = build(settings, bootstrap, instance, cluster, tables, dead_letters)
         try:
-            run_watched(app, settings, bootstrap, instance, SOURCES)
+            run_watched(app, settings, bootstrap, instance, SOURCES, probes)
         finally:
             dead_letters.flush()
             tables.stop()

@@ -20,6 +20,7 @@ from pipeline.catalogue.tables import Catalogue, GlobalTables
 from pipeline.contracts.schemas import (
     CandidateOffer,
     Customer,
+    DeadLetterKind,
     Interaction,
     JourneyEvent,
     ValidOffers,
@@ -126,10 +127,9 @@ class ValidOffersProcessor:
             offer = catalogue.offers.get(record.offer_id)
             if offer is None:
                 reason = f"interaction {record.interaction_id}: unknown offer id {record.offer_id}"
-                raw = record.model_dump_json()
-                self._dead_letters.send(
-                    dead_letter(STAGE, Origin.of_current_message(key), reason, raw)
-                )
+                origin, raw = Origin.of_current_message(key), record.model_dump_json()
+                unknown = DeadLetterKind.UNKNOWN_REFERENCE
+                self._dead_letters.send(dead_letter(STAGE, origin, reason, raw, unknown))
                 return None
             customer_state.apply_interaction(
                 current,
