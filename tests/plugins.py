@@ -1,5 +1,6 @@
 """What a data scientist's own module holds, chosen by settings as `tests.plugins:NAME`."""
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,3 +37,18 @@ def scaled_logistic() -> Any:
 
 # A River classifier other than logistic regression, for counts and one-hot features
 multinomial_bayes = naive_bayes.MultinomialNB(alpha=1.0)
+
+
+# How long `hangs_when_told` hangs: longer than any test waits, so the stall watch ends it
+HANG_SECONDS = 600.0
+
+
+@feature_set("hangs-when-told", version=1)
+def hangs_when_told(
+    customer: Mapping[str, Any], offer: Mapping[str, Any], moment: Moment, exposure: Exposure
+) -> dict[str, float]:
+    """`segment_by_offer`, except on an event whose attributes say `hang`: then it never
+    returns, as feature code waiting on a service that does not answer would (a wedged loop)."""
+    if moment.attributes.get("hang"):
+        threading.Event().wait(HANG_SECONDS)
+    return segment_by_offer.features(customer, offer, moment, exposure)
