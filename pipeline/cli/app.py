@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -443,13 +444,24 @@ def gateway_revoke_key(ctx: typer.Context, key_id: str) -> None:
 def status(
     ctx: typer.Context,
     interval: Annotated[float, typer.Option(help="seconds between the two looks")] = 3.0,
+    metrics: Annotated[
+        list[str] | None,
+        typer.Option(help="a μ-product's metrics address (NBO_METRICS_PORT), repeatable"),
+    ] = None,
 ) -> None:
-    """Each μ-product's consumer group: lag, oldest waiting record, progress (exit 2: stalled)."""
+    """Each μ-product's consumer group: lag, oldest waiting record, progress (exit 2: stalled);
+    with --metrics, the rates and counts its metrics give over the same interval."""
     from pipeline.kafka import progress
+    from pipeline.monitoring.reading import Samples
 
     settings = _settings(ctx)
+    endpoints = metrics or []
     with broker_mod.broker_address(settings, start_embedded=False) as address:
+        before = [Samples.scrape(url) for url in endpoints]
         looks = progress.status(settings, address, interval)
+        after = [Samples.scrape(url) for url in endpoints]
+    if endpoints:
+        console.print(_metrics_table(endpoints, before, after))
     title = "nbo status (lag, oldest waiting record)"
     table = Table("group", "partition", "committed", "end", "lag", "oldest s",
                   f"done in {interval:.0f} s", title=title)  # fmt: skip
@@ -478,6 +490,29 @@ def status(
         )
     if idle:
         raise typer.Exit(2)
+
+
+def _metrics_table(urls: list[str], before: list[Any], after: list[Any]) -> Table:
+    """What each μ-product's metrics say over the interval: the dashboard's numbers."""
+    table = Table("metrics at", "μ-product", "in/s", "out/s", "decisions/s", "labels told/s",
+                  "learned/s", "dead letters", "champion age s", "stalled",
+                  title="nbo status (metrics)")  # fmt: skip
+    for url, then, now in zip(urls, before, after, strict=True):
+        published = now.total("nbo_champion_published_timestamp_seconds")
+        dead = now.total("nbo_dead_letters_total")
+        table.add_row(
+            url,
+            now.stage(),
+            f"{now.rate(then, 'nbo_records_in_total'):,.1f}",
+            f"{now.rate(then, 'nbo_records_out_total'):,.1f}",
+            f"{now.rate(then, 'nbo_decisions_total'):,.1f}",
+            f"{now.rate(then, 'nbo_labels_told_total'):,.1f}",
+            f"{now.rate(then, 'nbo_labels_learned_total'):,.1f}",
+            f"{dead:,.0f} (+{dead - then.total('nbo_dead_letters_total'):,.0f})",
+            f"{time.time() - published:,.0f}" if published else "",
+            "yes" if now.total("nbo_stalled") else "no",
+        )
+    return table
 
 
 @app.command("explain")

@@ -23,8 +23,10 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from local_kafka.cluster import free_port
+from pipeline.cli.app import app
 from pipeline.kafka.clients import consume
 from pipeline.settings import Settings
 from tests.factories import customer, event, eventually, interaction, with_offers
@@ -297,6 +299,21 @@ def test_the_counters_equal_what_happened_on_the_topics(loop: Loop) -> None:
             count(samples, "nbo_dead_letters_total", stage=stage, topic=topic, reason=kind)
             == expected
         )
+
+
+def test_nbo_status_reads_the_same_numbers(loop: Loop) -> None:
+    settings, urls = loop.settings, [loop.metrics["nbo-valid-offers"], loop.metrics["nbo-ranker"]]
+    env = {"NBO_BROKER_ADDRESS": settings.broker_address or "", "COLUMNS": "250",
+           "NBO_TOPIC_PREFIX": settings.topic_prefix}  # fmt: skip
+    arguments = ["status", "--interval", "0.5"] + [a for url in urls for a in ("--metrics", url)]
+    result = CliRunner().invoke(app, arguments, env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[2].strip(): line for line in result.output.splitlines()
+            if line.count("│") > 9 and "http" in line}  # fmt: skip
+    assert set(rows) == {"valid-offers", "ranker"}
+    for stage, url in zip(("valid-offers", "ranker"), urls, strict=True):
+        dead = sum(v for k, v in scrape(url).items() if k.startswith("nbo_dead_letters_total"))
+        assert f"{dead:,.0f} (+" in rows[stage]
 
 
 def test_a_refused_record_raises_the_dead_letter_alert(loop: Loop) -> None:
