@@ -16,10 +16,12 @@ from __future__ import annotations
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ import psutil
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from benchmarks import workload
+from local_kafka.cluster import free_port
 from pipeline.connectors import load as connectors
 from pipeline.contracts import topics
 from pipeline.kafka import processes
@@ -57,6 +60,7 @@ class Stream:
     records: Callable[[int, int], Records]  # (count, seed) -> records
     settings: Mapping[str, Any] = field(default_factory=dict)  # what the case sets otherwise
     broker: str | None = None  # the one broker kind the case is for, if only one
+    scraped: bool = False  # its one app serves metrics, scraped every second while it runs
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -77,7 +81,11 @@ def run_stream(
     produce(settings, bootstrap, settings.topic_name(case.source), case.records(BACKLOG, 11))
     sink = settings.topic_name(case.sink)
     steady = case.records(int(STEADY_RATE * STEADY_SECONDS), 12)
-    with running_apps(settings, case.apps) as apps:
+    scraper = Scraper(settings) if case.scraped else None
+    if scraper is not None:
+        assert len(case.apps) == 1, "one metrics port per case: its one app's"
+        settings = scraper.settings
+    with running_apps(settings, case.apps) as apps, scraper or nullcontext():
         app_pids = [process.pid for process in apps.values()]
         broker_cpu, apps_cpu = cpu_seconds(broker_pids), cpu_seconds(app_pids)
         with Reader(settings, bootstrap, sink, apps) as reader:
@@ -107,7 +115,37 @@ def run_stream(
         "backlog": BACKLOG,
         "steady events/s": STEADY_RATE,
         "steady events": len(steady),
+        **({"scrapes": scraper.scrapes} if scraper is not None else {}),
     }
+
+
+class Scraper:
+    """Scrapes an app's metrics every second, as a Prometheus would (every 15 s by default),
+    for as long as the block runs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings.model_copy(update={"metrics_port": free_port()})
+        self._url = f"http://127.0.0.1:{self.settings.metrics_port}/metrics"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-scraper", daemon=True)
+        self.scrapes = 0
+
+    def __enter__(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                with urllib.request.urlopen(self._url, timeout=5) as answer:
+                    answer.read()
+                self.scrapes += 1
+            except OSError:  # not serving yet (the app is starting)
+                continue
 
 
 @contextmanager
@@ -311,11 +349,16 @@ LOOP_BEFORE = "full loop, before: 10 ms fetch wait"
 FULL_LOOP_BEFORE = replace(FULL_LOOP, settings={"fetch_wait_max_ms": 10}, broker="embedded")
 # The ranker with the smaller feature set, where the CRM's fields say nothing
 RANKER_DEFAULT_FEATURES = "ranker, default features"
+# The same μ-products serving their metrics, scraped every second: the cost of serving them
+VALID_OFFERS_SCRAPED = "valid offers, metrics scraped"
+RANKER_SCRAPED = "ranker, metrics scraped"
 STREAMS = {
     "pass-through": PASS_THROUGH,
     "valid offers shape, no work": VALID_OFFERS_SHAPE,
     "valid offers": VALID_OFFERS,
+    VALID_OFFERS_SCRAPED: replace(VALID_OFFERS, scraped=True),
     "ranker": RANKER,
+    RANKER_SCRAPED: replace(RANKER, scraped=True),
     RANKER_DEFAULT_FEATURES: replace(RANKER, settings={"feature_set": "default"}),
     "two pass-through hops": TWO_HOPS,
     "full loop": FULL_LOOP,

@@ -76,8 +76,30 @@ def _half_the_broker_cpu_before(results: dict[str, dict[str, Figures]]) -> bool 
     return bool(embedded["full loop"][cpu] <= embedded[cases.LOOP_BEFORE][cpu] / 2)
 
 
+def _serving_costs_little(
+    case: str, plain: str
+) -> Callable[[dict[str, dict[str, Figures]], str], bool | None]:
+    """`case` (metrics scraped every second) at ≥ 0.95 × the rate of `plain` in the same run."""
+
+    def met(results: dict[str, dict[str, Figures]], broker: str) -> bool | None:
+        without = results[broker].get(plain)
+        if without is None:
+            return None
+        return bool(results[broker][case]["events/s"] >= 0.95 * without["events/s"])
+
+    return met
+
+
 # From the issues: what each figure should reach on this 2-core machine
 GOALS: dict[str, Goal] = {
+    cases.VALID_OFFERS_SCRAPED: (
+        "≥ 0.95 × valid offers' rate",
+        _serving_costs_little(cases.VALID_OFFERS_SCRAPED, "valid offers"),
+    ),
+    cases.RANKER_SCRAPED: (
+        "≥ 0.95 × the ranker's rate",
+        _serving_costs_little(cases.RANKER_SCRAPED, "ranker"),
+    ),
     "valid offers": ("kafka ≥ 0.8 × embedded rate", _ratio_to_embedded("valid offers")),
     "ranker": (
         "≥ 0.07 × ceiling, apps CPU ≤ 0.25 s/1k; kafka ≥ 0.8 × embedded rate",

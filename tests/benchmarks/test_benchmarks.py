@@ -36,7 +36,8 @@ def run_small(
 def test_a_streaming_case_measures_rate_latency_and_memory(
     run_small: Callable[[str], dict[str, Any]],
 ) -> None:
-    figures = run_small("ranker")
+    figures = run_small(cases.RANKER_SCRAPED)  # the ranker, its metrics scraped every second
+    assert figures["scrapes"] >= 1
     assert figures["events/s"] > 0 and figures["steady events"] == 2_000
     assert 0 < figures["latency p50 ms"] <= figures["latency p99 ms"] < 10_000
     assert set(figures["peak memory MB per process"]) == {"ranker"}
@@ -169,6 +170,15 @@ def test_the_ranker_goal_is_a_share_of_the_ceiling_and_its_cpu_in_the_same_run()
     assert met({"embedded": at_speed, "kafka": lagging}, "kafka") is False
     assert met({"embedded": {"ranker": at_speed["ranker"]}}, "embedded") is None
     assert cases.STREAMS[cases.RANKER_DEFAULT_FEATURES].settings == {"feature_set": "default"}
+
+
+def test_serving_metrics_may_cost_at_most_5_percent_of_the_same_case_s_rate() -> None:
+    met = run.GOALS[cases.RANKER_SCRAPED][1]
+    plain = {"ranker": {"events/s": 1_000.0}}
+    assert met({"kafka": {**plain, cases.RANKER_SCRAPED: {"events/s": 960.0}}}, "kafka") is True
+    assert met({"kafka": {**plain, cases.RANKER_SCRAPED: {"events/s": 940.0}}}, "kafka") is False
+    assert met({"kafka": {cases.RANKER_SCRAPED: {"events/s": 940.0}}}, "kafka") is None
+    assert cases.STREAMS[cases.VALID_OFFERS_SCRAPED].scraped
 
 
 def test_the_gateway_case_counts_a_decision_missing_doubled_or_on_another_customers_stream() -> (
