@@ -20,7 +20,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
@@ -56,6 +56,9 @@ class FeatureIndex:
         self._sides: tuple[dict[str, int], dict[str, int]] = ({}, {})
         self._side_names: tuple[list[str], list[str]] = ([], [])
         self._crossed = np.full((16, 64), -1, dtype=np.int32)  # left × right → column, -1: none
+        # what a feature set looked up for a few values (an offer, a customer's segment and age
+        # band, …) kept by them: the names are then formatted once, not once per decision
+        self._kept: dict[Hashable, np.ndarray] = {}
         # each side's names as features of their own: side number → column
         self._alone: tuple[np.ndarray, np.ndarray] = (
             np.zeros(16, np.int64),
@@ -84,6 +87,14 @@ class FeatureIndex:
     def right(self, names: Sequence[str]) -> np.ndarray:
         """The right-side numbers of `names` in crosses."""
         return self._side(1, names)
+
+    def kept(self, key: Hashable, look_up: Callable[[], np.ndarray]) -> np.ndarray:
+        """`look_up()`'s numbers for `key`, looked up once: what this index gives for a few
+        names depends on nothing else, until it starts afresh. Only for keys of few values."""
+        found = self._kept.get(key)
+        if found is None:
+            found = self._kept[key] = look_up()
+        return found
 
     def alone(self, side: int, numbers: np.ndarray) -> np.ndarray:
         """The columns of the names of `numbers` (of `left`: side 0, or `right`: side 1) as

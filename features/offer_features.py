@@ -194,13 +194,19 @@ class DecisionFeatures(DecisionParts):
         index.fresh_if_full()
         customer, context, n, k = self._customer, self._context, len(offers), len(crossed)
         categories = [offer["category"] for offer in offers]
-        by_category = index.right([f"category={category}" for category in categories])
-        by_offer = index.right([f"offer={offer['offer_id']}" for offer in offers])
-        phase = index.left([f"phase={phase}" for phase in exposures.phase])
+        # each offer's right numbers (its category, itself) and each phase's left number, kept
+        sides = np.array([_offer_sides(index, offer["offer_id"], offer["category"])
+                          for offer in offers], np.int64).reshape(n, 2)  # fmt: skip
+        by_category, by_offer = sides[:, 0], sides[:, 1]
+        phases = _phase_numbers(index)
+        phase = np.array([phases[PHASE_ROWS[phase]] for phase in exposures.phase], np.int64)
         # the customer's side of every cross, left numbers: segment, age, channel, event, fields
         segment, age = f"segment={customer.segment}", f"age={customer.age_band}"
-        mine = index.left(
-            [segment, age, f"channel={context.channel}", f"event={context.event_type}"]
+        mine = index.kept(
+            ("mine", segment, age, context.channel, context.event_type),
+            lambda: index.left(
+                [segment, age, f"channel={context.channel}", f"event={context.event_type}"]
+            ),
         )
         fields = index.left(crossed)
         # Each candidate's slots: 6 features alone (bias, segment, age, numbers...), then crosses
@@ -214,11 +220,13 @@ class DecisionFeatures(DecisionParts):
         right[:, 7 : 7 + k] = by_category[:, None]
         right[:, 7 + k :] = by_offer[:, None]
         indices = np.empty((n, 14 + 7 + 2 * k), np.int64)
-        indices[:, 0:3] = index.columns(["bias", segment, age])
+        indices[:, 0:3] = index.kept(
+            ("bias", segment, age), lambda: index.columns(["bias", segment, age])
+        )
         indices[:, 3] = index.alone(1, by_category)
         indices[:, 4] = index.alone(0, phase)
         indices[:, 5] = index.alone(1, by_offer)
-        indices[:, 6:14] = index.columns(_NUMBERS)
+        indices[:, 6:14] = index.kept("numbers", lambda: index.columns(_NUMBERS))
         indices[:, 14:] = index.crossed(left, right)
         values = np.ones(indices.shape)
         time, counts = self._time, np.asarray(self._counts)
@@ -231,6 +239,23 @@ class DecisionFeatures(DecisionParts):
         values[:, 12] = [category in customer.products_held for category in categories]
         values[:, 13] = [category in customer.acquired for category in categories]
         return FeatureColumns(indices, values)
+
+
+# The phases an exposure can be in, by their row in `_phase_numbers`
+PHASE_ROWS = {"primary": 0, "secondary": 1, "irrelevant": 2, "negative": 3}
+
+
+def _phase_numbers(index: FeatureIndex) -> np.ndarray:
+    return index.kept("phases", lambda: index.left([f"phase={p}" for p in PHASE_ROWS]))
+
+
+def _offer_sides(index: FeatureIndex, offer_id: str, category: str) -> np.ndarray:
+    """The right numbers of an offer's category and of the offer (an offer may change its
+    category in a new version: both are the key)."""
+    return index.kept(
+        ("offer", offer_id, category),
+        lambda: index.right([f"category={category}", f"offer={offer_id}"]),
+    )
 
 
 # The features whose values are numbers (the rest are indicators, 1.0), in their columns' order
