@@ -200,3 +200,22 @@ def test_the_gateway_case_counts_a_decision_missing_doubled_or_on_another_custom
     assert figures["to another customer's stream"] == 1
     assert figures["delivered to their own stream"] == 1
     assert figures["gateway memory MB, peak"] == 120.0
+
+
+def test_a_pair_runs_twice_each_in_turn_and_gives_the_mean_of_its_runs() -> None:
+    chosen = {
+        name: cases.STREAMS[name] for name in ("pass-through", "ranker", cases.RANKER_SCRAPED)
+    }
+    assert run._in_pairs(chosen) == [
+        "pass-through",
+        "ranker",
+        cases.RANKER_SCRAPED,
+        cases.RANKER_SCRAPED,
+        "ranker",
+    ]
+    alone = {cases.RANKER_SCRAPED: cases.STREAMS[cases.RANKER_SCRAPED]}
+    assert run._in_pairs(alone) == [cases.RANKER_SCRAPED]
+    mean = run._mean([{"events/s": 600.0, "peak memory MB": 280.0, "phase": "a"},
+                      {"events/s": 700.0, "peak memory MB": 290.0, "phase": "b"}])  # fmt: skip
+    assert mean == {"events/s": 650.0, "peak memory MB": 285.0, "phase": "a",
+                    "events/s of each run": [600.0, 700.0]}  # fmt: skip
