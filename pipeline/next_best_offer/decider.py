@@ -109,7 +109,7 @@ class Decider:
         ranked, phases = scoring.ranked, scoring.offers.exposures.phase
         rows = ranked.rows[top].tolist()
         return [
-            RankedOffer.model_construct(
+            RankedOffer(
                 offer_id=ranked.keys[position],
                 rank=rank,
                 score=round(float(ranked.score[position]), 6),
@@ -169,9 +169,7 @@ class Decider:
         best_by_expected_value: str | None = None,
     ) -> Decision:
         self.stats.decisions += 1
-        # built from values nbo typed itself, without validating them again (the output
-        # contract's test validates what the ranker emits)
-        return Decision.model_construct(
+        return Decision(
             decision_id=decision_id_of(valid),
             customer_id=valid.customer_id,
             event_id=valid.event_id,
