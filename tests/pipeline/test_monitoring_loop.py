@@ -353,5 +353,5 @@ def test_a_wedged_ranker_raises_the_stall_lag_and_stopped_decisions_alerts(loop:
     loop.await_firing("NboStalling", while_waiting=keep_coming, stage="ranker")
     loop.await_firing("NboLagGrowing", while_waiting=keep_coming, stage="ranker")
     loop.await_firing("NboDecisionsStopped", while_waiting=keep_coming)
-    # then it stops itself, as the alert's description says: non-zero, for a supervisor
-    assert ranker.wait(timeout=90) != 0
+    # At NBO_STALL_TIMEOUT it would stop itself (test_progress holds it): not waited for here
+    ranker.kill()
