@@ -15,21 +15,39 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pipeline.monitoring.metrics import REGISTRY, StateStoreSize
 
 if TYPE_CHECKING:
-    from pipeline.kafka.progress import ProgressMonitor
     from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class Waiting(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class ProgressWatch(Protocol):
+    """What the probes read of a μ-product's progress watch (`pipeline.kafka.progress`)."""
+
+    @property
+    def stalled(self) -> Sequence[Waiting]:
+        """The partitions it found stalled (none: not stalled)."""
+        ...
+
+    @property
+    def last_look(self) -> float:
+        """When it last read the group's offsets (monotonic seconds)."""
+        ...
 
 
 class Probes:
@@ -39,9 +57,9 @@ class Probes:
     def __init__(self, stage: str, fresh_within: float) -> None:
         self.stage = stage
         self._fresh_within = fresh_within  # seconds a look at the group's offsets stays recent
-        self._monitor: ProgressMonitor | None = None
+        self._monitor: ProgressWatch | None = None
 
-    def watch(self, monitor: ProgressMonitor | None) -> None:
+    def watch(self, monitor: ProgressWatch | None) -> None:
         """Answer from `monitor` (None: the μ-product stopped processing)."""
         self._monitor = monitor
 
