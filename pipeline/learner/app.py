@@ -93,6 +93,7 @@ class LearnerLoop:
         self._tracker = tracker
         self._source = {settings.topic_name("feedback"): "feedback"}
         metrics.expect_dead_letters(STAGE, self._source)
+        self._read = metrics.RECORDS_IN.labels(STAGE, "feedback")
         self._published_at = time.monotonic()
         self._withdrawn: list[ModelRole] = []
         self._published_models: tuple[int, str | None, str | None] | None = None
@@ -115,7 +116,7 @@ class LearnerLoop:
         text = key.decode(errors="replace") if key is not None else None
         topic, partition, offset = message.topic() or "", message.partition(), message.offset()
         origin = Origin(topic, partition, offset, text)
-        metrics.RECORDS_IN.labels(STAGE, "feedback").inc()
+        self._read.inc()
         parsed = parse(message.value(), text, self._source, {"feedback": Feedback}, STAGE, origin)
         if parsed.dead is not None:
             log.warning("dead letter from %s: %s", origin, parsed.dead["reason"])
