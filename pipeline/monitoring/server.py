@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from pipeline.errors import ConfigError
 from pipeline.monitoring.metrics import REGISTRY, StateStoreSize
 
 if TYPE_CHECKING:
@@ -118,7 +119,16 @@ def serving(settings: Settings, stage: str, state_dir: Path | None = None) -> It
     size = StateStoreSize(stage, state_dir) if state_dir is not None else None
     if size is not None:
         REGISTRY.register(size)
-    server = ThreadingHTTPServer((settings.metrics_host, settings.metrics_port), _handler(probes))
+    address = (settings.metrics_host, settings.metrics_port)
+    try:
+        server = ThreadingHTTPServer(address, _handler(probes))
+    except OSError as error:
+        if size is not None:
+            REGISTRY.unregister(size)
+        raise ConfigError(
+            f"{stage}: cannot serve metrics on {address[0]}:{address[1]} ({error.strerror}): "
+            "give each process its own NBO_METRICS_PORT"
+        ) from error
     server.daemon_threads = True
     thread = threading.Thread(
         target=server.serve_forever, args=(0.1,), name=f"{stage}-metrics", daemon=True

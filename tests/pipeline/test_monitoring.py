@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from local_kafka.cluster import free_port
 from pipeline.contracts.schemas import DeadLetterKind, JourneyEvent
+from pipeline.errors import ConfigError
 from pipeline.kafka.dead_letters import Origin, parse
 from pipeline.kafka.progress import PartitionLag
 from pipeline.monitoring import metrics
@@ -84,6 +85,22 @@ def test_the_probes_say_whether_the_stage_is_alive_and_ready(served: tuple[str, 
     probes.watch(_monitor([PartitionLag("valid_offers", 2, 10, 25, 42.0)]))  # type: ignore[arg-type]
     assert answer("/healthz") == (503, "ranker stalled on valid_offers[2]")
     assert answer("/readyz") == (503, "ranker stalled on valid_offers[2]")
+
+
+def test_a_port_taken_already_is_a_clear_error(
+    served: tuple[str, Probes], settings: Settings
+) -> None:
+    address, _probes = served
+    taken = settings.model_copy(update={"metrics_port": int(address.rsplit(":", 1)[1])})
+    with (
+        pytest.raises(
+            ConfigError,
+            match=r"learner: cannot serve metrics on 127\.0\.0\.1:\d+ "
+            r"\(Address already in use\): give each process its own NBO_METRICS_PORT",
+        ),
+        serving(taken, "learner"),
+    ):
+        pass
 
 
 def test_nothing_is_served_without_a_metrics_port(settings: Settings) -> None:
