@@ -283,7 +283,7 @@ class ProgressMonitor:
             where = (stage, p.topic, str(p.partition))
             metrics.CONSUMER_LAG.labels(*where).set(p.lag)
             metrics.OLDEST_WAITING.labels(*where).set(p.oldest_age or 0.0)
-            metrics.STILL.labels(*where).set(self._watch.still_for(p, now) if p.lag else 0.0)
+            metrics.STILL.labels(*where).set(self._watch.still_for(p, now))  # 0 unless waiting
 
     def _stop_stalled(self) -> bool:
         metrics.STALLED.labels(self._stage).set(1)

@@ -253,8 +253,8 @@ def test_the_counters_equal_what_happened_on_the_topics(loop: Loop) -> None:
     send(loop.settings, "events", [("M00", b"{not json"), ("M01", event("x1", "M02", START))])
     unknown = interaction("d-nowhere", "M03", "offer-a", "accept", START)
     send(loop.settings, "interactions", [unknown])
-    dead = eventually(lambda: loop.topic("dead_letter") if len(loop.topic("dead_letter")) >= 3
-                      else None, within=60, what="the three dead letters")  # fmt: skip
+    dead = eventually(lambda: d if len(d := loop.topic("dead_letter")) >= 3 else None,
+                      within=60, what="the three dead letters", pause=0.5)  # fmt: skip
     sent = {"events": loop.events_sent + 2, "customers": len(CUSTOMERS)}
 
     def settled() -> dict[str, dict[str, float]] | None:
