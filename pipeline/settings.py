@@ -95,10 +95,10 @@ class Settings(BaseSettings):
     # how long a dead instance that does not come back blocks `read_committed` readers (one that
     # comes back aborts it at once). A checkpoint's transaction must fit in it.
     transaction_timeout_ms: int = Field(default=10_000, ge=1000)
-    # The clients' waits. Unset: chosen per broker by `pipeline.kafka.timing` (Kafka: poll 1 ms,
-    # fetch wait 100 ms, linger 2 ms; the embedded broker: 5 ms, 100 ms, 5 ms).
+    # The clients' waits. Unset: chosen per broker by `pipeline.kafka.timing` (Kafka: poll 100
+    # ms, fetch wait 100 ms, linger 2 ms; the embedded broker: 100 ms, 100 ms, 5 ms).
     consumer_poll_timeout: float | None = Field(
-        default=None, gt=0, description="seconds a poll waits; bounds the latency it adds"
+        default=None, gt=0, description="seconds an idle app's poll waits before it looks up"
     )
     fetch_wait_max_ms: int | None = Field(default=None, ge=1)
     linger_ms: float | None = Field(default=None, ge=0, description="producer batching delay")

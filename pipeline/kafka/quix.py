@@ -11,6 +11,7 @@ from confluent_kafka import KafkaError
 from pydantic import BaseModel
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.internal_consumer import InternalConsumer
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models.serializers.json import JSONSerializer
 from quixstreams.models.topics import Topic
@@ -57,6 +58,46 @@ def use_changelog_topics(settings: Settings, cluster: str) -> bool:
     return not cluster.startswith(EMBEDDED_CLUSTER_PREFIX)
 
 
+class PromptConsumer(InternalConsumer):
+    """Quix's consumer, whose batch read returns as soon as a record is there.
+
+    An app reading several topics as one stream fills Quix's time-aligned buffer with
+    `consume(n, timeout)`, which librdkafka answers once n records have come or the timeout has
+    passed: a record could wait the whole timeout, so the timeout had to be a millisecond or
+    two, and an idle app woke up hundreds of times a second to find nothing. Here a read takes
+    what is there at once; only when nothing is does it wait, for the first record (librdkafka's
+    poll returns when one arrives) or the timeout, and then takes what came with it. So the
+    poll timeout only sets how often an idle app looks up from its poll (`pipeline.kafka.timing`).
+    """
+
+    def consume(self, num_messages: int = 1, timeout: float | None = None) -> list[Any]:
+        ready = super().consume(num_messages, timeout=0)
+        if ready or timeout == 0:
+            return ready
+        first = self.poll(timeout)
+        if first is None:
+            return []
+        return [first, *(super().consume(num_messages - 1, timeout=0) if num_messages > 1 else [])]
+
+
+class _Application(Application):
+    """Quix's Application with the `PromptConsumer` (Quix makes its consumer in this method,
+    with these arguments, and offers no other way to give it one)."""
+
+    def _get_internal_consumer(
+        self, on_error: Any = None, extra_config_overrides: dict[str, Any] | None = None
+    ) -> InternalConsumer:
+        return PromptConsumer(
+            broker_address=self._config.broker_address,
+            consumer_group=self._config.consumer_group,
+            auto_offset_reset=self._config.auto_offset_reset,
+            auto_commit_enable=False,
+            max_partition_buffer_size=self._config.max_partition_buffer_size,
+            extra_config={**self._config.consumer_extra_config, **(extra_config_overrides or {})},
+            on_error=on_error,
+        )
+
+
 def make_application(
     settings: Settings, bootstrap: str, instance: Instance, cluster: str, **extra: Any
 ) -> Application:
@@ -68,7 +109,7 @@ def make_application(
     if settings.processing_guarantee == "exactly-once":
         producer["transactional.id"] = f"{group}-{instance.id}"
         producer["transaction.timeout.ms"] = settings.transaction_timeout_ms
-    return Application(
+    return _Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(settings.kafka_config(bootstrap)),
         consumer_group=group,
         auto_offset_reset="earliest",

@@ -2,10 +2,10 @@
 
 Three waits set a hop's latency and what it costs the broker: how long a consumer's fetch may
 wait on the broker (`fetch.wait.max.ms`), how long a producer gathers records into one request
-(`linger.ms`), and how long a Quix app's poll waits for a batch (`consumer_poll_timeout`: apps
-that read several topics as one stream fill Quix's time-aligned buffer with a batch consume,
-which waits for the whole batch or this timeout, so each record can wait this long before it is
-processed). Each is a setting (`NBO_FETCH_WAIT_MAX_MS`, `NBO_LINGER_MS`,
+(`linger.ms`), and how long an idle Quix app's poll waits before its loop looks up
+(`consumer_poll_timeout`: a poll returns as soon as a record is there, `pipeline.kafka.quix`'s
+`PromptConsumer`, so this wait adds no latency; it bounds how late an idle app's checkpoint and
+stop are, and how often it wakes up for nothing). Each is a setting (`NBO_FETCH_WAIT_MAX_MS`, `NBO_LINGER_MS`,
 `NBO_CONSUMER_POLL_TIMEOUT`); unset, the broker's kind decides. So does the consumer groups'
 session timeout (`NBO_SESSION_TIMEOUT_MS`).
 
@@ -36,12 +36,12 @@ class ClientTiming:
 
 
 # Kafka answers a waiting fetch as soon as data arrives, so the fetch wait only sets how often
-# an idle consumer asks; a hop costs about its producer's linger and its app's poll. Shorter
-# lingers cost the broker CPU it shares with the apps. A ranker's restart (process start,
-# tables, models, join) must fit in the session timeout. The measurements behind each value:
+# an idle consumer asks; a hop costs about its producer's linger. Shorter lingers cost the
+# broker CPU it shares with the apps. An idle app wakes up once per poll timeout. A ranker's
+# restart (process start, tables, models, join) must fit in the session timeout. The measurements behind each value:
 # docs/benchmarks.md, "Client timing".
 KAFKA_TIMING = ClientTiming(
-    fetch_wait_ms=100, linger_ms=2.0, poll_timeout=0.001, session_timeout_ms=15_000
+    fetch_wait_ms=100, linger_ms=2.0, poll_timeout=0.1, session_timeout_ms=15_000
 )
 # The embedded Tansu (0.6, memory engine) answers a waiting fetch only when the wait ends, and
 # each fetch costs it in proportion to the record batches the partition holds, so a short wait
@@ -49,7 +49,7 @@ KAFKA_TIMING = ClientTiming(
 # consumer join about half the session timeout after it asks, at every start. See
 # docs/benchmarks.md, "Client timing".
 EMBEDDED_TIMING = ClientTiming(
-    fetch_wait_ms=100, linger_ms=5.0, poll_timeout=0.005, session_timeout_ms=6000
+    fetch_wait_ms=100, linger_ms=5.0, poll_timeout=0.1, session_timeout_ms=6000
 )
 
 
