@@ -1,9 +1,11 @@
-"""The built-in names a setting may choose a model or an exploration policy by.
+"""The built-in names a setting may choose a model, an exploration policy or a baseline by.
 
 Each is an alias of an import reference, `package.module:attribute`, the same form in which a
 data scientist names their own (see `features.references`); adding one is a line here. Written
 as text, so that reading the settings imports neither River nor NumPy.
 """
+
+from typing import Literal
 
 # name → a function (features, learning_rate, seed) → a fresh `OnlineRanker`
 MODELS: dict[str, str] = {
@@ -25,3 +27,7 @@ POLICIES: dict[str, str] = {
     "beta-around-estimate": "models.policies:BetaAroundEstimate",
 }
 DEFAULT_POLICY = "randomized-ucb"
+
+# what decides a control group's customer (`pipeline.next_best_offer.control.Baseline`)
+BaselineName = Literal["random", "priority", "none"]
+BASELINES: tuple[BaselineName, ...] = ("random", "priority", "none")

@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features import DEFAULT_FEATURE_SET, FEATURE_SETS
 from features.references import check_choice
-from models.names import DEFAULT_MODEL, DEFAULT_POLICY, MODELS, POLICIES
+from models.names import DEFAULT_MODEL, DEFAULT_POLICY, MODELS, POLICIES, BaselineName
 from models.time_value import Objective
 
 if TYPE_CHECKING:
@@ -37,6 +37,10 @@ def _known(text: str, names: dict[str, str], what: str) -> str:
     if text not in names:
         raise ValueError(f"unknown {what} {text!r}: choose one of {', '.join(names)}")
     return text
+
+
+def _random_baseline() -> dict[BaselineName, float]:
+    return {"random": 1.0}
 
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -149,6 +153,14 @@ class Settings(BaseSettings):
     # response window. Earlier silences keep the model from overrating what it showed lately.
     silence_quantile: float = Field(default=0.99, gt=0, le=1, description="of answer delays")
     top_k: int = Field(default=3, ge=1, description="offers per decision")
+    # The control group (pipeline/next_best_offer/control.py): this share of customers, chosen
+    # by a salted hash of their id, is decided by a baseline instead of the model, split among
+    # the baselines by these weights; `nbo impact` reports what the model adds over each
+    control_share: float = Field(default=0.05, ge=0, le=1, description="0: no control group")
+    control_baselines: dict[BaselineName, float] = Field(
+        default_factory=_random_baseline, description="random, priority, none: weights"
+    )
+    control_salt: str = Field(default="nbo-control", description="changing it regroups all")
     channel_daily_limit: int = Field(default=5, ge=1, description="impressions per channel/day")
     default_max_impressions: int = Field(default=3, ge=1)
     fatigue_share: float = Field(default=0.25, ge=0, le=1)

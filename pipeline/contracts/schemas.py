@@ -14,7 +14,7 @@ import json
 from datetime import date, datetime, time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -28,6 +28,7 @@ from pydantic import (
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from features.values import as_utc, split_list
+from models.names import BaselineName
 from models.time_value import Phase
 
 SCHEMA_VERSION = 1
@@ -306,6 +307,10 @@ class ValidOffers(Output):
     catalogue_version: int = Field(description="changes applied to offers and rules so far")
 
 
+# treatment: decided by the model; control: by a baseline (`pipeline.next_best_offer.control`)
+Group = Literal["treatment", "control"]
+
+
 class RankedOffer(Output):
     offer_id: str
     rank: int
@@ -336,6 +341,12 @@ class Decision(Output):
     feature_set: str
     rule_versions: dict[str, int]
     explanation: str
+    group: Group = Field(
+        default="treatment",
+        description="control: a baseline decided instead of the model (`baseline`), for the "
+        "impact report; each offer's propensity is the baseline's",
+    )
+    baseline: BaselineName | None = Field(default=None, description="who decided, in control")
     best_by_expected_value: str | None = Field(
         default=None,
         description="the candidate the model's P(accept) × value × lever (the interest phase "
@@ -368,6 +379,7 @@ class Feedback(Output):
         default=None, description="probability the policy chose this offer at its rank"
     )
     model_version: str = Field(description="the model that decided")
+    group: Group = Field(default="treatment", description="the decision's group")
     challenger: dict[str, float] | None = Field(
         default=None,
         description="for the first offer, when a challenger was scored in shadow: what it "

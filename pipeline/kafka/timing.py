@@ -5,9 +5,9 @@ wait on the broker (`fetch.wait.max.ms`), how long a producer gathers records in
 (`linger.ms`), and how long an idle Quix app's poll waits before its loop looks up
 (`consumer_poll_timeout`: a poll returns as soon as a record is there, `pipeline.kafka.quix`'s
 `PromptConsumer`, so this wait adds no latency; it bounds how late an idle app's checkpoint and
-stop are, and how often it wakes up for nothing). Each is a setting (`NBO_FETCH_WAIT_MAX_MS`, `NBO_LINGER_MS`,
-`NBO_CONSUMER_POLL_TIMEOUT`); unset, the broker's kind decides. So does the consumer groups'
-session timeout (`NBO_SESSION_TIMEOUT_MS`).
+stop are, and how often it wakes up for nothing). Each is a setting (`NBO_FETCH_WAIT_MAX_MS`,
+`NBO_LINGER_MS`, `NBO_CONSUMER_POLL_TIMEOUT`); unset, the broker's kind decides. So does the
+consumer groups' session timeout (`NBO_SESSION_TIMEOUT_MS`).
 
 >>> from pipeline.settings import Settings
 >>> client_timing(Settings(linger_ms=1.0), "a-kafka-cluster-id").linger_ms
@@ -38,8 +38,8 @@ class ClientTiming:
 # Kafka answers a waiting fetch as soon as data arrives, so the fetch wait only sets how often
 # an idle consumer asks; a hop costs about its producer's linger. Shorter lingers cost the
 # broker CPU it shares with the apps. An idle app wakes up once per poll timeout. A ranker's
-# restart (process start, tables, models, join) must fit in the session timeout. The measurements behind each value:
-# docs/benchmarks.md, "Client timing".
+# restart (process start, tables, models, join) must fit in the session timeout. The
+# measurements behind each value: docs/benchmarks.md, "Client timing".
 KAFKA_TIMING = ClientTiming(
     fetch_wait_ms=100, linger_ms=2.0, poll_timeout=0.1, session_timeout_ms=15_000
 )

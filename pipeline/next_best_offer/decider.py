@@ -4,8 +4,9 @@ A decision is a short pipeline of named steps, each readable alone:
 
 contact policy and time value (`offers_now`: negative is never shown)
 → features and one scoring pass (`scoring.score`) → the objective's order
-→ exploration (the policy draws the first offer) → the decision, with the top-k offers,
-kept in the customer's book for learning, and the challenger scored in shadow (`shadow`).
+→ exploration (the policy draws the first offer; for a customer of the control group, the
+group's baseline chooses instead: `control`) → the decision, with the top-k offers, kept in the
+customer's book for learning, and the challenger scored in shadow (`shadow`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from dataclasses import dataclass
 
 from features import Moment
 from models.contact_policy import ContactPolicy
+from models.names import BASELINES
 from models.policies import make_policy
 from models.ranker import OnlineRanker
 from pipeline.catalogue.tables import GlobalTables
 from pipeline.contracts.schemas import Decision, RankedOffer, ValidOffers, response_window_seconds
+from pipeline.next_best_offer.control import Baseline, ControlGroups, Group
 from pipeline.next_best_offer.models import ModelFollower
 from pipeline.next_best_offer.offers_now import OffersNow, Showable
 from pipeline.next_best_offer.scoring import Scoring, best_by_expected_value, explain, score
@@ -51,6 +54,10 @@ class Decider:
         self.policy = make_policy(settings.exploration, settings.seed, settings.epsilon)
         # the challenger is scored in shadow with the same kind of policy as the champion
         self.shadow = Shadow(make_policy(settings.exploration, settings.seed + 1, settings.epsilon))
+        self.control = ControlGroups(
+            settings.control_share, settings.control_baselines, settings.control_salt
+        )
+        self._baselines = {name: Baseline(name, settings.seed + 2) for name in BASELINES}
         self.contact = ContactPolicy(
             default_max_impressions=settings.default_max_impressions,
             channel_daily_limit=settings.channel_daily_limit,
@@ -64,19 +71,25 @@ class Decider:
     def decide(self, book: CustomerDecisions, valid: ValidOffers) -> Decision:
         model = self._models.model  # one model for the whole decision, whatever arrives meanwhile
         shown_today = book.channel_shown(valid.channel)
+        group = self.control.group_of(valid.customer_id)
         if not self.contact.channel_allowed(shown_today, valid.timestamp.timestamp()):
             self.stats.suppressed += len(valid.candidates)
-            return self._decision(valid, model, [], "channel daily limit reached")
+            return self._decision(valid, model, group, [], "channel daily limit reached")
         showable = self.showable(model, valid)
         scoring = score(model, showable.offers, self._objective)
-        order, propensities = self.policy.choose(model.ranking(scoring.ranked))
+        ranking = model.ranking(scoring.ranked)
+        if group.baseline is None:
+            order, propensities = self.policy.choose(ranking)
+        else:
+            order, propensities = self._baselines[group.baseline].choose(ranking)
         offers = self._ranked_offers(scoring, order[: self._top_k], propensities)
         if not offers:
-            return self._decision(valid, model, [], "no offer worth showing")
-        self._remember(book, valid, decision_id_of(valid), offers, scoring, model)
+            nothing = "no offer worth showing" if group.baseline != "none" else "shows nothing"
+            return self._decision(valid, model, group, [], nothing)
+        self._remember(book, valid, decision_id_of(valid), offers, scoring, model, group)
         explanation = explain(model, scoring, order[0], self._objective)
         best = best_by_expected_value(scoring, showable.expected_worth)
-        return self._decision(valid, model, offers, explanation, best)
+        return self._decision(valid, model, group, offers, explanation, best)
 
     def repeat(self, book: CustomerDecisions, valid: ValidOffers, earlier: Decision) -> bool:
         """Keep `earlier`, the decision already emitted for this event, as if it were made now
@@ -88,7 +101,8 @@ class Decider:
         scoring = self.scoring(model, valid)
         if any(o.offer_id not in scoring.offers.keys for o in earlier.offers):
             return False
-        self._remember(book, valid, earlier.decision_id, earlier.offers, scoring, model,
+        group = Group(earlier.group, earlier.baseline)
+        self._remember(book, valid, earlier.decision_id, earlier.offers, scoring, model, group,
                        decided_by=earlier.model_version)  # fmt: skip
         return True
 
@@ -129,6 +143,7 @@ class Decider:
         offers: list[RankedOffer],
         scoring: Scoring,
         model: OnlineRanker,
+        group: Group,
         decided_by: str | None = None,
     ) -> None:
         """Keep a decision's offers in the customer's book, with the features each has now (what
@@ -155,6 +170,7 @@ class Decider:
             feature_set=model.features.label,
             shadow=self.shadow.score(challenger, scoring, first.offer_id, first.propensity),
             challenger=self._models.challenger_version,
+            group=group.name,
         )
         offers_now = self._tables.catalogue.offers
         due = now + min(response_window_seconds(offers_now.get(o.offer_id)) for o in offers)
@@ -164,11 +180,14 @@ class Decider:
         self,
         valid: ValidOffers,
         model: OnlineRanker,
+        group: Group,
         offers: list[RankedOffer],
         explanation: str,
         best_by_expected_value: str | None = None,
     ) -> Decision:
         self.stats.decisions += 1
+        if group.baseline is not None:
+            explanation = f"control group, baseline {group.baseline}: {explanation}"
         return Decision(
             decision_id=decision_id_of(valid),
             customer_id=valid.customer_id,
@@ -181,9 +200,11 @@ class Decider:
             registry_version=self._models.registry_version,
             challenger_version=self._models.challenger_version,
             instance=self._instance,
-            policy=self.policy.name,
+            policy=self.policy.name if group.baseline is None else f"baseline:{group.baseline}",
             feature_set=model.features.label,
             rule_versions=valid.rule_versions,
             explanation=explanation,
+            group=group.name,
+            baseline=group.baseline,
             best_by_expected_value=best_by_expected_value,
         )

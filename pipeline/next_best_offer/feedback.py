@@ -177,6 +177,7 @@ class FeedbackResolver:
             value_now=offer.value_now,
             propensity=offer.propensity,
             model_version=decision.model,
+            group=decision.group,
             challenger=decision.shadow if shadow else None,
             challenger_version=decision.challenger if shadow else None,
             decided_at=datetime.fromtimestamp(decided_at, UTC),

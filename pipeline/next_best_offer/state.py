@@ -40,6 +40,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pipeline.contracts.schemas import Group
+
 PENDING_PER_CUSTOMER = 20
 CHANNEL_HISTORY = 50
 INDEX_KEY = "index"
@@ -74,6 +76,7 @@ class DecisionDetails:
     feature_set: str = ""
     shadow: dict[str, float] | None = None  # the challenger's view, for its off-policy estimate
     challenger: str | None = None
+    group: Group = "treatment"  # control: a baseline chose the offers
     extra: dict[str, Any] = field(default_factory=dict)  # fields of a later layout, kept
 
     def stored(self) -> dict[str, Any]:
@@ -89,6 +92,7 @@ class DecisionDetails:
             "feature_set": self.feature_set,
             "shadow": self.shadow,
             "challenger": self.challenger,
+            "group": self.group,
         }
 
     @classmethod

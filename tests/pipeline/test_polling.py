@@ -49,10 +49,9 @@ def test_a_batch_read_returns_with_the_first_record_not_at_its_timeout(
 ) -> None:
     """librdkafka's own batch read would wait for 500 records or the whole 60 s."""
     read(consumer, 0, 0)  # joins the partitions
-    sender = threading.Timer(
-        0.5, produce, (settings, settings.broker_address, settings.topic_name("events"),
-                       [("c1", b"first")])  # fmt: skip
-    )
+    record = [("c1", b"first")]
+    topic = settings.topic_name("events")
+    sender = threading.Timer(0.5, produce, (settings, settings.broker_address, topic, record))
     sender.start()
     started = time.monotonic()
     try:
