@@ -29,6 +29,7 @@ from pipeline.kafka import clients as kafka_io
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:  # the simulation is imported by `nbo demo` alone
+    from pipeline.impact.report import Lift
     from pipeline.simulation.demo import DemoFigures, DemoReport
 
 app = typer.Typer(
@@ -253,10 +254,21 @@ def tail(
             _print_record(record)
 
 
+def _lift_text(lift: Lift) -> str:
+    relative = lift.relative
+    share = (
+        ""
+        if relative.mean != relative.mean
+        # NaN: the baseline earned nothing
+        else (f", {relative.mean:+.0%} [{relative.low:+.0%}, {relative.high:+.0%}]")
+    )
+    return f"{lift.absolute.mean:+.3g} [{lift.absolute.low:+.3g}, {lift.absolute.high:+.3g}]{share}"
+
+
 def _demo_table(figures: DemoFigures, title: str) -> Table:
     table = Table("closed loop", "now", title=title, title_style="bold")
     recent, launch = figures.recent, figures.launch
-    over = f"last {recent.decisions:,} shown"
+    over = f"treatment, last {recent.decisions:,} shown"
     rows = [
         ("events", f"{figures.events:,}  ({figures.events_per_second:.0f}/s)"),
         ("decisions", f"{figures.decisions:,}"),
@@ -287,6 +299,14 @@ def _demo_table(figures: DemoFigures, title: str) -> Table:
             if launch is not None
             else []
         ),
+        *(
+            (
+                f"value / decision, {group.group} (labels; simulation)",
+                f"{group.measured} ({group.true_value:.3g}), {group.decisions:,} decisions",
+            )
+            for group in figures.impact
+        ),
+        *((f"lift over {lift.baseline}", _lift_text(lift)) for lift in figures.lifts),
         ("model version", f"{figures.model_version} (from {figures.first_model_version})"),
         ("lag (records waiting)", ", ".join(f"{name} {n:,}" for name, n in figures.lag.items())),
         ("dead letters", str(figures.dead_letters)),
@@ -513,6 +533,28 @@ def _metrics_table(urls: list[str], before: list[Any], after: list[Any]) -> Tabl
             "yes" if now.total("nbo_stalled") else "no",
         )
     return table
+
+
+@app.command("impact")
+def impact(ctx: typer.Context) -> None:
+    """What the model earns over the control group's baselines, from the decisions and labels
+    on the topics: per group, decisions, acceptance and value per decision, and the lift, each
+    with its 95% interval."""
+    from pipeline.impact.reading import read_impact
+
+    settings = _settings(ctx)
+    with broker_mod.broker_address(settings, start_embedded=False) as address:
+        report = read_impact(settings, address)
+    groups = Table("group", "decisions", "acceptance", "value / decision", title="impact")
+    for group in report.groups():
+        groups.add_row(group.name, f"{group.decisions:,}", str(group.acceptance), str(group.value))
+    console.print(groups)
+    lifts = Table("treatment over", "lift in value / decision (absolute, relative)")
+    for lift in report.lifts():
+        lifts.add_row(lift.baseline, _lift_text(lift))
+    console.print(lifts)
+    if not report.groups():
+        errors.print("no settled decision yet: each counts once it is labelled or showed nothing")
 
 
 @app.command("explain")

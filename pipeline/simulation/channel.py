@@ -152,16 +152,18 @@ class Scoreboard:
     def launch(self, offer_id: str) -> None:
         self.launched, self.launched_at = offer_id, self.decisions
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: Outcome, by_the_model: bool = True) -> None:
+        """Count a decision; only the model's (the treatment group's) count in the figures."""
         self.decisions += 1
         if (
-            self.launched is not None
+            by_the_model
+            and self.launched is not None
             and outcome.oracle_offer == self.launched
             and self.decisions - self.launched_at <= self.window
         ):
             self.launched_best += 1
             self.launched_first_when_best += outcome.shown_offer == self.launched
-        if not outcome.shown:
+        if not outcome.shown or not by_the_model:
             return
         self.shown += 1
         self.accepted += int(outcome.accepted)

@@ -26,6 +26,8 @@ from pipeline.contracts import topics
 from pipeline.contracts.schemas import ModelRole, Offer
 from pipeline.contracts.topics import LOOP_OUTPUTS
 from pipeline.errors import NboError
+from pipeline.impact.reading import read_impact
+from pipeline.impact.report import Estimate, ImpactReport, Lift, RunningMean
 from pipeline.kafka import broker as broker_mod
 from pipeline.kafka import processes
 from pipeline.kafka.clients import produce, reader_from_start
@@ -73,6 +75,11 @@ class DemoReport:
     lag: dict[str, int] = field(default_factory=dict)  # records waiting, per μ-product
     logs: str = ""
     page: str = ""  # the bank's page on the gateway, with the demo's web key in its fragment
+    # per group (treatment, control/<baseline>): the expected value per decision of what was
+    # shown, as the simulation knows it (its true P(accept) × the offer's value now), and the
+    # impact report read from the topics at the end, which only sees the answers
+    true_value: dict[str, RunningMean] = field(default_factory=dict)
+    impact: ImpactReport = field(default_factory=ImpactReport)
 
     def figures(self) -> DemoFigures:
         board = self.scoreboard
@@ -94,7 +101,28 @@ class DemoReport:
             memory_mb={name: round(mb) for name, mb in self.memory_mb.items()},
             lag=dict(self.lag),
             exit_codes=dict(self.exit_codes),
+            impact=[
+                GroupImpact(
+                    group.name,
+                    group.decisions,
+                    group.value,
+                    self.true_value.get(group.name, RunningMean()).mean,
+                )
+                for group in self.impact.groups()
+            ],
+            lifts=self.impact.lifts(),
         )
+
+
+@dataclass(frozen=True)
+class GroupImpact:
+    """A group's value per decision as the impact report measured it from the labels, beside
+    the simulation's own expected value of what the group was shown."""
+
+    group: str
+    decisions: int
+    measured: Estimate
+    true_value: float
 
 
 @dataclass(frozen=True)
@@ -120,6 +148,8 @@ class DemoFigures:
     memory_mb: dict[str, int]  # resident memory per process
     lag: dict[str, int]  # records waiting, per μ-product
     exit_codes: dict[str, int]
+    impact: list[GroupImpact] = field(default_factory=list)
+    lifts: list[Lift] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         """Every figure, the derived ratios included, for `nbo demo --report`."""
@@ -275,6 +305,7 @@ def run_demo(
             outputs.close()
             lag.close()
             report.exit_codes = {name: processes.stop(process) for name, process in running.items()}
+        report.impact = read_impact(loop_settings, bootstrap)
     return report
 
 
@@ -339,7 +370,10 @@ def _loop(
         for event in batch:
             decision = outputs.decisions.pop(event["event_id"])
             outcome = channel.respond(outputs.valid.pop(event["event_id"]), decision)
-            report.scoreboard.add(outcome)
+            group = decision["group"] + (f"/{decision['baseline']}" if decision["baseline"] else "")
+            shown = decision["offers"][0]["value_now"] if decision["offers"] else 0.0
+            report.true_value.setdefault(group, RunningMean()).add(outcome.learned.p_accept * shown)
+            report.scoreboard.add(outcome, by_the_model=group == "treatment")
             answers.extend(outcome.interactions)
             report.first_model_version = report.first_model_version or decision["model_version"]
             report.model_version = decision["model_version"]

@@ -1,0 +1,1 @@
+"""The impact report: what the model earns over the control group's baselines."""
