@@ -14,7 +14,7 @@ UV := $(BIN)/uv
 INSTALL_TOOLS := pip setuptools uv
 UV_PIN = $(shell grep -m1 '^uv==' $(LOCK) | cut -d' ' -f1)
 
-.PHONY: demo test lint format bench bakeoff learnability soak broker-soak chaos install lock kafka kafka-stop clean
+.PHONY: demo test lint format bench bakeoff learnability impact soak broker-soak chaos install lock kafka kafka-stop clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bakeoff: $(STAMP)
 
 learnability: $(STAMP)
 	$(BIN)/python -m benchmarks.learnability
+
+# Control groups: does the impact report's lift interval cover the simulation's lift?
+impact: $(STAMP)
+	$(BIN)/python -m benchmarks.impact
 
 soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak

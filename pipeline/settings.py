@@ -161,6 +161,7 @@ class Settings(BaseSettings):
         default_factory=_random_baseline, description="random, priority, none: weights"
     )
     control_salt: str = Field(default="nbo-control", description="changing it regroups all")
+    impact_log_interval: float = Field(default=60.0, gt=0, description="seconds between logs")
     channel_daily_limit: int = Field(default=5, ge=1, description="impressions per channel/day")
     default_max_impressions: int = Field(default=3, ge=1)
     fatigue_share: float = Field(default=0.25, ge=0, le=1)

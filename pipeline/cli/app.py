@@ -424,6 +424,14 @@ def run_ranker(ctx: typer.Context) -> None:
     _run_stage(ctx, next_best_offer.run)
 
 
+@run_app.command("impact")
+def run_impact(ctx: typer.Context) -> None:
+    """The impact μ-product: decisions and labels in, the impact report logged to MLflow."""
+    from pipeline.impact import app as impact_app
+
+    _run_stage(ctx, impact_app.run)
+
+
 @run_app.command("learner")
 def run_learner(ctx: typer.Context) -> None:
     """The learner μ-product: every ranker's feedback in, one model out on `models`."""
@@ -544,7 +552,9 @@ def impact(ctx: typer.Context) -> None:
 
     settings = _settings(ctx)
     with broker_mod.broker_address(settings, start_embedded=False) as address:
-        report = read_impact(settings, address)
+        report = read_impact(
+            settings, address, lambda problem: errors.print(f"left out: {problem}")
+        )
     groups = Table("group", "decisions", "acceptance", "value / decision", title="impact")
     for group in report.groups():
         groups.add_row(group.name, f"{group.decisions:,}", str(group.acceptance), str(group.value))

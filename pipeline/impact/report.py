@@ -1,19 +1,18 @@
 """What nbo earns: each group's decisions, acceptance and value per decision, and the model's
 lift over each baseline of the control group, with 95% intervals.
 
-A decision counts once it is settled: it showed nothing (value 0), or a label of it has come
-(`feedback`). Its value is what its labels earned (`reward`: an accepted offer's value now), its
-acceptance whether one was accepted. Decisions still waiting for their labels are left out of
-both groups alike; a report read while many are waiting leans toward the quick answers, which
-are acceptances, so read it over decisions older than the offers' response windows.
+Every decision counts, with what its labels (`feedback`) have earned so far (`reward`: an
+accepted offer's value now) and whether one was accepted. A silence is told late, or never if
+the customer does not come back, so leaving out the decisions still waiting would keep the
+acceptances and drop the silences; counting them as earning nothing so far is right once their
+offers' response windows have passed, and the same for every group before that.
 
 >>> report = ImpactReport()
->>> for i, (group, baseline, reward) in enumerate(
-...     [("treatment", None, 100.0), ("treatment", None, 0.0), ("treatment", None, 50.0),
-...      ("control", "random", 0.0), ("control", "random", 20.0)]):
-...     report.add_decision({"decision_id": f"d{i}", "group": group, "baseline": baseline,
-...                          "offers": [{"offer_id": "a"}]})
-...     report.add_feedback({"decision_id": f"d{i}", "label": reward > 0, "reward": reward})
+>>> for i, (group, reward) in enumerate([("treatment", 100.0), ("treatment", 0.0),
+...                                      ("treatment", 50.0), ("control/random", 0.0),
+...                                      ("control/random", 20.0)]):
+...     report.add_decision(f"d{i}", group)
+...     report.add_feedback(f"d{i}", accepted=reward > 0, reward=reward)
 >>> [(g.name, g.decisions, round(g.value.mean, 1)) for g in report.groups()]
 [('treatment', 3, 50.0), ('control/random', 2, 10.0)]
 >>> lift = report.lifts()[0]
@@ -24,9 +23,7 @@ are acceptances, so read it over decisions older than the offers' response windo
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
@@ -97,45 +94,63 @@ class Lift:
 @dataclass
 class _Decision:
     group: str
-    shows_nothing: bool
-    labelled: bool = False
     accepted: bool = False
     value: float = 0.0
 
 
+def group_name(group: str, baseline: str | None) -> str:
+    """treatment, or control/<baseline>: a decision's group as the report names it."""
+    return f"{group}/{baseline}" if baseline else group
+
+
 @dataclass
 class ImpactReport:
-    """The report, kept up to date one decision and one label at a time."""
+    """The report, kept up to date one decision and one label at a time.
 
-    _decisions: dict[str, _Decision] = field(default_factory=dict)
-    _early_labels: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
+    It keeps the latest `open_decisions` decisions apart, for their labels to find them; an
+    older one is folded into its group's figures, and a label that comes for it after that is
+    not counted. Labels read before their decision wait for it, as many as `open_decisions`;
+    beyond that they are not counted either (`late_labels`).
+    """
 
-    def add_decision(self, decision: Mapping[str, Any]) -> None:
-        group = str(decision.get("group") or "treatment")
-        if decision.get("baseline"):
-            group = f"{group}/{decision['baseline']}"
-        decision_id = str(decision["decision_id"])
-        self._decisions[decision_id] = _Decision(group, not decision.get("offers"))
-        for label in self._early_labels.pop(decision_id, []):  # read before their decision
-            self.add_feedback(label)
+    open_decisions: int = 200_000
+    late_labels: int = 0
+    _open: dict[str, _Decision] = field(default_factory=dict)  # oldest first
+    _early: dict[str, list[tuple[bool, float]]] = field(default_factory=dict)
+    _folded: dict[str, tuple[RunningMean, RunningMean]] = field(default_factory=dict)
 
-    def add_feedback(self, feedback: Mapping[str, Any]) -> None:
-        decision = self._decisions.get(str(feedback["decision_id"]))
+    def add_decision(self, decision_id: str, group: str) -> None:
+        self._open[decision_id] = _Decision(group)
+        for accepted, reward in self._early.pop(decision_id, []):  # read before their decision
+            self.add_feedback(decision_id, accepted, reward)
+        if len(self._open) > self.open_decisions:
+            oldest = next(iter(self._open))
+            self._fold(self._folded, self._open.pop(oldest))
+
+    def add_feedback(self, decision_id: str, accepted: bool, reward: float) -> None:
+        decision = self._open.get(decision_id)
         if decision is None:
-            self._early_labels.setdefault(str(feedback["decision_id"]), []).append(feedback)
+            if len(self._early) >= self.open_decisions:
+                self.late_labels += 1  # of a decision folded already, or never seen
+                return
+            self._early.setdefault(decision_id, []).append((accepted, reward))
             return
-        decision.labelled = True
-        decision.accepted = decision.accepted or bool(feedback["label"])
-        decision.value += float(feedback["reward"])
+        decision.accepted = decision.accepted or accepted
+        decision.value += reward
+
+    @staticmethod
+    def _fold(into: dict[str, tuple[RunningMean, RunningMean]], decision: _Decision) -> None:
+        acceptance, value = into.setdefault(decision.group, (RunningMean(), RunningMean()))
+        acceptance.add(float(decision.accepted))
+        value.add(decision.value)
 
     def _moments(self) -> dict[str, tuple[RunningMean, RunningMean]]:
-        found: dict[str, tuple[RunningMean, RunningMean]] = {}
-        for decision in self._decisions.values():
-            if not (decision.labelled or decision.shows_nothing):
-                continue  # still waiting for its labels
-            acceptance, value = found.setdefault(decision.group, (RunningMean(), RunningMean()))
-            acceptance.add(float(decision.accepted))
-            value.add(decision.value)
+        found = {
+            name: (replace(acceptance), replace(value))
+            for name, (acceptance, value) in self._folded.items()
+        }
+        for decision in self._open.values():
+            self._fold(found, decision)
         return dict(sorted(found.items(), key=lambda item: (item[0] != "treatment", item[0])))
 
     def groups(self) -> list[GroupFigures]:

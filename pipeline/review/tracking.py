@@ -62,6 +62,15 @@ class RunTracker:
         if self.run_id is not None:
             self._safely("log metrics", lambda: mlflow.log_metrics(values, step=step))
 
+    def log_figure(self, figure: Any, path: str) -> None:
+        if self.run_id is not None:
+            self._safely(f"log {path}", lambda: mlflow.log_figure(figure, path))
+
+    def end(self) -> None:
+        """End the run (`finish` ends a ranker's, once its model is logged)."""
+        if self.run_id is not None:
+            self._safely("end the run", mlflow.end_run)
+
     def aliases(self) -> dict[str, str | None]:
         """Which version holds each alias, asked at most once per `poll_interval`."""
         if time.monotonic() - self._polled_at >= self.poll_interval:
