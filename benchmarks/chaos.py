@@ -65,6 +65,8 @@ def table(broker: str, report: LoopReport) -> Table:
         "dead letters": f"{report.dead_letters:,}",
         "partitions moved between rankers": f"{len(report.partition_moves)}",
         "crashes nobody asked for": f"{len(report.crashes)}",
+        "customers who changed group": f"{len(report.group_changes)} (customers per group: "
+        f"{report.customers_per_group})",
         "event→decision p50 / p99 / max s": f"{_seconds(latency.p50)} / "
         f"{_seconds(latency.p99)} / {_seconds(latency.max)}",
     }

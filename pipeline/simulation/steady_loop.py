@@ -41,6 +41,7 @@ from pipeline.contracts import topics
 from pipeline.contracts.schemas import Offer
 from pipeline.contracts.topics import LOOP_OUTPUTS
 from pipeline.errors import NboError
+from pipeline.impact.report import group_name
 from pipeline.kafka import broker as broker_mod
 from pipeline.kafka.clients import consume, producer_config, reader_from_start
 from pipeline.kafka.processes import Supervisor
@@ -139,6 +140,9 @@ class LoopReport:
         default_factory=list
     )  # a partition decided by another ranker
     crashes: list[str] = field(default_factory=list)  # exits nobody asked for
+    # customers decided in one group, then in another (treatment, control/<baseline>)
+    group_changes: list[str] = field(default_factory=list)
+    customers_per_group: dict[str, int] = field(default_factory=dict)
     windows: list[Window] = field(default_factory=list)
     broker_cpu_seconds: float | None = None  # the embedded broker's own CPU time
     exit_codes: dict[str, int] = field(default_factory=dict)
@@ -164,6 +168,8 @@ class _Decisions:
         self.dead_reasons: Counter[str] = Counter()
         self.owners: dict[int, str] = {}  # next_best_offers partition → the ranker deciding it
         self.moves: list[str] = []  # each time a partition was decided by another ranker
+        self.groups: dict[str, str] = {}  # each customer's group, as their first decision said
+        self.group_changes: list[str] = []
         self.read_at = 0.0
 
     def read(
@@ -185,6 +191,7 @@ class _Decisions:
             event_id = value["event_id"]
             if topic == "next_best_offers":
                 self._owner(message.partition() or 0, value.get("instance") or "")
+                self._group(value)
                 self.counts[event_id] += 1
                 if self.counts[event_id] > 1:
                     continue
@@ -201,6 +208,14 @@ class _Decisions:
         if before is not None and before != instance:
             self.moves.append(f"{partition}: {before} -> {instance} ({self.read_at:.1f} s)")
         self.owners[partition] = instance
+
+    def _group(self, decision: dict[str, Any]) -> None:
+        customer = decision["customer_id"]
+        group = group_name(decision.get("group", "treatment"), decision.get("baseline"))
+        before = self.groups.setdefault(customer, group)
+        if before != group:
+            self.group_changes.append(f"{customer}: {before} -> {group} ({self.read_at:.1f} s)")
+            self.groups[customer] = group
 
     def forget_counts(self) -> None:
         """Start counting afresh (after the warm-up), keeping who decides which partition."""
@@ -493,6 +508,8 @@ class SteadyLoop:
         report.latency = Latency.of(latencies)
         report.late = sum(latency > self._config.late_after for latency in latencies)
         report.partition_moves = decisions.moves
+        report.group_changes = decisions.group_changes
+        report.customers_per_group = dict(Counter(decisions.groups.values()))
         for victim, at in self._kills:
             window = [d for d in self._decided if at <= d[0] < at + AFTER_KILL]
             report.kills.append(

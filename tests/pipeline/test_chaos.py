@@ -27,6 +27,9 @@ def assert_nothing_lost(report: LoopReport) -> None:
     assert report.labels_learned == report.labels_told > 0, figures
     assert report.dead_letters == 0, figures  # no label lost to a restart
     assert report.crashes == [], figures
+    # customers keep their group through every kill and restart, and both groups are there
+    assert report.group_changes == [], figures
+    assert set(report.customers_per_group) == {"treatment", "control/random"}, figures
 
 
 @pytest.mark.real_kafka
