@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 
 from models.names import BASELINES, BaselineName
-from models.policies import Ranking
+from models.policies import Policy, Ranking
 
 
 @dataclass(frozen=True)
@@ -105,3 +105,22 @@ class Baseline:
         order = np.argsort(-worth, kind="stable").tolist()
         best = worth == worth.max()  # exact ties share being first, as greedy's do
         return order, (best / best.sum()).tolist()
+
+
+class Choosers:
+    """Who orders a customer's offers: the exploration policy for the treatment group, the
+    customer's baseline in control."""
+
+    def __init__(self, groups: ControlGroups, policy: Policy, seed: int) -> None:
+        self.groups = groups
+        self.policy = policy
+        self._baselines = {name: Baseline(name, seed) for name in BASELINES}
+
+    def choose(self, group: Group, ranking: Ranking) -> tuple[list[int], list[float]]:
+        if group.baseline is None:
+            return self.policy.choose(ranking)
+        return self._baselines[group.baseline].choose(ranking)
+
+    def name(self, group: Group) -> str:
+        """What a decision records as its policy."""
+        return self.policy.name if group.baseline is None else f"baseline:{group.baseline}"

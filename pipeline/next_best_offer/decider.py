@@ -15,15 +15,20 @@ from dataclasses import dataclass
 
 from features import Moment
 from models.contact_policy import ContactPolicy
-from models.names import BASELINES
 from models.policies import make_policy
 from models.ranker import OnlineRanker
 from pipeline.catalogue.tables import GlobalTables
 from pipeline.contracts.schemas import Decision, RankedOffer, ValidOffers, response_window_seconds
-from pipeline.next_best_offer.control import Baseline, ControlGroups, Group
+from pipeline.next_best_offer.control import Choosers, ControlGroups, Group
 from pipeline.next_best_offer.models import ModelFollower
 from pipeline.next_best_offer.offers_now import OffersNow, Showable
-from pipeline.next_best_offer.scoring import Scoring, best_by_expected_value, explain, score
+from pipeline.next_best_offer.scoring import (
+    Scoring,
+    best_by_expected_value,
+    explain,
+    ranked_offers,
+    score,
+)
 from pipeline.next_best_offer.shadow import Shadow
 from pipeline.next_best_offer.state import CustomerDecisions, DecisionDetails, PendingOffer
 from pipeline.settings import Settings
@@ -52,12 +57,12 @@ class Decider:
         self._models = models
         self._instance = instance
         self.policy = make_policy(settings.exploration, settings.seed, settings.epsilon)
-        # the challenger is scored in shadow with the same kind of policy as the champion
-        self.shadow = Shadow(make_policy(settings.exploration, settings.seed + 1, settings.epsilon))
-        self.control = ControlGroups(
+        groups = ControlGroups(
             settings.control_share, settings.control_baselines, settings.control_salt
         )
-        self._baselines = {name: Baseline(name, settings.seed + 2) for name in BASELINES}
+        self.choosers = Choosers(groups, self.policy, settings.seed + 2)
+        # the challenger is scored in shadow with the same kind of policy as the champion
+        self.shadow = Shadow(make_policy(settings.exploration, settings.seed + 1, settings.epsilon))
         self.contact = ContactPolicy(
             default_max_impressions=settings.default_max_impressions,
             channel_daily_limit=settings.channel_daily_limit,
@@ -71,18 +76,14 @@ class Decider:
     def decide(self, book: CustomerDecisions, valid: ValidOffers) -> Decision:
         model = self._models.model  # one model for the whole decision, whatever arrives meanwhile
         shown_today = book.channel_shown(valid.channel)
-        group = self.control.group_of(valid.customer_id)
+        group = self.choosers.groups.group_of(valid.customer_id)
         if not self.contact.channel_allowed(shown_today, valid.timestamp.timestamp()):
             self.stats.suppressed += len(valid.candidates)
             return self._decision(valid, model, group, [], "channel daily limit reached")
         showable = self.showable(model, valid)
         scoring = score(model, showable.offers, self._objective)
-        ranking = model.ranking(scoring.ranked)
-        if group.baseline is None:
-            order, propensities = self.policy.choose(ranking)
-        else:
-            order, propensities = self._baselines[group.baseline].choose(ranking)
-        offers = self._ranked_offers(scoring, order[: self._top_k], propensities)
+        order, propensities = self.choosers.choose(group, model.ranking(scoring.ranked))
+        offers = ranked_offers(scoring, order[: self._top_k], propensities)
         if not offers:
             nothing = "no offer worth showing" if group.baseline != "none" else "shows nothing"
             return self._decision(valid, model, group, [], nothing)
@@ -115,25 +116,6 @@ class Decider:
         showable = self.offers_now.of(valid, model.features.for_decision(valid.customer, moment))
         self.stats.suppressed += showable.suppressed
         return showable
-
-    @staticmethod
-    def _ranked_offers(
-        scoring: Scoring, top: list[int], propensities: list[float]
-    ) -> list[RankedOffer]:
-        ranked, phases = scoring.ranked, scoring.offers.exposures.phase
-        rows = ranked.rows[top].tolist()
-        return [
-            RankedOffer(
-                offer_id=ranked.keys[position],
-                rank=rank,
-                score=round(float(ranked.score[position]), 6),
-                p_accept=round(float(scoring.p_now[row]), 6),
-                value_now=round(float(ranked.value_now[position]), 4),
-                phase=phases[row],
-                propensity=propensities[position],
-            )
-            for rank, (position, row) in enumerate(zip(top, rows, strict=True), start=1)
-        ]
 
     def _remember(
         self,
@@ -200,7 +182,7 @@ class Decider:
             registry_version=self._models.registry_version,
             challenger_version=self._models.challenger_version,
             instance=self._instance,
-            policy=self.policy.name if group.baseline is None else f"baseline:{group.baseline}",
+            policy=self.choosers.name(group),
             feature_set=model.features.label,
             rule_versions=valid.rule_versions,
             explanation=explanation,

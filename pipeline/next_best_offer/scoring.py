@@ -1,4 +1,4 @@
-"""The middle steps of a decision: one scoring pass, and the objective.
+"""The middle steps of a decision: one scoring pass, the objective, and the offers it shows.
 
 Under `value-curve`, the default objective, an offer outside its primary period is ranked by
 P(accept) as if it were in it, so that the value curve alone counts the phase, while the
@@ -15,6 +15,7 @@ import numpy as np
 from models.candidates import Offers, Scores
 from models.ranker import OnlineRanker
 from models.time_value import Objective
+from pipeline.contracts.schemas import RankedOffer
 
 
 @dataclass(frozen=True)
@@ -70,3 +71,21 @@ def explain(model: OnlineRanker, scoring: Scoring, position: int, objective: Obj
         f"({phase} interest) × lever {top.lever:g}"
     )
     return f"{text}; largest contributions: {reasons}" if reasons else text
+
+
+def ranked_offers(scoring: Scoring, top: list[int], propensities: list[float]) -> list[RankedOffer]:
+    """The offers at positions `top` of the ranking, in that order, as a decision shows them."""
+    ranked, phases = scoring.ranked, scoring.offers.exposures.phase
+    rows = ranked.rows[top].tolist()
+    return [
+        RankedOffer(
+            offer_id=ranked.keys[position],
+            rank=rank,
+            score=round(float(ranked.score[position]), 6),
+            p_accept=round(float(scoring.p_now[row]), 6),
+            value_now=round(float(ranked.value_now[position]), 4),
+            phase=phases[row],
+            propensity=propensities[position],
+        )
+        for rank, (position, row) in enumerate(zip(top, rows, strict=True), start=1)
+    ]
