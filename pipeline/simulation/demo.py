@@ -208,6 +208,17 @@ class _LagWatch:
             probe.close()
 
 
+def _caught_up(lag: _LagWatch, stage: str, within: float = 30.0) -> dict[str, int]:
+    """Wait, at most `within` seconds, for `stage` to have read the last answers (the impact
+    report, read once the processes stop, counts the labels they make); the lag then."""
+    deadline = time.monotonic() + within
+    latest = lag.latest()
+    while latest.get(stage, 0) > 0 and time.monotonic() < deadline:
+        time.sleep(0.5)  # between looks at the group's offsets
+        latest = lag.latest()
+    return latest
+
+
 def _check_alive(running: dict[str, Any], logs: Path) -> None:
     for name, process in running.items():
         if process.poll() is not None:
@@ -301,6 +312,7 @@ def run_demo(
                 on_progress,
                 lag,
             )
+            report.lag = _caught_up(lag, "ranker")
         finally:
             outputs.close()
             lag.close()
