@@ -7,6 +7,7 @@ handed to each command.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -256,12 +257,9 @@ def tail(
 
 def _lift_text(lift: Lift) -> str:
     relative = lift.relative
-    share = (
-        ""
-        if relative.mean != relative.mean
-        # NaN: the baseline earned nothing
-        else (f", {relative.mean:+.0%} [{relative.low:+.0%}, {relative.high:+.0%}]")
-    )
+    share = ""  # none when the baseline earned nothing (NaN)
+    if not math.isnan(relative.mean):
+        share = f", {relative.mean:+.0%} [{relative.low:+.0%}, {relative.high:+.0%}]"
     return f"{lift.absolute.mean:+.3g} [{lift.absolute.low:+.3g}, {lift.absolute.high:+.3g}]{share}"
 
 
@@ -564,7 +562,7 @@ def impact(ctx: typer.Context) -> None:
         lifts.add_row(lift.baseline, _lift_text(lift))
     console.print(lifts)
     if not report.groups():
-        errors.print("no settled decision yet: each counts once it is labelled or showed nothing")
+        errors.print("no decision on next_best_offers yet")
 
 
 @app.command("explain")

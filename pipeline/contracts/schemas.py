@@ -308,7 +308,12 @@ class ValidOffers(Output):
 
 
 # treatment: decided by the model; control: by a baseline (`pipeline.next_best_offer.control`)
-Group = Literal["treatment", "control"]
+GroupName = Literal["treatment", "control"]
+
+
+def group_name(group: str, baseline: str | None) -> str:
+    """treatment, or control/<baseline>: a decision's group as reports name it."""
+    return f"{group}/{baseline}" if baseline else group
 
 
 class RankedOffer(Output):
@@ -341,7 +346,7 @@ class Decision(Output):
     feature_set: str
     rule_versions: dict[str, int]
     explanation: str
-    group: Group = Field(
+    group: GroupName = Field(
         default="treatment",
         description="control: a baseline decided instead of the model (`baseline`), for the "
         "impact report; each offer's propensity is the baseline's",
@@ -379,7 +384,7 @@ class Feedback(Output):
         default=None, description="probability the policy chose this offer at its rank"
     )
     model_version: str = Field(description="the model that decided")
-    group: Group = Field(default="treatment", description="the decision's group")
+    group: GroupName = Field(default="treatment", description="the decision's group")
     challenger: dict[str, float] | None = Field(
         default=None,
         description="for the first offer, when a challenger was scored in shadow: what it "

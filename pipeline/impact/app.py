@@ -18,10 +18,9 @@ import time
 
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
-from pydantic import BaseModel
 
-from pipeline.contracts.schemas import Decision, Feedback
-from pipeline.impact.report import GroupFigures, ImpactReport, group_name
+from pipeline.impact.reading import SOURCES, STAGE, apply
+from pipeline.impact.report import GroupFigures, ImpactReport
 from pipeline.kafka.clients import reader_from_start
 from pipeline.kafka.dead_letters import DeadLetterProducer, Origin, parse
 from pipeline.monitoring import metrics
@@ -29,17 +28,6 @@ from pipeline.review.tracking import RunTracker
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
-
-STAGE = "impact"
-SOURCES: dict[str, type[BaseModel]] = {"next_best_offers": Decision, "feedback": Feedback}
-
-
-def apply(report: ImpactReport, record: BaseModel) -> None:
-    """Add a decision or a label to `report`."""
-    if isinstance(record, Decision):
-        report.add_decision(record.decision_id, group_name(record.group, record.baseline))
-    elif isinstance(record, Feedback):
-        report.add_feedback(record.decision_id, record.label, record.reward)
 
 
 def metric_values(report: ImpactReport) -> dict[str, float]:

@@ -1,14 +1,28 @@
-"""The impact report of the decisions and labels on the topics now (`nbo impact`)."""
+"""Decisions and labels read into the impact report: the topics as they are now (`nbo
+impact`), or one record at a time (`pipeline.impact.app`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipeline.impact.app import SOURCES, STAGE, apply
+from pydantic import BaseModel
+
+from pipeline.contracts.schemas import Decision, Feedback, group_name
 from pipeline.impact.report import ImpactReport
 from pipeline.kafka.clients import consume
 from pipeline.kafka.dead_letters import Origin, parse
 from pipeline.settings import Settings
+
+STAGE = "impact"
+SOURCES: dict[str, type[BaseModel]] = {"next_best_offers": Decision, "feedback": Feedback}
+
+
+def apply(report: ImpactReport, record: BaseModel) -> None:
+    """Add a decision or a label to `report`."""
+    if isinstance(record, Decision):
+        report.add_decision(record.decision_id, group_name(record.group, record.baseline))
+    elif isinstance(record, Feedback):
+        report.add_feedback(record.decision_id, record.label, record.reward)
 
 
 def read_impact(

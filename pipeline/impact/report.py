@@ -98,11 +98,6 @@ class _Decision:
     value: float = 0.0
 
 
-def group_name(group: str, baseline: str | None) -> str:
-    """treatment, or control/<baseline>: a decision's group as the report names it."""
-    return f"{group}/{baseline}" if baseline else group
-
-
 @dataclass
 class ImpactReport:
     """The report, kept up to date one decision and one label at a time.
@@ -115,11 +110,14 @@ class ImpactReport:
 
     open_decisions: int = 200_000
     late_labels: int = 0
+    _changes: int = 0  # decisions and labels added: the figures below are of this many
+    _figures: tuple[int, dict[str, tuple[RunningMean, RunningMean]]] | None = None
     _open: dict[str, _Decision] = field(default_factory=dict)  # oldest first
     _early: dict[str, list[tuple[bool, float]]] = field(default_factory=dict)
     _folded: dict[str, tuple[RunningMean, RunningMean]] = field(default_factory=dict)
 
     def add_decision(self, decision_id: str, group: str) -> None:
+        self._changes += 1
         self._open[decision_id] = _Decision(group)
         for accepted, reward in self._early.pop(decision_id, []):  # read before their decision
             self.add_feedback(decision_id, accepted, reward)
@@ -128,6 +126,7 @@ class ImpactReport:
             self._fold(self._folded, self._open.pop(oldest))
 
     def add_feedback(self, decision_id: str, accepted: bool, reward: float) -> None:
+        self._changes += 1
         decision = self._open.get(decision_id)
         if decision is None:
             if len(self._early) >= self.open_decisions:
@@ -145,6 +144,13 @@ class ImpactReport:
         value.add(decision.value)
 
     def _moments(self) -> dict[str, tuple[RunningMean, RunningMean]]:
+        """Each group's acceptance and value, over every decision: worked out once per change
+        (the groups and the lifts both read them)."""
+        if self._figures is None or self._figures[0] != self._changes:
+            self._figures = (self._changes, self._all_moments())
+        return self._figures[1]
+
+    def _all_moments(self) -> dict[str, tuple[RunningMean, RunningMean]]:
         found = {
             name: (replace(acceptance), replace(value))
             for name, (acceptance, value) in self._folded.items()

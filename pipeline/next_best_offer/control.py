@@ -20,21 +20,21 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from models.names import BASELINES, BaselineName
 from models.policies import Policy, Ranking
+from pipeline.contracts.schemas import GroupName, group_name
 
 
 @dataclass(frozen=True)
 class Group:
-    name: Literal["treatment", "control"]
+    name: GroupName
     baseline: BaselineName | None = None  # who decides a control customer
 
     def __str__(self) -> str:
-        return self.name if self.baseline is None else f"{self.name}/{self.baseline}"
+        return group_name(self.name, self.baseline)
 
 
 TREATMENT = Group("treatment")

@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipeline.contracts.schemas import Group
+from pipeline.contracts.schemas import GroupName
 
 PENDING_PER_CUSTOMER = 20
 CHANNEL_HISTORY = 50
@@ -76,7 +76,7 @@ class DecisionDetails:
     feature_set: str = ""
     shadow: dict[str, float] | None = None  # the challenger's view, for its off-policy estimate
     challenger: str | None = None
-    group: Group = "treatment"  # control: a baseline chose the offers
+    group: GroupName = "treatment"  # control: a baseline chose the offers
     extra: dict[str, Any] = field(default_factory=dict)  # fields of a later layout, kept
 
     def stored(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from pipeline.connectors import load as connectors
 from pipeline.contracts import topics
-from pipeline.contracts.schemas import ModelRole, Offer
+from pipeline.contracts.schemas import ModelRole, Offer, group_name
 from pipeline.contracts.topics import LOOP_OUTPUTS
 from pipeline.errors import NboError
 from pipeline.impact.reading import read_impact
@@ -382,7 +382,7 @@ def _loop(
         for event in batch:
             decision = outputs.decisions.pop(event["event_id"])
             outcome = channel.respond(outputs.valid.pop(event["event_id"]), decision)
-            group = decision["group"] + (f"/{decision['baseline']}" if decision["baseline"] else "")
+            group = group_name(decision["group"], decision["baseline"])
             shown = decision["offers"][0]["value_now"] if decision["offers"] else 0.0
             report.true_value.setdefault(group, RunningMean()).add(outcome.learned.p_accept * shown)
             report.scoreboard.add(outcome, by_the_model=group == "treatment")

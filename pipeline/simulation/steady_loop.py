@@ -38,10 +38,9 @@ from confluent_kafka import Producer
 
 from pipeline.connectors import load as connectors
 from pipeline.contracts import topics
-from pipeline.contracts.schemas import Offer
+from pipeline.contracts.schemas import Offer, group_name
 from pipeline.contracts.topics import LOOP_OUTPUTS
 from pipeline.errors import NboError
-from pipeline.impact.report import group_name
 from pipeline.kafka import broker as broker_mod
 from pipeline.kafka.clients import consume, producer_config, reader_from_start
 from pipeline.kafka.processes import Supervisor

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli.app import app
-from pipeline.contracts.schemas import Decision, Feedback, Interaction
+from pipeline.contracts.schemas import Decision, Feedback, Interaction, group_name
 from pipeline.contracts.topics import create_topics
-from pipeline.impact.report import ImpactReport, group_name
+from pipeline.impact.report import ImpactReport
 from pipeline.next_best_offer.feedback import InputPosition
 from pipeline.next_best_offer.state import CustomerDecisions, MemoryState
 from pipeline.review import registry
