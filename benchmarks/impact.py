@@ -4,6 +4,8 @@ the simulation knows (its own expected value of what each group was shown, same 
 
 make impact            # or: python -m benchmarks.impact [EVENTS] [SEEDS] [WORLD ...]
 
+SEEDS is a count (10: seeds 1-10) or a range (4-10), so that a long run can be taken in parts.
+
 Defaults: 50,000 events, seeds 1-10, both worlds, a 10% control share; the goal is coverage in
 at least 9 seeds of 10 per world. Results go to benchmarks/results/impact-*.json.
 """
@@ -56,14 +58,24 @@ def one_run(world: str, seed: int, events: int) -> dict[str, Any]:
     }
 
 
+def seed_range(text: str) -> range:
+    """The seeds a SEEDS argument names: a count from 1, or a range.
+
+    >>> list(seed_range("3")), list(seed_range("4-6"))
+    ([1, 2, 3], [4, 5, 6])
+    """
+    first, _, last = text.partition("-")
+    return range(int(first), int(last) + 1) if last else range(1, int(first) + 1)
+
+
 def main() -> None:
     events = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
-    seeds = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    seeds = seed_range(sys.argv[2]) if len(sys.argv) > 2 else range(1, 11)
     worlds = sys.argv[3:] or sorted(WORLDS)
     console = Console()
     runs = []
     for world in worlds:
-        for seed in range(1, seeds + 1):
+        for seed in seeds:
             runs.append(one_run(world, seed, events))
             run = runs[-1]
             console.print(f"{world} seed {seed}: lift {run['lift']['mean']:.2f} "
