@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -29,6 +30,8 @@ import numpy as np
 # over it, for as long as the process lives
 MAX_NAMES = 200_000
 MAX_SIDE_NAMES = 20_000
+
+Kept = TypeVar("Kept")
 
 
 class FeatureIndex:
@@ -58,7 +61,7 @@ class FeatureIndex:
         self._crossed = np.full((16, 64), -1, dtype=np.int32)  # left × right → column, -1: none
         # what a feature set looked up for a few values (an offer, a customer's segment and age
         # band, …) kept by them: the names are then formatted once, not once per decision
-        self._kept: dict[Hashable, np.ndarray] = {}
+        self._kept: dict[Hashable, Any] = {}
         # each side's names as features of their own: side number → column
         self._alone: tuple[np.ndarray, np.ndarray] = (
             np.zeros(16, np.int64),
@@ -88,7 +91,7 @@ class FeatureIndex:
         """The right-side numbers of `names` in crosses."""
         return self._side(1, names)
 
-    def kept(self, key: Hashable, look_up: Callable[[], np.ndarray]) -> np.ndarray:
+    def kept(self, key: Hashable, look_up: Callable[[], Kept]) -> Kept:
         """`look_up()`'s numbers for `key`, looked up once: what this index gives for a few
         names depends on nothing else, until it starts afresh. Only for keys of few values."""
         found = self._kept.get(key)

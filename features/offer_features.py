@@ -193,25 +193,26 @@ class DecisionFeatures(DecisionParts):
         to cross with each offer's category and with the offer too (what `every-field` adds)."""
         index.fresh_if_full()
         customer, context, n, k = self._customer, self._context, len(offers), len(crossed)
-        categories = [offer["category"] for offer in offers]
-        # each offer's right numbers (its category, itself) and each phase's left number, kept
-        sides = np.array([_offer_sides(index, offer["offer_id"], offer["category"])
-                          for offer in offers], np.int64).reshape(n, 2)  # fmt: skip
+        # each offer's right numbers (its category, itself), and each phase's left number, kept
+        sides_of: dict[tuple[str, str], tuple[int, ...]] = index.kept("offers", dict)
+        sides = np.array([sides_of.get((offer["offer_id"], offer["category"]))
+                          or _offer_sides(index, sides_of, offer["offer_id"], offer["category"])
+                          for offer in offers], np.int64).reshape(n, 4)  # fmt: skip
         by_category, by_offer = sides[:, 0], sides[:, 1]
-        phases = _phase_numbers(index)
-        phase = np.array([phases[PHASE_ROWS[phase]] for phase in exposures.phase], np.int64)
-        # the customer's side of every cross, left numbers: segment, age, channel, event, fields
+        phase_of = _phase_numbers(index)
+        phase = np.array([phase_of[phase] for phase in exposures.phase], np.int64)
+        # the customer's side of every cross, left numbers: segment, age, (phase), segment,
+        # age, channel, event, then the fields; and the customer's own columns
         segment, age = f"segment={customer.segment}", f"age={customer.age_band}"
-        mine = index.kept(
+        mine, own = index.kept(
             ("mine", segment, age, context.channel, context.event_type),
-            lambda: index.left(
-                [segment, age, f"channel={context.channel}", f"event={context.event_type}"]
-            ),
+            lambda: _customer_numbers(index, segment, age, context),
         )
         fields = index.left(crossed)
-        # Each candidate's slots: 6 features alone (bias, segment, age, numbers...), then crosses
+        # Each candidate's slots: 14 features alone (bias, segment, age, category, phase, offer,
+        # the numbers), then 7 crosses of the default features and 2 per crossed field
         left, right = np.empty((n, 7 + 2 * k), np.int64), np.empty((n, 7 + 2 * k), np.int64)
-        left[:, [0, 1, 3, 4, 5, 6]] = mine[[0, 1, 2, 3, 0, 1]]
+        left[:, :7] = mine
         left[:, 2] = phase
         left[:, 7 : 7 + k] = fields
         left[:, 7 + k :] = fields
@@ -220,42 +221,66 @@ class DecisionFeatures(DecisionParts):
         right[:, 7 : 7 + k] = by_category[:, None]
         right[:, 7 + k :] = by_offer[:, None]
         indices = np.empty((n, 14 + 7 + 2 * k), np.int64)
-        indices[:, 0:3] = index.kept(
-            ("bias", segment, age), lambda: index.columns(["bias", segment, age])
-        )
-        indices[:, 3] = index.alone(1, by_category)
+        indices[:, :14] = own
+        indices[:, 3] = sides[:, 2]
         indices[:, 4] = index.alone(0, phase)
-        indices[:, 5] = index.alone(1, by_offer)
-        indices[:, 6:14] = index.kept("numbers", lambda: index.columns(_NUMBERS))
+        indices[:, 5] = sides[:, 3]
         indices[:, 14:] = index.crossed(left, right)
         values = np.ones(indices.shape)
         time, counts = self._time, np.asarray(self._counts)
         values[:, 6:9] = (time["hour_sin"], time["hour_cos"], time["weekend"])
         values[:, 9] = counts[np.minimum(np.maximum(exposures.impressions, 0), 10)]
         values[:, 10] = counts[np.minimum(np.maximum(exposures.unanswered, 0), 10)]
-        days = exposures.days_since_trigger
-        with np.errstate(invalid="ignore"):  # NaN: no trigger, no feature
-            values[:, 11] = np.where(np.isnan(days), 0.0, np.log1p(np.maximum(days, 0.0)) / 5)
-        values[:, 12] = [category in customer.products_held for category in categories]
-        values[:, 13] = [category in customer.acquired for category in categories]
+        days = np.log1p(np.maximum(exposures.days_since_trigger, 0.0)) / 5
+        days[np.isnan(days)] = 0.0  # NaN: no trigger, no feature
+        values[:, 11] = days
+        held, acquired = customer.products_held, customer.acquired
+        values[:, 12:14] = np.array(
+            [(offer["category"] in held, offer["category"] in acquired) for offer in offers], float
+        ).reshape(n, 2)
         return FeatureColumns(indices, values)
 
 
-# The phases an exposure can be in, by their row in `_phase_numbers`
-PHASE_ROWS = {"primary": 0, "secondary": 1, "irrelevant": 2, "negative": 3}
+# The phases an exposure can be in
+PHASES = ("primary", "secondary", "irrelevant", "negative")
 
 
-def _phase_numbers(index: FeatureIndex) -> np.ndarray:
-    return index.kept("phases", lambda: index.left([f"phase={p}" for p in PHASE_ROWS]))
-
-
-def _offer_sides(index: FeatureIndex, offer_id: str, category: str) -> np.ndarray:
-    """The right numbers of an offer's category and of the offer (an offer may change its
-    category in a new version: both are the key)."""
+def _phase_numbers(index: FeatureIndex) -> dict[str, int]:
+    """Each phase's left number in crosses."""
     return index.kept(
-        ("offer", offer_id, category),
-        lambda: index.right([f"category={category}", f"offer={offer_id}"]),
+        "phases",
+        lambda: dict(zip(PHASES, index.left([f"phase={p}" for p in PHASES]).tolist(), strict=True)),
     )
+
+
+def _offer_sides(
+    index: FeatureIndex,
+    sides_of: dict[tuple[str, str], tuple[int, ...]],
+    offer_id: str,
+    category: str,
+) -> tuple[int, ...]:
+    """The right numbers of an offer's category and of the offer, then their columns as
+    features alone, kept in `sides_of` (an offer may change its category in a new version: both
+    are the key)."""
+    numbers = index.right([f"category={category}", f"offer={offer_id}"])
+    sides = (*numbers.tolist(), *index.alone(1, numbers).tolist())
+    sides_of[offer_id, category] = sides
+    return sides
+
+
+def _customer_numbers(
+    index: FeatureIndex, segment: str, age: str, context: DecisionContext
+) -> tuple[np.ndarray, np.ndarray]:
+    """The left numbers of the customer's side of the default crosses (the phase's slot, 2, is
+    filled per candidate), and the 14 columns of the features alone (those of the category, the
+    phase and the offer, 3 to 5, are filled per candidate)."""
+    segment_age = index.left([segment, age])
+    channel_event = index.left([f"channel={context.channel}", f"event={context.event_type}"])
+    left = np.array([*segment_age, -1, *channel_event, *segment_age], np.int64)
+    own = np.zeros(14, np.int64)
+    own[:3] = index.columns(["bias", segment, age])
+    own[6:14] = index.columns(_NUMBERS)
+    return left, own
 
 
 # The features whose values are numbers (the rest are indicators, 1.0), in their columns' order

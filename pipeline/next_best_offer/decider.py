@@ -87,8 +87,9 @@ class Decider:
         if not offers:
             nothing = "no offer worth showing" if group.baseline != "none" else "shows nothing"
             return self._decision(valid, model, group, [], nothing)
-        self._remember(book, valid, decision_id_of(valid), offers, scoring, model, group)
-        explanation = explain(model, scoring, order[0], self._objective)
+        kept = self._remember(book, valid, decision_id_of(valid), offers, scoring, model, group)
+        first = kept.offers[offers[0].offer_id].features
+        explanation = explain(model, scoring, order[0], self._objective, first)
         best = best_by_expected_value(scoring, showable.expected_worth)
         return self._decision(valid, model, group, offers, explanation, best)
 
@@ -127,7 +128,7 @@ class Decider:
         model: OnlineRanker,
         group: Group,
         decided_by: str | None = None,
-    ) -> None:
+    ) -> DecisionDetails:
         """Keep a decision's offers in the customer's book, with the features each has now (what
         its label is learned from), until each is answered or expires; `decided_by` names the
         model version that chose them, if not `model`."""
@@ -157,6 +158,7 @@ class Decider:
         offers_now = self._tables.catalogue.offers
         due = now + min(response_window_seconds(offers_now.get(o.offer_id)) for o in offers)
         book.add(decision_id, now, due, details)
+        return details
 
     def _decision(
         self,

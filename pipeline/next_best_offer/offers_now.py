@@ -32,6 +32,7 @@ class CatalogueTerms:
     """What deciding needs of each offer of one catalogue, as arrays by the offer's row."""
 
     row_of: dict[str, int]
+    offer_ids: list[str]
     records: list[Mapping[str, Any]]
     max_impressions: np.ndarray
     primary_days: np.ndarray
@@ -54,6 +55,7 @@ class CatalogueTerms:
         lever = np.array([float(o["business_lever"]) for o in records])
         return cls(
             row_of={offer_id: row for row, offer_id in enumerate(offers)},
+            offer_ids=list(offers),
             records=records,
             max_impressions=np.array([contact.max_impressions(dict(o)) for o in records]),
             primary_days=np.array([p.primary_interest_days for p in profiles], dtype=float),
@@ -98,14 +100,19 @@ class OffersNow:
     def of(self, valid: ValidOffers, parts: DecisionParts) -> Showable:
         """The offers of `valid` that may be shown now, their features as `parts` gives them."""
         terms = self.terms()
-        known = [c for c in valid.candidates if c["offer_id"] in terms.row_of]
-        rows = np.array([terms.row_of[c["offer_id"]] for c in known], dtype=np.int64)
-        days = np.array(
-            [np.nan if c["days_since_trigger"] is None else c["days_since_trigger"] for c in known],
+        row_of = terms.row_of
+        # one row per candidate of the catalogue: its offer's row, days since the trigger (None
+        # becomes NaN: no trigger seen), impressions, unanswered impressions
+        table = np.array(
+            [
+                (row, c["days_since_trigger"], c["impressions"], c["unanswered_impressions"])
+                for c in valid.candidates
+                if (row := row_of.get(c["offer_id"])) is not None
+            ],
             dtype=float,
-        )
-        impressions = np.array([c["impressions"] for c in known], dtype=np.int64)
-        unanswered = np.array([c["unanswered_impressions"] for c in known], dtype=np.int64)
+        ).reshape(-1, 4)
+        rows, days = table[:, 0].astype(np.int64), table[:, 1]
+        impressions, unanswered = table[:, 2].astype(np.int64), table[:, 3].astype(np.int64)
         phase = self._phases(terms, rows, days, unanswered)
         value = terms.earned[rows, phase]
         # the contact policy's limit; past the point of negative impact an offer would hurt,
@@ -113,9 +120,10 @@ class OffersNow:
         shown = (impressions < terms.max_impressions[rows]) & (value > 0)
         at = np.flatnonzero(shown)
         kept = rows[at]
+        kept_rows = kept.tolist()
         offers = Offers(
-            keys=[known[i]["offer_id"] for i in at.tolist()],
-            records=[terms.records[row] for row in kept.tolist()],
+            keys=[terms.offer_ids[row] for row in kept_rows],
+            records=[terms.records[row] for row in kept_rows],
             exposures=Exposures(
                 days[at], [PHASES[p] for p in phase[at].tolist()], impressions[at], unanswered[at]
             ),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from features.feature_set import Features
 from models.candidates import Offers, Scores
 from models.ranker import OnlineRanker
 from models.time_value import Objective
@@ -56,19 +57,31 @@ def best_by_expected_value(scoring: Scoring, expected_worth: np.ndarray) -> str 
     return ranked.keys[int(np.argmax(scoring.p_now[rows] * expected_worth[rows]))]
 
 
-def explain(model: OnlineRanker, scoring: Scoring, position: int, objective: Objective) -> str:
+def explain(
+    model: OnlineRanker,
+    scoring: Scoring,
+    position: int,
+    objective: Objective,
+    features_now: Features | None = None,
+) -> str:
     """Why the offer at `position` of the ranking came first: its P(accept) as ranked, value
-    and lever, and the features that moved its P(accept) most."""
-    top = scoring.ranked[position]
-    phase = scoring.offers.exposures.phase[int(scoring.ranked.rows[position])]
-    reasons = ", ".join(
-        f"{name} {weight:+.2f}" for name, weight in model.contributions(top.all_features())
-    )
+    and lever, and the features that moved its P(accept) most (`features_now`: its features as
+    it is now, if already built: they are what was ranked unless it was ranked as if in its
+    primary period)."""
+    ranked = scoring.ranked
+    row = int(ranked.rows[position])
+    phase = scoring.offers.exposures.phase[row]
     as_if_primary = objective == "value-curve" and phase != "primary"
+    if features_now is None or as_if_primary:
+        features = ranked.candidate(position).all_features()
+    else:
+        features = features_now
+    reasons = ", ".join(f"{name} {weight:+.2f}" for name, weight in model.contributions(features))
     p_accept = "P(accept) in its primary period" if as_if_primary else "P(accept)"
     text = (
-        f"{top.key}: {p_accept} {top.p_accept:.3f} × value now {top.value_now:.0f} "
-        f"({phase} interest) × lever {top.lever:g}"
+        f"{ranked.keys[position]}: {p_accept} {ranked.p_accept[position]:.3f} × value now "
+        f"{ranked.value_now[position]:.0f} ({phase} interest) × lever "
+        f"{scoring.offers.lever[row]:g}"
     )
     return f"{text}; largest contributions: {reasons}" if reasons else text
 
