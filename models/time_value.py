@@ -99,14 +99,30 @@ def value_now(
     fatigue_share: float = DEFAULT_FATIGUE_SHARE,
 ) -> tuple[float, Phase]:
     """(value of showing the offer now, its interest phase)."""
-    days = days_since_trigger
-    if days is not None:
-        fatigue_days = unanswered_impressions * fatigue_share * profile.negative_impact_days
-        days = max(0.0, days) + fatigue_days
-    elif unanswered_impressions * fatigue_share >= 1.0:
-        days = profile.negative_impact_days  # ignored so often that it now annoys
+    days = moved_days(profile, days_since_trigger, unanswered_impressions, fatigue_share)
     phase = phase_at(profile, days)
     return profile.value_in[phase], phase
+
+
+def moved_days(
+    profile: TimeValueProfile,
+    days_since_trigger: float | None,
+    unanswered_impressions: int = 0,
+    fatigue_share: float = DEFAULT_FATIGUE_SHARE,
+) -> float | None:
+    """Where the offer stands on its curve, in days: the days since its trigger moved on by
+    its unanswered impressions (None: no trigger seen, and not ignored enough to annoy).
+
+    >>> profile = TimeValueProfile(100, 2, 5, 10)
+    >>> moved_days(profile, 1.0), moved_days(profile, 1.0, 2), moved_days(profile, None, 4)
+    (1.0, 6.0, 10)
+    """
+    if days_since_trigger is not None:
+        fatigue_days = unanswered_impressions * fatigue_share * profile.negative_impact_days
+        return max(0.0, days_since_trigger) + fatigue_days
+    if unanswered_impressions * fatigue_share >= 1.0:
+        return profile.negative_impact_days  # ignored so often that it now annoys
+    return None
 
 
 def earned_now(profile: TimeValueProfile, phase: Phase, objective: Objective) -> float:

@@ -17,7 +17,14 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from models.time_value import Objective, Phase, TimeValueProfile, earned_now, value_now
+from models.time_value import (
+    Objective,
+    Phase,
+    TimeValueProfile,
+    earned_now,
+    moved_days,
+    phase_at,
+)
 
 OBJECTIVE: Objective = "expected-value"  # what the best choice maximises
 
@@ -26,8 +33,17 @@ class Customers(Protocol):
     """What the channel needs of a simulated world: the hidden truth."""
 
     def p_accept(
-        self, customer_id: str, offer_id: str, category: str, phase: str, unanswered: int
-    ) -> float: ...
+        self,
+        customer_id: str,
+        offer_id: str,
+        category: str,
+        phase: str,
+        unanswered: int,
+        days_since_trigger: float | None = None,
+    ) -> float:
+        """The true P(accept) now: `phase` as the catalogue documents it, `days_since_trigger`
+        where the offer stands on its curve (moved on by fatigue; None: no trigger seen)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -217,9 +233,10 @@ class Channel:
         offer = self._offers[candidate["offer_id"]]
         unanswered = candidate.get("unanswered_impressions", 0)
         profile = TimeValueProfile.of(offer)
-        _, phase = value_now(profile, candidate.get("days_since_trigger"), unanswered)
+        days = moved_days(profile, candidate.get("days_since_trigger"), unanswered)
+        phase = phase_at(profile, days)
         p = self._world.p_accept(
-            customer_id, candidate["offer_id"], offer["category"], phase, unanswered
+            customer_id, candidate["offer_id"], offer["category"], phase, unanswered, days
         )
         return Truth(p, p * earned(offer, phase))
 

@@ -160,9 +160,16 @@ class HouseholdsWorld:
         return math.exp(score)
 
     def p_accept(
-        self, customer_id: str, offer_id: str, category: str, phase: str, unanswered: int
+        self,
+        customer_id: str,
+        offer_id: str,
+        category: str,
+        phase: str,
+        unanswered: int,
+        days_since_trigger: float | None = None,
     ) -> float:
-        """The true probability that this customer accepts this offer now (hidden)."""
+        """The true probability that this customer accepts this offer now (hidden): interest
+        moves as the catalogue documents (`phase`)."""
         weights = self._weights.get(offer_id) or self._weights[self._offers[0]["offer_id"]]
         base = BASE_ACCEPTANCE * self.appeal(customer_id, offer_id)
         return min(0.9, base * weights[f"phase={phase}"] * FATIGUE**unanswered)

@@ -246,10 +246,23 @@ class World:
         return appeal
 
     def p_accept(
-        self, customer_id: str, offer_id: str, category: str, phase: str, unanswered: int
+        self,
+        customer_id: str,
+        offer_id: str,
+        category: str,
+        phase: str,
+        unanswered: int,
+        days_since_trigger: float | None = None,
     ) -> float:
-        """The true probability that this customer accepts this offer now (hidden)."""
+        """The true probability that this customer accepts this offer now (hidden): interest
+        moves as the catalogue documents (`phase`; the days since the trigger, moved on by
+        fatigue, are not needed here)."""
+        base = self.primary_acceptance(customer_id, offer_id, category)
+        return min(0.95, base * PHASE_FACTOR[phase] * FATIGUE**unanswered)
+
+    def primary_acceptance(self, customer_id: str, offer_id: str, category: str) -> float:
+        """This customer's P(accept) of this offer in its primary period, never shown before,
+        before the cap (hidden)."""
         customer = self._by_id[customer_id]
         base = BASE_ACCEPTANCE[customer.segment][category] * customer.taste[category]
-        base *= self.appeal(customer_id, offer_id)
-        return min(0.95, base * PHASE_FACTOR[phase] * FATIGUE**unanswered)
+        return base * self.appeal(customer_id, offer_id)

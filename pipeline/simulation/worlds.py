@@ -4,6 +4,9 @@
   (`pipeline.simulation.world`), with the sample catalogue (`data/sample/offers.csv`).
 - `households`: income band, region, household and products held drive it, each offer in its
   own way, with a catalogue of its own (`pipeline.simulation.households`).
+- `curves`: the bank's customers, whose interest in each offer moves with time its own way, not
+  as the catalogue documents it: evergreen offers, interest periods half and twice as long, a
+  secondary period worth more (`pipeline.simulation.curves`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from pipeline.simulation.curves import CurvesWorld
 from pipeline.simulation.households import HouseholdsWorld
 from pipeline.simulation.world import World
 
@@ -30,14 +34,24 @@ class SimulatedWorld(Protocol):
     def launch(self, offer_id: str) -> None: ...
 
     def p_accept(
-        self, customer_id: str, offer_id: str, category: str, phase: str, unanswered: int
-    ) -> float: ...
+        self,
+        customer_id: str,
+        offer_id: str,
+        category: str,
+        phase: str,
+        unanswered: int,
+        days_since_trigger: float | None = None,
+    ) -> float:
+        """The true P(accept) now: `phase` as the catalogue documents it, `days_since_trigger`
+        where the offer stands on its curve (moved on by fatigue; None: no trigger seen)."""
+        ...
 
 
 # name → (customers, seed) → the world
 WORLDS: dict[str, Callable[[int, int], SimulatedWorld]] = {
     "bank": World,
     "households": HouseholdsWorld,
+    "curves": CurvesWorld,
 }
 DEFAULT_WORLD = "bank"
 

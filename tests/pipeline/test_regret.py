@@ -11,6 +11,7 @@ import pytest
 from pipeline.contracts.schemas import Customer, Offer
 from pipeline.next_best_offer.state import CustomerDecisions, MemoryState
 from pipeline.simulation.channel import Channel, RegretParts, Scoreboard
+from pipeline.simulation.curves import CurvesWorld
 from pipeline.simulation.households import HouseholdsWorld
 from pipeline.simulation.worlds import WORLDS, make_world
 from tests.factories import (
@@ -31,7 +32,13 @@ class KnownWorld:
         self.table = table
 
     def p_accept(
-        self, customer_id: str, offer_id: str, category: str, phase: str, unanswered: int
+        self,
+        customer_id: str,
+        offer_id: str,
+        category: str,
+        phase: str,
+        unanswered: int,
+        days_since_trigger: float | None = None,
     ) -> float:
         return self.table[offer_id, phase]
 
@@ -220,9 +227,10 @@ def test_in_the_households_world_appeal_follows_income_region_household_and_hold
 
 
 def test_worlds_are_chosen_by_name() -> None:
-    assert set(WORLDS) == {"bank", "households"}
+    assert set(WORLDS) == {"bank", "households", "curves"}
     assert isinstance(make_world("households", 5, 1), HouseholdsWorld)
-    with pytest.raises(ValueError, match=r"unknown world 'mars'.*bank, households"):
+    assert isinstance(make_world("curves", 5, 1), CurvesWorld)
+    with pytest.raises(ValueError, match=r"unknown world 'mars'.*bank, households, curves"):
         make_world("mars", 5, 1)
 
 
@@ -257,3 +265,28 @@ def test_a_short_demo_in_the_households_world_decides_learns_and_accounts_for_it
     lost = recent.oracle_expected_value - recent.expected_value
     assert recent.regret.total == pytest.approx(lost + recent.regret.contact_policy)
     assert sum(recent.regret_shares().values()) == pytest.approx(1.0)
+
+
+def test_in_the_curves_world_the_channel_answers_by_each_offers_true_curve() -> None:
+    world = CurvesWorld(customers=30, seed=4)
+    offers = {o["offer_id"]: Offer.model_validate(o).model_dump() for o in world.offers()}
+    channel = Channel(world, offers, seed=1)
+    customer = world.customers[0].customer_id
+
+    def truth(kind: str, days: float | None) -> float:
+        offer_id = next(o for o, c in world.curves.items() if c.kind == kind and o in offers)
+        candidate = {"offer_id": offer_id, "days_since_trigger": days, "impressions": 0,
+                     "unanswered_impressions": 0}  # fmt: skip
+        primary = world.primary_acceptance(customer, offer_id, offers[offer_id]["category"])
+        return channel._truth(customer, candidate).p_accept / min(primary, 0.95)
+
+    assert truth("evergreen", None) == pytest.approx(1.0)  # no trigger needed
+    assert truth("documented", None) == pytest.approx(0.12)
+    short = next(o for o, c in world.curves.items() if c.kind == "short" and o in offers)
+    late_in_primary = 0.75 * offers[short]["primary_interest_days"]  # documented: still primary
+    assert truth("short", late_in_primary) == pytest.approx(0.5)  # truly: secondary already
+    long_ = next(o for o, c in world.curves.items() if c.kind == "long" and o in offers)
+    terms = offers[long_]
+    past_secondary = 2 * terms["primary_interest_days"] + terms["secondary_interest_days"]
+    assert past_secondary < terms["negative_impact_days"]  # documented: irrelevant, not negative
+    assert truth("long", past_secondary) == pytest.approx(0.5)  # truly: secondary still
