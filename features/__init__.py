@@ -30,7 +30,7 @@ def make_feature_set(name: str) -> FeatureSet:
     `package.module:attribute` to a `FeatureSet` (as `@feature_set` makes).
 
     >>> make_feature_set("default").label
-    'default/5'
+    'default/6'
     """
     if name in FEATURE_SETS:
         return FEATURE_SETS[name]

@@ -79,9 +79,14 @@ class EveryFieldFeatures(PartsFeatureSet):
     and with the offer."""
 
     def __init__(self) -> None:
-        # version 1 read accepted categories as held, version 2 had `default/4`'s exposure counts
-        super().__init__("every-field", 3)
+        # version 1 read accepted categories as held, version 2 had `default/4`'s exposure
+        # counts, version 3 `default/5`'s features (no time curve per offer)
+        super().__init__("every-field", 4)
         self._default = DefaultFeatures()
+
+    @property
+    def offsets(self) -> tuple[str, ...]:
+        return self._default.offsets
 
     def for_decision(self, customer: Mapping[str, Any], moment: Moment) -> DecisionParts:
         default = self._default.for_decision(customer, moment)

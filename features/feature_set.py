@@ -174,6 +174,12 @@ class FeatureSet(abc.ABC):
         return f"{self.name}/{self.version}"
 
     @property
+    def offsets(self) -> tuple[str, ...]:
+        """Features a model adds to its logit as they are (weight 1, never learned): a prior
+        that the other features correct (the default features' documented time-value curve)."""
+        return ()
+
+    @property
     def index(self) -> FeatureIndex:
         """The columns of this feature set's features in this process (see
         `DecisionParts.columns`)."""

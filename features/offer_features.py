@@ -24,7 +24,7 @@ once.
 >>> "holds_category" in x
 False
 >>> DEFAULT_FEATURES.label
-'default/5'
+'default/6'
 """
 
 from __future__ import annotations
@@ -104,16 +104,24 @@ class CustomerPart:
 class DefaultFeatures(PartsFeatureSet):
     """Version 1 was the same without the offer's identity, version 2 without its crosses,
     version 3 read a category accepted through nbo as one the CRM says is held, version 4 scaled
-    the impression counts to tenths."""
+    the impression counts to tenths, version 5 had no time curve of its own per offer (the
+    documented curve, the phase and the days since the trigger crossed with the offer)."""
 
     def __init__(self) -> None:
-        super().__init__("default", 5)
+        super().__init__("default", 6)
+
+    @property
+    def offsets(self) -> tuple[str, ...]:
+        return (DOCUMENTED_CURVE,) if self.version >= 6 else ()
 
     def for_decision(self, customer: Mapping[str, Any], moment: Moment) -> DecisionFeatures:
         # A model pickled before version 5 keeps its feature set's version, and its weights
-        # for the exposure counts are per tenth: it is fed tenths still
+        # for the exposure counts are per tenth: it is fed tenths still; before version 6 it
+        # has no curve of its own per offer
         counts = _COUNTS if self.version >= 5 else _TENTHS
-        return DecisionFeatures(CustomerPart.of(customer), DecisionContext.of(moment), counts)
+        return DecisionFeatures(
+            CustomerPart.of(customer), DecisionContext.of(moment), counts, self.version >= 6
+        )
 
 
 DEFAULT_FEATURES = DefaultFeatures()
@@ -138,11 +146,16 @@ class DecisionFeatures(DecisionParts):
     """
 
     def __init__(
-        self, customer: CustomerPart, context: DecisionContext, counts: tuple[float, ...]
+        self,
+        customer: CustomerPart,
+        context: DecisionContext,
+        counts: tuple[float, ...],
+        curves: bool = True,
     ) -> None:
         self._customer = customer
         self._context = context
         self._counts = counts  # the feature of 0 to 10 impressions
+        self._curves = curves  # each offer's time curve: the documented one, and its own
         self._exposure = _exposure_blocks(counts)
         self._time = _time_block(context.hour, context.weekday)
         # this decision's blocks by category, and by phase and category
@@ -180,6 +193,12 @@ class DecisionFeatures(DecisionParts):
             own["holds_category"] = 1.0
         if category in customer.acquired:
             own["accepted_category"] = 1.0
+        if self._curves:
+            offer_id = offer["offer_id"]
+            own[DOCUMENTED_CURVE] = documented_curve(offer, exposure.phase)
+            own[f"phase={exposure.phase}×offer={offer_id}"] = 1.0
+            if days is not None:
+                own[f"log_days_since_trigger×offer={offer_id}"] = own["log_days_since_trigger"]
         return blocks, own
 
     def columns(
@@ -238,11 +257,52 @@ class DecisionFeatures(DecisionParts):
         values[:, 12:14] = np.array(
             [(offer["category"] in held, offer["category"] in acquired) for offer in offers], float
         ).reshape(n, 2)
+        if not self._curves:
+            return FeatureColumns(indices, values)
+        # each offer's curve: the documented one (an offset), its phase and its days of its own
+        curve_indices, curve_values = np.empty((n, 3), np.int64), np.ones((n, 3))
+        curve_indices[:, 0] = index.kept("curve", lambda: index.column(DOCUMENTED_CURVE))
+        curve_values[:, 0] = [
+            documented_curve(offer, phase)
+            for offer, phase in zip(offers, exposures.phase, strict=True)
+        ]
+        curve_indices[:, 1] = index.crossed(phase, by_offer)
+        days_side = index.kept("days", lambda: index.left(["log_days_since_trigger"]))
+        curve_indices[:, 2] = index.crossed(days_side, by_offer)
+        curve_values[:, 2] = days
+        return FeatureColumns(
+            np.concatenate([indices, curve_indices], axis=1),
+            np.concatenate([values, curve_values], axis=1),
+        )
         return FeatureColumns(indices, values)
 
 
 # The phases an exposure can be in
 PHASES = ("primary", "secondary", "irrelevant", "negative")
+
+# The feature whose value is the documented time-value curve's share of the offer's value now,
+# on the logit's scale: a model takes it as an offset (weight 1, not learned), the prior that
+# each offer's own phase and days crosses correct as labels come
+DOCUMENTED_CURVE = "documented_curve"
+# The documented share of an offer's value outside its interest periods (no trigger seen, or
+# past them): the catalogue has none, and this is nbo's default `NBO_IRRELEVANT_VALUE_RATIO`
+IRRELEVANT_SHARE = 0.1
+_LEAST_SHARE = 1e-3  # a share of 0 (never worth showing) as a finite logit
+
+
+def documented_curve(offer: Mapping[str, Any], phase: str) -> float:
+    """log(the documented curve's share of the offer's value in `phase`): 0 in the primary
+    period, log(secondary_value_ratio) in the secondary one, log(IRRELEVANT_SHARE) outside both.
+
+    >>> round(documented_curve({"secondary_value_ratio": 0.5}, "secondary"), 3)
+    -0.693
+    >>> documented_curve({}, "primary"), round(documented_curve({}, "irrelevant"), 3)
+    (0.0, -2.303)
+    """
+    if phase == "primary":
+        return 0.0
+    share = offer.get("secondary_value_ratio", 0.5) if phase == "secondary" else IRRELEVANT_SHARE
+    return math.log(max(float(share), _LEAST_SHARE))
 
 
 def _phase_numbers(index: FeatureIndex) -> dict[str, int]:

@@ -135,6 +135,22 @@ class BayesianLogisticRegression(base.Classifier):
     refit_window
         How many labels a window holds before it becomes the prior of the next one: what a
         refit reads at most, and so what the model keeps in memory besides its weights.
+    offsets
+        Features added to the logit as they are: weight 1, no variance, never learned. A prior
+        the other weights correct from the labels (the default features' documented time-value
+        curve, `features.offer_features.DOCUMENTED_CURVE`).
+
+    An offset moves every P(accept) it is in, and the labels move the other weights only:
+
+    >>> model = BayesianLogisticRegression(offsets=("curve",))
+    >>> round(model.predict_proba_one({"curve": -2.0})[True], 3)  # 1 / (1 + e²)
+    0.119
+    >>> for _ in range(50):  # an offer accepted whatever the curve says
+    ...     model.learn_one({"curve": -2.0, "evergreen": 1.0}, True)
+    >>> model.weight_of("curve"), model.variance_of("curve")
+    (1.0, 0.0)
+    >>> round(model.predict_proba_one({"curve": -2.0, "evergreen": 1.0})[True], 2)
+    0.82
     """
 
     def __init__(
@@ -143,6 +159,7 @@ class BayesianLogisticRegression(base.Classifier):
         relevance_every: int = 250,
         refit_every: int = 0,
         refit_window: int = 20_000,
+        offsets: tuple[str, ...] = (),
     ) -> None:
         if prior_precision <= 0:
             raise ValueError("prior_precision must be positive")
@@ -154,6 +171,7 @@ class BayesianLogisticRegression(base.Classifier):
         self.relevance_every = relevance_every
         self.refit_every = refit_every
         self.refit_window = refit_window
+        self.offsets = tuple(offsets)
         self._group_precision: dict[str, float] = {}  # learned priors, by `feature_group`
         self._labels = 0
         # River's VectorDict: its dot product, the hot path of scoring, is native code
@@ -161,6 +179,8 @@ class BayesianLogisticRegression(base.Classifier):
         self._precision: dict[str, float] = {}
         self.intercept = 0.0
         self._intercept_precision = prior_precision
+        for name in self.offsets:  # in the mean, so the dot product adds them; never learned
+            self._mean[name] = 1.0
         self._begin_window()
 
     def _begin_window(self) -> None:
@@ -187,6 +207,7 @@ class BayesianLogisticRegression(base.Classifier):
         state.setdefault("_labels", 0)
         state.setdefault("refit_every", 0)
         state.setdefault("refit_window", 0)
+        state.setdefault("offsets", ())
         self.__dict__.update(state)
         self._begin_window()
 
@@ -217,12 +238,15 @@ class BayesianLogisticRegression(base.Classifier):
         return dict(self._group_precision)
 
     def weight_of(self, name: str) -> float:
-        """The posterior mean of the feature `name`'s weight (0 for one never seen)."""
+        """The posterior mean of the feature `name`'s weight (0 for one never seen, 1 for an
+        offset)."""
         return float(self._mean.get(name, 0.0))
 
     def variance_of(self, name: str) -> float:
         """The posterior variance of the feature `name`'s weight (its prior's for one never
-        seen)."""
+        seen, 0 for an offset)."""
+        if name in self.offsets:
+            return 0.0
         return 1.0 / (self._precision.get(name) or self.prior_of(name))
 
     @property
@@ -239,11 +263,11 @@ class BayesianLogisticRegression(base.Classifier):
     def learn_one(self, x: Mapping[str, float], y: bool) -> None:  # type: ignore[override]
         p = sigmoid(self.dot(x) + self.intercept)
         error, curvature = p - float(bool(y)), max(p * (1.0 - p), 1e-6)
-        precision, prior_of = self._precision, self.prior_of
+        precision, prior_of, offsets = self._precision, self.prior_of, self.offsets
         active = [
             (name, value, precision.get(name) or prior_of(name))
             for name, value in x.items()
-            if value
+            if value and name not in offsets
         ]
         logit_variance = 1.0 / self._intercept_precision + sum(
             value * value / q for _, value, q in active
@@ -259,7 +283,8 @@ class BayesianLogisticRegression(base.Classifier):
             )
         self._labels += 1
         if self.refit_every:
-            self._window.add([(name, value) for name, value, _ in active], bool(y))
+            offset = sum(x.get(name, 0.0) for name in offsets)
+            self._window.add([(name, value) for name, value, _ in active], bool(y), offset)
             if len(self._window) % self.refit_every == 0:
                 self._refit()
                 if len(self._window) >= self.refit_window:
@@ -286,14 +311,16 @@ class BayesianLogisticRegression(base.Classifier):
             + [prior.intercept_precision]
         )
 
+        offset = np.array(self._window.offsets)
+
         def loss_and_gradient(w: np.ndarray) -> tuple[float, np.ndarray]:
-            z, away = design @ w, w - prior_mean
+            z, away = design @ w + offset, w - prior_mean
             loss = np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * away @ (prior_precision * away)
             return float(loss), design.T @ (special.expit(z) - y) + prior_precision * away
 
         start = np.array([self._mean.get(name, 0.0) for name in names] + [self.intercept])
         w = optimize.minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B").x
-        p = special.expit(design @ w)
+        p = special.expit(design @ w + offset)
         precision = prior_precision + design.multiply(design).T @ (p * (1.0 - p))
         for column, name in enumerate(names):
             self._mean[name], self._precision[name] = float(w[column]), float(precision[column])
@@ -415,6 +442,7 @@ class BayesianLogisticRegression(base.Classifier):
         shared = [name for name, count in in_parts.items() if count > 1]
         column = {name: i for i, name in enumerate(shared)}
         mean_of, precision_of, prior_of = self._mean.get, self._precision.get, self.prior_of
+        offsets = self.offsets
         design = np.zeros((len(parts), len(shared)))
         part_mean, own_variance = np.zeros(len(parts)), np.zeros(len(parts))
         cells: list[tuple[int, int, float]] = []  # (part, shared feature, value)
@@ -424,7 +452,7 @@ class BayesianLogisticRegression(base.Classifier):
                 mean += mean_of(name, 0.0) * value
                 if name in column:
                     cells.append((index, column[name], value))
-                else:
+                elif name not in offsets:
                     variance += value * value / (precision_of(name) or prior_of(name))
             part_mean[index], own_variance[index] = mean, variance
         if cells:
@@ -464,19 +492,21 @@ class _Window:
     def __init__(self) -> None:
         self.columns: dict[str, int] = {}  # feature name → column, in the order first seen
         self.labels: list[bool] = []
+        self.offsets: list[float] = []  # each label's offsets, summed
         self._columns: list[np.ndarray] = []
         self._values: list[np.ndarray] = []
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def add(self, x: list[tuple[str, float]], y: bool) -> None:
+    def add(self, x: list[tuple[str, float]], y: bool, offset: float = 0.0) -> None:
         columns = self.columns
         self._columns.append(
             np.fromiter((columns.setdefault(name, len(columns)) for name, _ in x), np.int32, len(x))
         )
         self._values.append(np.fromiter((value for _, value in x), float, len(x)))
         self.labels.append(y)
+        self.offsets.append(offset)
 
     def matrix(self) -> sparse.csr_matrix:
         """labels × features, as the model saw them."""

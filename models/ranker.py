@@ -118,12 +118,15 @@ def make_ranker(
 
 def bayesian_logistic(features: FeatureSet, learning_rate: float, seed: int) -> OnlineRanker:
     """Logistic regression with a Gaussian posterior per weight (the default)."""
-    return OnlineRanker(BayesianLogisticRegression(), features, name="bayesian_logistic")
+    classifier = BayesianLogisticRegression(offsets=features.offsets)
+    return OnlineRanker(classifier, features, name="bayesian_logistic")
 
 
 def bayesian_logistic_refit(features: FeatureSet, learning_rate: float, seed: int) -> OnlineRanker:
     """The default, and every 1,000 labels fit to its window of labels at once."""
-    classifier = BayesianLogisticRegression(refit_every=1000, refit_window=20_000)
+    classifier = BayesianLogisticRegression(
+        refit_every=1000, refit_window=20_000, offsets=features.offsets
+    )
     return OnlineRanker(classifier, features, name="bayesian_logistic_refit")
 
 

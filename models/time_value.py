@@ -39,8 +39,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Phase = Literal["primary", "secondary", "irrelevant", "negative"]
-Objective = Literal["value-curve", "expected-value", "time-weighted"]
-OBJECTIVES: tuple[Objective, ...] = ("value-curve", "expected-value", "time-weighted")
+Objective = Literal["value-curve", "learned-curve", "expected-value", "time-weighted"]
+OBJECTIVES: tuple[Objective, ...] = (
+    "value-curve",
+    "learned-curve",
+    "expected-value",
+    "time-weighted",
+)
 SECONDS_PER_DAY = 86_400.0  # event times are epoch seconds; interest periods are days
 DEFAULT_FATIGUE_SHARE = 0.25
 
@@ -138,6 +143,10 @@ def earned_now(profile: TimeValueProfile, phase: Phase, objective: Objective) ->
       ranker reads P(accept) as if the offer were in its primary period: the time value is
       counted once, by the curve. The model still learns from the phase each offer was shown
       in, so that its other weights do not take the phase's part.
+    - `learned-curve`: the offer's value, as `expected-value`, with a P(accept) of the moment
+      whose time curve starts as the documented one (an offset in the model, see
+      `features.offer_features.DOCUMENTED_CURVE`) and is corrected per offer from the labels:
+      the curve is a prior the customers can overrule.
     - `time-weighted`: the value curve's value now, with P(accept) in the phase the offer is
       in: with a model that learns the phase, the phase is counted twice, and an offer in its
       primary period beats a likelier one outside it.
@@ -153,6 +162,6 @@ def earned_now(profile: TimeValueProfile, phase: Phase, objective: Objective) ->
     >>> earned_now(profile, "secondary", "value-curve")
     50.0
     """
-    if objective != "expected-value" or phase == "negative":
+    if objective not in ("expected-value", "learned-curve") or phase == "negative":
         return profile.value_in[phase]
     return float(profile.value)

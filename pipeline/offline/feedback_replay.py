@@ -12,7 +12,7 @@ hold: `nbo replay` on a log with its candidates gives them.
 >>> from datetime import datetime, UTC
 >>> told = {"decision_id": "d-1", "customer_id": "C1", "offer_id": "a", "rank": 1,
 ...         "outcome": "accept", "label": True, "reward": 100.0, "features": {"bias": 1.0},
-...         "feature_set": "default/5", "p_accept": 0.4, "value_now": 100.0, "propensity": 1.0,
+...         "feature_set": "default/6", "p_accept": 0.4, "value_now": 100.0, "propensity": 1.0,
 ...         "model_version": "logistic-0", "decided_at": "2026-11-02T09:00:00+00:00",
 ...         "resolved_at": "2026-11-02T09:05:00+00:00"}
 >>> result = replay_feedback([("feedback[0]@0", told)], "naive_bayes")

@@ -157,7 +157,7 @@ def test_the_default_model_learns_how_much_each_unanswered_impression_costs() ->
         unanswered = rng.randrange(4)
         model.learn_one(features(unanswered), rng.random() < 0.3 * 0.7**unanswered)
     fresh, ignored_twice = (model.predict_proba_one(features(n))[True] for n in (0, 2))
-    assert 0.25 < fresh < 0.35
+    assert abs(fresh - 0.3) < 0.06  # about 1,000 labels without fatigue: 4 standard errors
     assert 0.4 < ignored_twice / fresh < 0.6  # 0.7² = 0.49
 
 

@@ -61,16 +61,25 @@ def trained(model: str, feature_set: str, offers: list[dict[str, Any]]) -> Onlin
     return ranker
 
 
-@pytest.mark.parametrize("exploration", ["randomized-ucb", "thompson", "epsilon-greedy"])
-@pytest.mark.parametrize("feature_set", ["every-field", "default"])
-@pytest.mark.parametrize("model", ["bayesian_logistic", "logistic"])
+CASES = [
+    (model, feature_set, exploration, "value-curve")
+    for model in ("bayesian_logistic", "logistic")
+    for feature_set in ("every-field", "default")
+    for exploration in ("randomized-ucb", "thompson", "epsilon-greedy")
+] + [  # each offer's own time curve ranked by: no second pass as if primary
+    ("bayesian_logistic", "every-field", "randomized-ucb", "learned-curve"),
+    ("logistic", "default", "thompson", "learned-curve"),
+]
+
+
+@pytest.mark.parametrize(("model", "feature_set", "exploration", "objective"), CASES)
 def test_the_fast_path_decides_as_the_general_path(
-    tmp_path: Path, model: str, feature_set: str, exploration: str
+    tmp_path: Path, model: str, feature_set: str, exploration: str, objective: str
 ) -> None:
     offers = catalogue()
     learned = trained(model, feature_set, offers)
     settings = {"exploration": exploration, "feature_set": feature_set, "ranker_model": model,
-                "top_k": 3}  # fmt: skip
+                "top_k": 3, "objective": objective}  # fmt: skip
     fast, general = (make_ranker_processor(tmp_path / p, offers, **settings) for p in "fg")
     fast.models.model = copy.deepcopy(learned)
     general.models.model = copy.deepcopy(learned)

@@ -30,7 +30,7 @@ def told(decision: int, offer: str = "a", **fields: Any) -> Feedback:
         label=accepted,
         reward=100.0 if accepted else 0.0,
         features=fields.pop("features", CARD if accepted else LOAN),
-        feature_set=fields.pop("feature_set", "default/5"),
+        feature_set=fields.pop("feature_set", "default/6"),
         p_accept=0.3,
         value_now=100.0,
         propensity=1.0,
@@ -66,7 +66,7 @@ def test_a_snapshot_resumes_the_model_its_offsets_and_its_count() -> None:
     [snapshot] = learner.snapshots(START)
     assert snapshot.role == ModelRole.CHAMPION and snapshot.model_version == "logistic-40"
     assert snapshot.learned_offsets == {"feedback/2": 39} and snapshot.labels_learned == 40
-    assert snapshot.registry_version == "3" and snapshot.feature_set == "default/5"
+    assert snapshot.registry_version == "3" and snapshot.feature_set == "default/6"
     assert len(snapshot.model_dump_json()) < 20_000  # a small record
 
     resumed = Learner.resumed(snapshot)

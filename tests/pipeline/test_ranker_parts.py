@@ -96,7 +96,7 @@ def test_an_accept_is_told_with_what_the_decision_knew_and_a_click_waits(tmp_pat
     assert accepted.rank == 1 and accepted.propensity == 1.0 and accepted.reward == 100.0
     assert accepted.model_version == "bayesian_logistic-0" and accepted.customer_id == "C1"
     assert accepted.features == parts.book.details(decision.decision_id).offers["a"].features
-    assert accepted.feature_set == "every-field/3"  # the stream's default
+    assert accepted.feature_set == "every-field/4"  # the stream's default
     assert accepted.decided_at == START and accepted.resolved_at == later
     assert parts.resolver.stats.positives == 1 and parts.resolver.stats.resolved == 1
     assert set(parts.book.pending[decision.decision_id]["shown"]) == {"b"}  # still open

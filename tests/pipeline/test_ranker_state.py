@@ -83,7 +83,7 @@ LAYOUT_1 = {
     "challenger": "7",
     "customer": "C1",
     "model": "bayesian_logistic-12",
-    "feature_set": "default/5",
+    "feature_set": "default/6",
 }
 
 

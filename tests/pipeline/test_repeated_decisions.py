@@ -101,7 +101,7 @@ def decision_record(decision_id: str, customer_id: str) -> dict[str, Any]:
     return {
         "decision_id": decision_id, "customer_id": customer_id, "event_id": decision_id[2:],
         "event_type": "travel_booking", "timestamp": NOW.isoformat(), "channel": "web",
-        "offers": [], "model_version": "m-1", "policy": "greedy", "feature_set": "default/5",
+        "offers": [], "model_version": "m-1", "policy": "greedy", "feature_set": "default/6",
         "rule_versions": {}, "explanation": "",
     }  # fmt: skip
 

@@ -278,7 +278,7 @@ def test_a_registered_version_is_replayed_with_its_own_feature_set(
         refused = _replay_command(tmp_path, log, items, mapping, "--model", wrong)
         assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
         assert f"cannot replay model {wrong}" in refused.stderr
-    assert make_ranker("logistic").features.label == "default/5"
+    assert make_ranker("logistic").features.label == "default/6"
 
 
 def test_a_notebook_model_and_policy_objects_are_replayed_as_given(
@@ -347,7 +347,7 @@ def test_feedback_is_replayed_through_another_model_beside_the_deciding_ones(
         ["replay-feedback", "--file", str(log), "--features", "tests.plugins:segment_by_offer"],
     )
     assert isinstance(other.exception, ConfigError)  # `nbo` prints it, exit code 1
-    assert "decided with feature set(s) default/5, old/1" in str(other.exception)
+    assert "decided with feature set(s) default/6, old/1" in str(other.exception)
 
 
 def test_a_fresh_feedback_target_reads_the_feature_set_most_labels_were_decided_with() -> None:
@@ -363,9 +363,9 @@ def test_a_fresh_feedback_target_reads_the_feature_set_most_labels_were_decided_
             "resolved_at": f"2026-11-02T09:{index:02d}:00+00:00",
         }  # fmt: skip
 
-    records = [told(i, "every-field/3" if i < 3 else "default/5") for i in range(4)]
+    records = [told(i, "every-field/4" if i < 3 else "default/6") for i in range(4)]
     result = replay_feedback(records, "naive_bayes")
-    assert result.target.features.label == "every-field/3" and result.rounds == 3
-    assert [r.reason for r in result.rejected] == ["decided with feature set default/5"]
-    told_before = [told(i, "default/5") for i in range(4)]
-    assert replay_feedback(told_before, "naive_bayes").target.features.label == "default/5"
+    assert result.target.features.label == "every-field/4" and result.rounds == 3
+    assert [r.reason for r in result.rejected] == ["decided with feature set default/6"]
+    told_before = [told(i, "default/6") for i in range(4)]
+    assert replay_feedback(told_before, "naive_bayes").target.features.label == "default/6"
