@@ -26,6 +26,8 @@ from collections import Counter
 
 from river import metrics as river_metrics
 
+from features.offer_features import DOCUMENTED_CURVE
+
 CALIBRATION_BINS = 10
 
 
@@ -47,6 +49,8 @@ class StreamMetrics:
         self._window = [0, 0]  # labels, positives since the last curve point
         # per label (negative, positive): [hours from decision to label, summed; labels]
         self._label_hours: list[list[float]] = [[0.0, 0], [0.0, 0]]
+        # per (offer, category): the documented curve's value in each phase its labels had
+        self.documented_curves: dict[tuple[str, str], dict[str, float]] = {}
 
     def decided(self, phases: list[str]) -> None:
         """A decision was emitted with offers in these interest phases."""
@@ -72,6 +76,17 @@ class StreamMetrics:
         if self._window[0] == 500:
             self.acceptance_curve.append((self.labels, self._window[1] / self._window[0]))
             self._window = [0, 0]
+
+    def curve_seen(self, features: dict[str, float]) -> None:
+        """A label's features: where its offer stood on the documented curve (what the review
+        sets the learned curve beside), if its feature set gives the curve."""
+        documented = features.get(DOCUMENTED_CURVE)
+        if documented is None:
+            return
+        found = dict(name.split("=", 1) for name in features if "×" not in name and "=" in name)
+        if {"offer", "category", "phase"} <= found.keys():
+            offer = (found["offer"], found["category"])
+            self.documented_curves.setdefault(offer, {})[found["phase"]] = documented
 
     def rewarded(self, reward: float, late: bool = False) -> None:
         """The first offer of a shown decision was resolved with this reward (value if taken);

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from models.evaluation import StreamMetrics
 from models.ranker import OnlineRanker
+from pipeline.review.curves import PHASES, OfferCurve, learned_curves
 
 
 def acceptance_over_time(metrics: StreamMetrics) -> Figure:
@@ -52,6 +53,26 @@ def phase_mix(metrics: StreamMetrics) -> Figure:
     return figure
 
 
+def curves(offers: list[OfferCurve], top: int = 12) -> Figure:
+    """The documented and the learned share of each offer's primary-period odds, by phase, for
+    the `top` offers whose learned curve differs most."""
+    shown = list(reversed(offers[:top]))
+    figure, axes = plt.subplots(1, len(PHASES), figsize=(10, 0.4 * len(shown) + 1.5), sharey=True)
+    for column, phase in zip(axes, PHASES, strict=True):
+        at = [i for i, offer in enumerate(shown) if phase in offer.learned]
+        names = [shown[i].offer_id for i in at]
+        column.barh([i - 0.2 for i in at], [shown[i].documented[phase] for i in at], height=0.4,
+                    color="grey", label="documented")  # fmt: skip
+        column.barh([i + 0.2 for i in at], [shown[i].learned[phase] for i in at], height=0.4,
+                    color="tab:blue", label="learned")  # fmt: skip
+        column.set_yticks(at, names)
+        column.set(xscale="log", title=f"{phase}: share of the primary period",
+                   xlabel="odds of acceptance, primary = 1")  # fmt: skip
+    axes[0].legend(loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
 def review_figures(metrics: StreamMetrics, ranker: OnlineRanker) -> dict[str, Figure]:
     """Every review plot, by its artifact file name."""
     figures = {
@@ -61,4 +82,6 @@ def review_figures(metrics: StreamMetrics, ranker: OnlineRanker) -> dict[str, Fi
     }
     if metrics.phases:  # counted where decisions are made, not where labels are learned
         figures["phase_mix.png"] = phase_mix(metrics)
+    if metrics.documented_curves:  # labels of a feature set with each offer's curve
+        figures["learned_curves.png"] = curves(learned_curves(ranker, metrics.documented_curves))
     return figures

@@ -19,6 +19,7 @@ from matplotlib import pyplot as plt
 from models.evaluation import StreamMetrics
 from models.ranker import OnlineRanker
 from pipeline.review import registry
+from pipeline.review.curves import learned_curves
 from pipeline.review.plots import review_figures
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,9 @@ class RunTracker:
             for name, figure in review_figures(metrics, ranker).items():
                 mlflow.log_figure(figure, f"plots/{name}")
                 plt.close(figure)
+            if metrics.documented_curves:  # the offers whose learned curve differs most first
+                offers = learned_curves(ranker, metrics.documented_curves)
+                mlflow.log_dict({"offers": [o.row() for o in offers]}, "review/curves.json")
             version = registry.log_ranker(ranker)
             assert version is not None
             first = registry.aliased_version(registry.CHAMPION) is None

@@ -68,3 +68,28 @@ def test_a_model_of_default_5_has_no_curve_and_no_offset() -> None:
     x = old.features(CUSTOMER, DOCUMENTED, MOMENT, NO_TRIGGER)
     assert DOCUMENTED_CURVE not in x and not any("×offer=save-2" in n and "phase" in n for n in x)
     assert old.offsets == () and make_feature_set("every-field").offsets == (DOCUMENTED_CURVE,)
+
+
+def test_the_review_sets_each_offers_learned_curve_beside_the_documented_one() -> None:
+    from models.evaluation import StreamMetrics
+    from pipeline.review.curves import learned_curves
+    from pipeline.review.plots import review_figures
+
+    ranker, metrics = make_ranker(), StreamMetrics()
+    rng = random.Random(4)
+    for _ in range(6000):
+        offer, exposure = rng.choice([EVERGREEN, DOCUMENTED]), rng.choice([PRIMARY, NO_TRIGGER])
+        steady = offer is EVERGREEN or exposure is PRIMARY
+        x = DEFAULT_FEATURES.features(CUSTOMER, offer, MOMENT, exposure)
+        metrics.curve_seen(x)
+        ranker.learn_one(x, rng.random() < (0.3 if steady else 0.03))
+    assert metrics.documented_curves[("save-1", "savings")] == {
+        "primary": 0.0,
+        "irrelevant": pytest.approx(math.log(IRRELEVANT_SHARE)),
+    }
+    evergreen, documented = learned_curves(ranker, metrics.documented_curves)
+    assert evergreen.offer_id == "save-1"  # the one that differs most comes first
+    assert evergreen.learned["irrelevant"] > 0.7 and evergreen.difference > 7
+    assert documented.learned["irrelevant"] == pytest.approx(0.1, abs=0.05)
+    assert evergreen.row()["irrelevant documented"] == pytest.approx(0.1)
+    assert "learned_curves.png" in review_figures(metrics, ranker)
