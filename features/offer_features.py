@@ -194,11 +194,11 @@ class DecisionFeatures(DecisionParts):
         if category in customer.acquired:
             own["accepted_category"] = 1.0
         if self._curves:
-            offer_id = offer["offer_id"]
+            phase_name, days_name = _curve_names(offer["offer_id"], exposure.phase)
             own[DOCUMENTED_CURVE] = documented_curve(offer, exposure.phase)
-            own[f"phase={exposure.phase}×offer={offer_id}"] = 1.0
+            own[phase_name] = 1.0
             if days is not None:
-                own[f"log_days_since_trigger×offer={offer_id}"] = own["log_days_since_trigger"]
+                own[days_name] = own["log_days_since_trigger"]
         return blocks, own
 
     def columns(
@@ -229,22 +229,29 @@ class DecisionFeatures(DecisionParts):
         )
         fields = index.left(crossed)
         # Each candidate's slots: 14 features alone (bias, segment, age, category, phase, offer,
-        # the numbers), then 7 crosses of the default features and 2 per crossed field
-        left, right = np.empty((n, 7 + 2 * k), np.int64), np.empty((n, 7 + 2 * k), np.int64)
+        # the numbers), then 7 crosses of the default features and 2 per crossed field, then
+        # with each offer's curve its phase and its days crossed with it, and the documented
+        # curve alone
+        curves = 2 if self._curves else 0
+        crosses = 7 + 2 * k + curves
+        left, right = np.empty((n, crosses), np.int64), np.empty((n, crosses), np.int64)
         left[:, :7] = mine
         left[:, 2] = phase
         left[:, 7 : 7 + k] = fields
-        left[:, 7 + k :] = fields
+        left[:, 7 + k : 7 + 2 * k] = fields
         right[:, :5] = by_category[:, None]
         right[:, 5:7] = by_offer[:, None]
         right[:, 7 : 7 + k] = by_category[:, None]
         right[:, 7 + k :] = by_offer[:, None]
-        indices = np.empty((n, 14 + 7 + 2 * k), np.int64)
+        if curves:
+            left[:, -2] = phase
+            left[:, -1] = index.kept("days", lambda: index.left(["log_days_since_trigger"]))
+        indices = np.empty((n, 14 + crosses + curves // 2), np.int64)
         indices[:, :14] = own
         indices[:, 3] = sides[:, 2]
         indices[:, 4] = index.alone(0, phase)
         indices[:, 5] = sides[:, 3]
-        indices[:, 14:] = index.crossed(left, right)
+        indices[:, 14 : 14 + crosses] = index.crossed(left, right)
         values = np.ones(indices.shape)
         time, counts = self._time, np.asarray(self._counts)
         values[:, 6:9] = (time["hour_sin"], time["hour_cos"], time["weekend"])
@@ -257,23 +264,13 @@ class DecisionFeatures(DecisionParts):
         values[:, 12:14] = np.array(
             [(offer["category"] in held, offer["category"] in acquired) for offer in offers], float
         ).reshape(n, 2)
-        if not self._curves:
-            return FeatureColumns(indices, values)
-        # each offer's curve: the documented one (an offset), its phase and its days of its own
-        curve_indices, curve_values = np.empty((n, 3), np.int64), np.ones((n, 3))
-        curve_indices[:, 0] = index.kept("curve", lambda: index.column(DOCUMENTED_CURVE))
-        curve_values[:, 0] = [
-            documented_curve(offer, phase)
-            for offer, phase in zip(offers, exposures.phase, strict=True)
-        ]
-        curve_indices[:, 1] = index.crossed(phase, by_offer)
-        days_side = index.kept("days", lambda: index.left(["log_days_since_trigger"]))
-        curve_indices[:, 2] = index.crossed(days_side, by_offer)
-        curve_values[:, 2] = days
-        return FeatureColumns(
-            np.concatenate([indices, curve_indices], axis=1),
-            np.concatenate([values, curve_values], axis=1),
-        )
+        if curves:
+            values[:, 13 + crosses] = days
+            indices[:, -1] = index.kept("curve", lambda: index.column(DOCUMENTED_CURVE))
+            values[:, -1] = [
+                0.0 if phase == "primary" else documented_curve(offer, phase)
+                for offer, phase in zip(offers, exposures.phase, strict=True)
+            ]
         return FeatureColumns(indices, values)
 
 
@@ -358,6 +355,12 @@ _NUMBERS = (
 
 # Each block below is cached on the few values it depends on, so its names are formatted once
 # per process, not once per candidate; each is read-only.
+
+
+@functools.lru_cache(maxsize=65536)
+def _curve_names(offer_id: str, phase: str) -> tuple[str, str]:
+    """The names of an offer's own phase and days since its trigger."""
+    return f"phase={phase}×offer={offer_id}", f"log_days_since_trigger×offer={offer_id}"
 
 
 @functools.lru_cache(maxsize=65536)
