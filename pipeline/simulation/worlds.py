@@ -14,14 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from pipeline.simulation.channel import Customers
 from pipeline.simulation.curves import CurvesWorld
 from pipeline.simulation.households import HouseholdsWorld
 from pipeline.simulation.world import World
 
 
-class SimulatedWorld(Protocol):
+class SimulatedWorld(Customers, Protocol):
     """What the closed loop needs of a world: its catalogue and customers, their journey events,
-    and the hidden truth the channel answers with."""
+    and the hidden truth the channel answers with (`Customers.p_accept`)."""
 
     def offers(self) -> list[dict[str, Any]]: ...
 
@@ -32,19 +33,6 @@ class SimulatedWorld(Protocol):
     def events(self, count: int) -> list[dict[str, Any]]: ...
 
     def launch(self, offer_id: str) -> None: ...
-
-    def p_accept(
-        self,
-        customer_id: str,
-        offer_id: str,
-        category: str,
-        phase: str,
-        unanswered: int,
-        days_since_trigger: float | None = None,
-    ) -> float:
-        """The true P(accept) now: `phase` as the catalogue documents it, `days_since_trigger`
-        where the offer stands on its curve (moved on by fatigue; None: no trigger seen)."""
-        ...
 
 
 # name → (customers, seed) → the world
