@@ -142,8 +142,9 @@ class Settings(BaseSettings):
     # What the ranker maximises (models/time_value.py `earned_now`): P(accept) in the offer's
     # primary period × the value curve's value now × lever (value-curve: the interest phase
     # counted once, by the curve), P(accept) × value × lever (expected-value: once, in
-    # P(accept)), or P(accept) × value now × lever (time-weighted: twice). docs/data-science.md
-    # has what each gave.
+    # P(accept); learned-curve: the same, P(accept)'s curve starting as the documented one and
+    # learned per offer), or P(accept) × value now × lever (time-weighted: twice).
+    # docs/data-science.md has what each gave.
     objective: Objective = "value-curve"
     # value-curve and time-weighted: what an offer outside any interest period (no trigger, or
     # past it) is worth, as a share of its value (0 never shows such offers)
