@@ -232,7 +232,7 @@ class DecisionFeatures(DecisionParts):
         # the numbers), then 7 crosses of the default features and 2 per crossed field, then
         # with each offer's curve its phase and its days crossed with it, and the documented
         # curve alone
-        curves = 2 if self._curves else 0
+        curves = 2 if self._curves else 0  # crosses: each offer's phase, and its days
         crosses = 7 + 2 * k + curves
         left, right = np.empty((n, crosses), np.int64), np.empty((n, crosses), np.int64)
         left[:, :7] = mine
@@ -246,7 +246,8 @@ class DecisionFeatures(DecisionParts):
         if curves:
             left[:, -2] = phase
             left[:, -1] = index.kept("days", lambda: index.left(["log_days_since_trigger"]))
-        indices = np.empty((n, 14 + crosses + curves // 2), np.int64)
+        documented = 1 if self._curves else 0  # alone: the documented curve, last
+        indices = np.empty((n, 14 + crosses + documented), np.int64)
         indices[:, :14] = own
         indices[:, 3] = sides[:, 2]
         indices[:, 4] = index.alone(0, phase)
