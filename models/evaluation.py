@@ -77,15 +77,16 @@ class StreamMetrics:
             self.acceptance_curve.append((self.labels, self._window[1] / self._window[0]))
             self._window = [0, 0]
 
-    def curve_seen(self, features: dict[str, float]) -> None:
-        """A label's features: where its offer stood on the documented curve (what the review
-        sets the learned curve beside), if its feature set gives the curve."""
+    def curve_seen(self, offer_id: str, features: dict[str, float]) -> None:
+        """A label of `offer_id` with these features: where the offer stood on the documented
+        curve (what the review sets the learned curve beside), if its feature set gives it."""
         documented = features.get(DOCUMENTED_CURVE)
         if documented is None:
             return
+        # the offer's category and phase, as its features alone name them
         found = dict(name.split("=", 1) for name in features if "×" not in name and "=" in name)
-        if {"offer", "category", "phase"} <= found.keys():
-            offer = (found["offer"], found["category"])
+        if {"category", "phase"} <= found.keys():
+            offer = (offer_id, found["category"])
             self.documented_curves.setdefault(offer, {})[found["phase"]] = documented
 
     def rewarded(self, reward: float, late: bool = False) -> None:

@@ -101,7 +101,7 @@ class Learner:
     def _measure(self, feedback: Feedback) -> None:
         after = (feedback.resolved_at - feedback.decided_at).total_seconds() / 3600
         self.metrics.labelled(feedback.p_accept, feedback.label, after_hours=after)
-        self.metrics.curve_seen(feedback.features)
+        self.metrics.curve_seen(feedback.offer_id, feedback.features)
         if feedback.rank != 1:
             return
         self.metrics.rewarded(feedback.reward, late=feedback.late)

@@ -16,11 +16,11 @@ Everything else (segments, tastes, appeal, journey events, fatigue, the launched
 whatever the truth: that stays a rule.
 
 >>> world = CurvesWorld(customers=20, seed=3)
->>> sorted(set(curve.kind for curve in world.curves.values())) == sorted(CURVE_KINDS)
+>>> sorted(set(curve.kind for curve in world.curves.values())) == sorted(KINDS)
 True
 >>> customer = world.customers[0].customer_id
 >>> evergreen = next(o for o, c in world.curves.items() if c.kind == "evergreen")
->>> category = world.category_of(evergreen)
+>>> category = next(o["category"] for o in world.offers() if o["offer_id"] == evergreen)
 >>> world.p_accept(customer, evergreen, category, "irrelevant", 0, days_since_trigger=None) == (
 ...     world.p_accept(customer, evergreen, category, "primary", 0, days_since_trigger=0.5))
 True
@@ -34,8 +34,15 @@ from typing import Any
 
 from pipeline.simulation.world import FATIGUE, PHASE_FACTOR, World
 
-CURVE_KINDS = ("documented", "evergreen", "short", "long", "rich-secondary")
-RICH_SECONDARY_FACTOR = 0.9  # against PHASE_FACTOR's 0.5: what the documented ratio says
+# Each kind's (stretch of the documented periods, factor in the secondary period, factor with
+# no trigger or past the periods); the documented factors are the bank world's
+KINDS: dict[str, tuple[float, float, float]] = {
+    "documented": (1.0, PHASE_FACTOR["secondary"], PHASE_FACTOR["irrelevant"]),
+    "evergreen": (1.0, 1.0, 1.0),
+    "short": (0.5, PHASE_FACTOR["secondary"], PHASE_FACTOR["irrelevant"]),
+    "long": (2.0, PHASE_FACTOR["secondary"], PHASE_FACTOR["irrelevant"]),
+    "rich-secondary": (1.0, 0.9, PHASE_FACTOR["irrelevant"]),  # documented: 0.5
+}
 
 
 @dataclass(frozen=True)
@@ -64,20 +71,13 @@ class TrueCurve:
     @classmethod
     def of(cls, kind: str, offer: dict[str, Any]) -> TrueCurve:
         """The true curve of `kind` for an offer with the catalogue's documented periods."""
-        stretch = {"short": 0.5, "long": 2.0}.get(kind, 1.0)
-        steady = kind == "evergreen"
+        stretch, secondary_factor, idle_factor = KINDS[kind]
         return cls(
             kind,
             primary_days=float(offer["primary_interest_days"]) * stretch,
             secondary_days=float(offer["secondary_interest_days"]) * stretch,
-            secondary_factor=(
-                1.0
-                if steady
-                else RICH_SECONDARY_FACTOR
-                if kind == "rich-secondary"
-                else PHASE_FACTOR["secondary"]
-            ),
-            idle_factor=1.0 if steady else PHASE_FACTOR["irrelevant"],
+            secondary_factor=secondary_factor,
+            idle_factor=idle_factor,
         )
 
 
@@ -88,16 +88,12 @@ class CurvesWorld(World):
         super().__init__(customers, seed)
         offers = [*self.offers(), self.new_offer()]
         # every kind for about as many offers, in a seeded order
-        kinds = [CURVE_KINDS[i % len(CURVE_KINDS)] for i in range(len(offers))]
+        kinds = [tuple(KINDS)[i % len(KINDS)] for i in range(len(offers))]
         random.Random(f"{seed}/curves").shuffle(kinds)
         self.curves = {
             offer["offer_id"]: TrueCurve.of(kind, offer)
             for offer, kind in zip(offers, kinds, strict=True)
         }
-        self._categories = {str(offer["offer_id"]): str(offer["category"]) for offer in offers}
-
-    def category_of(self, offer_id: str) -> str:
-        return self._categories[offer_id]
 
     def p_accept(
         self,

@@ -81,7 +81,7 @@ def test_the_review_sets_each_offers_learned_curve_beside_the_documented_one() -
         offer, exposure = rng.choice([EVERGREEN, DOCUMENTED]), rng.choice([PRIMARY, NO_TRIGGER])
         steady = offer is EVERGREEN or exposure is PRIMARY
         x = DEFAULT_FEATURES.features(CUSTOMER, offer, MOMENT, exposure)
-        metrics.curve_seen(x)
+        metrics.curve_seen(str(offer["offer_id"]), x)
         ranker.learn_one(x, rng.random() < (0.3 if steady else 0.03))
     assert metrics.documented_curves[("save-1", "savings")] == {
         "primary": 0.0,
