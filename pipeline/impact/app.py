@@ -6,7 +6,8 @@ MLflow, and the dead letters for a record it cannot read. It is a process of its
 part of the learner: the report needs every decision, shown or not, as its denominator, while
 the learner reads labels only, under offsets its models carry. It keeps no state: at start it
 reads both topics from their beginning (their retention bounds how far back the report goes),
-so a restart, or a second one, reports the same.
+so a restart, or a second one, reports the same. Like every μ-product it serves its metrics and
+probes on `NBO_METRICS_PORT`, and stops, saying where, if its reading stalls.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import threading
 import time
 
+from confluent_kafka import Message
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
@@ -23,7 +25,9 @@ from pipeline.impact.reading import SOURCES, STAGE, apply
 from pipeline.impact.report import GroupFigures, ImpactReport
 from pipeline.kafka.clients import reader_from_start
 from pipeline.kafka.dead_letters import DeadLetterProducer, Origin, parse
+from pipeline.kafka.progress import ReaderProbe, watched
 from pipeline.monitoring import metrics
+from pipeline.monitoring.server import serving
 from pipeline.review.tracking import RunTracker
 from pipeline.settings import Settings
 
@@ -74,6 +78,7 @@ class ImpactFollower:
         self, settings: Settings, bootstrap: str, dead_letters: DeadLetterProducer
     ) -> None:
         self.report = ImpactReport()
+        self.progress = ReaderProbe(settings, bootstrap, STAGE, SOURCES)  # its position, watched
         self._dead_letters = dead_letters
         self._consumer, self._names = reader_from_start(
             settings, bootstrap, SOURCES, f"{settings.topic_prefix}-impact"
@@ -84,6 +89,11 @@ class ImpactFollower:
     def read(self, timeout: float) -> int:
         """What came within `timeout`, added; how many records that was."""
         messages = self._consumer.consume(num_messages=1000, timeout=timeout)
+        self._read_messages(messages)
+        self.progress.report(self._consumer.position(self._consumer.assignment()))
+        return len(messages)
+
+    def _read_messages(self, messages: list[Message]) -> None:
         for message in messages:
             if message.error() is not None:
                 continue
@@ -97,7 +107,6 @@ class ImpactFollower:
                 self._dead_letters.send(parsed.dead)
             elif parsed.record is not None:
                 apply(self.report, parsed.record)
-        return len(messages)
 
     def close(self) -> None:
         self._consumer.close()
@@ -157,10 +166,14 @@ def run(settings: Settings, bootstrap: str) -> None:
     impact_log = ImpactLog(settings)
     log.info("impact: reading %s from their beginning", ", ".join(SOURCES))
     try:
-        while not stop.is_set():
-            follower.read(timeout=0.5)
-            if impact_log.due():
-                impact_log.log(follower.report)
+        with (
+            serving(settings, STAGE) as probes,
+            watched(settings, bootstrap, STAGE, SOURCES, stop.set, probes, follower.progress),
+        ):
+            while not stop.is_set():
+                follower.read(timeout=0.5)
+                if impact_log.due():
+                    impact_log.log(follower.report)
     finally:
         impact_log.finish(follower.report)
         dead_letters.flush()

@@ -100,16 +100,18 @@ class GroupProbe:
         return self._partitions
 
     def _sample(self) -> list[PartitionLag]:
-        partitions = self._all_partitions()
-        committed = self._consumer.committed(partitions, timeout=_REQUEST_TIMEOUT)
         lags = []
-        for tp in committed:
+        for tp in self._processed_up_to(self._all_partitions()):
             low, high = self._consumer.get_watermark_offsets(
                 TopicPartition(tp.topic, tp.partition), timeout=_REQUEST_TIMEOUT, cached=False
             )
             start = tp.offset if tp.offset >= 0 else low
             lags.append(PartitionLag(self._logical[tp.topic], tp.partition, start, high, None))
         return self._with_ages(lags)
+
+    def _processed_up_to(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """Each partition with the next offset to process: what the group committed."""
+        return list(self._consumer.committed(partitions, timeout=_REQUEST_TIMEOUT))
 
     def _with_ages(self, lags: list[PartitionLag]) -> list[PartitionLag]:
         """The produce time of the record at each lagging partition's committed offset.
@@ -152,6 +154,27 @@ class GroupProbe:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+class ReaderProbe(GroupProbe):
+    """The progress of a μ-product that reads its sources without a consumer group (the impact
+    report reads them from their beginning at each start): the positions it reports after each
+    read stand for a group's committed offsets. A reader wedged inside a record reports nothing
+    new while records wait, and the watch finds it stalled as it would a group."""
+
+    def __init__(self, settings: Settings, bootstrap: str, stage: str, sources: Iterable[str]):
+        super().__init__(settings, bootstrap, f"{settings.consumer_group(stage)}-probe", sources)
+        self._positions: dict[tuple[str, int], int] = {}
+
+    def report(self, positions: Iterable[TopicPartition]) -> None:
+        """Where the reader is now (called from its own thread; read by the watch's)."""
+        self._positions = {(tp.topic, tp.partition): tp.offset for tp in positions}
+
+    def _processed_up_to(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        # a position below 0: nothing read yet there, so the reader is at the partition's start
+        at = self._positions
+        return [TopicPartition(p.topic, p.partition, at.get((p.topic, p.partition), -1))
+                for p in partitions]  # fmt: skip
 
 
 @dataclass
@@ -303,11 +326,14 @@ def watched(
     sources: Iterable[str],
     on_stall: Callable[[], None],
     probes: Probes | None = None,
+    probe: GroupProbe | None = None,
 ) -> Iterator[ProgressMonitor]:
-    """Watch `stage`'s consumer group on `sources` while the block runs: progress logged every
-    `progress_interval` (and given to `probes`), and on a stall `on_stall` (which must make the
-    block end). Raises `StreamStalled`, naming the partitions, if it stalled."""
-    probe = GroupProbe(settings, bootstrap, settings.consumer_group(stage), sources)
+    """Watch `stage`'s consumer group on `sources` (or what `probe` reads instead) while the
+    block runs: progress logged every `progress_interval` (and given to `probes`), and on a
+    stall `on_stall` (which must make the block end). Raises `StreamStalled`, naming the
+    partitions, if it stalled."""
+    if probe is None:
+        probe = GroupProbe(settings, bootstrap, settings.consumer_group(stage), sources)
     monitor = ProgressMonitor(probe, stage, interval=settings.progress_interval,
                               stall_timeout=settings.stall_timeout, on_stall=on_stall,
                               exit_grace=settings.stall_exit_grace)  # fmt: skip

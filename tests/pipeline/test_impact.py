@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import mlflow
 import pytest
 from typer.testing import CliRunner
 
+from local_kafka.cluster import free_port
 from pipeline.cli.app import app
 from pipeline.contracts.schemas import Decision, Feedback, Interaction, group_name
 from pipeline.contracts.topics import create_topics
@@ -28,6 +31,7 @@ from tests.factories import (
     make_ranker_processor,
     valid_offers,
 )
+from tests.pipeline.test_monitoring import scrape
 from tests.streams import outputs, running, send
 
 
@@ -117,7 +121,8 @@ def test_nbo_impact_reads_the_report_from_the_topics(
 def test_the_impact_process_logs_the_report_to_mlflow_and_refuses_what_it_cannot_read(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    settings = make_settings(impact_log_interval=0.5)
+    port = free_port()
+    settings = make_settings(impact_log_interval=0.5, metrics_port=port, progress_interval=0.5)
     create_topics(settings, settings.broker_address or "")
     decisions, labels, expected = made_by_a_ranker(tmp_path)
     send(settings, "next_best_offers", decisions)
@@ -133,9 +138,31 @@ def test_the_impact_process_logs_the_report_to_mlflow_and_refuses_what_it_cannot
             return dict(runs.iloc[0])
         return None
 
+    address = f"http://127.0.0.1:{port}"
+
+    def caught_up() -> dict[str, float] | None:
+        """Its metrics once its progress watch has found nothing waiting, and it is ready."""
+        samples = scrape(address)
+        lags = [v for k, v in samples.items() if k.startswith("nbo_consumer_lag{")]
+        ready = httpx.get(f"{address}/readyz", timeout=10)
+        return samples if lags and sum(lags) == 0 and ready.status_code == 200 else None
+
     with running(settings, "run", "impact"):
         run = eventually(logged, within=60, what="the report's figures in MLflow")
         dead = outputs(settings, "dead_letter", 1)[0]
+        samples = eventually(caught_up, within=30, what="the impact process caught up and ready")
+        assert httpx.get(f"{address}/healthz", timeout=10).status_code == 200
+    read = {k: v for k, v in samples.items() if k.startswith("nbo_records_in_total{")}
+    assert read == {
+        'nbo_records_in_total{"stage": "impact", "topic": "feedback"}': len(labels) + 1,
+        'nbo_records_in_total{"stage": "impact", "topic": "next_best_offers"}': len(decisions),
+    }
+    refused = {
+        "reason": "invalid_record",
+        "stage": "impact",
+        "topic": settings.topic_name("feedback"),
+    }
+    assert samples[f"nbo_dead_letters_total{json.dumps(refused, sort_keys=True)}"] == 1
     assert run["metrics.value/treatment"] == pytest.approx(treatment.value.mean)
     assert run["metrics.lift/control/random"] == pytest.approx(expected.lifts()[0].absolute.mean)
     assert run["params.control_share"] == "0.05"

@@ -16,7 +16,13 @@ from pipeline.contracts import topics
 from pipeline.errors import NboError, StreamStalled
 from pipeline.kafka.clients import producer_config
 from pipeline.kafka.instance import Instance
-from pipeline.kafka.progress import GroupProbe, PartitionLag, ProgressMonitor, StallWatch
+from pipeline.kafka.progress import (
+    GroupProbe,
+    PartitionLag,
+    ProgressMonitor,
+    ReaderProbe,
+    StallWatch,
+)
 from pipeline.kafka.quix import freeze_what_lives_as_long_as_the_process, run_watched
 from pipeline.settings import Settings
 
@@ -55,6 +61,23 @@ def test_the_probe_reads_lag_and_the_age_of_the_first_waiting_record(settings: S
     assert (waiting.committed, waiting.end, waiting.lag) == (4, 10, 6)
     assert waiting.oldest_age is not None and 0 <= waiting.oldest_age < 120
     assert lags["events[1]"].lag == 0 and lags["events[1]"].oldest_age is None
+
+
+def test_a_reader_without_a_group_is_watched_at_the_positions_it_reports(
+    settings: Settings,
+) -> None:
+    topics.create_topics(settings, settings.broker_address or "")
+    _produce_one_by_one(settings, "events", 10)
+    probe = ReaderProbe(settings, settings.broker_address or "", "impact", ["events"])
+    try:
+        before = {p.name: p for p in probe.sample()}  # nothing reported: at the start
+        probe.report([TopicPartition(settings.topic_name("events"), 0, 7)])
+        after = {p.name: p for p in probe.sample()}
+    finally:
+        probe.close()
+    assert (before["events[0]"].committed, before["events[0]"].lag) == (0, 10)
+    assert (after["events[0]"].committed, after["events[0]"].lag) == (7, 3)
+    assert after["events[0]"].oldest_age is not None and after["events[1]"].lag == 0
 
 
 def _produce_in_a_transaction(settings: Settings, topic: str, count: int) -> None:
