@@ -54,13 +54,20 @@ class EmittedDecisions:
         self._timeout = settings.broker_start_timeout
         self._tail = tail
         self._read: dict[int, dict[str, Decision]] = {}
+        self._asked: dict[int, int] = {}  # per partition: the inputs asked about so far
 
     def pop(self, partition: int, decision_id: str) -> Decision | None:
         """The decision `decision_id` if it was emitted before this process read `partition`;
-        each is given once."""
+        each is given once. Past its first `tail` inputs a partition's are let go: more inputs
+        than the tail holds are never processed again after a crash (what the tail is sized
+        for), and the rest of it would be kept for as long as the process runs."""
         if partition not in self._read:
-            self._read[partition] = self._read_tail(partition)
-        return self._read[partition].pop(decision_id, None)
+            self._read[partition], self._asked[partition] = self._read_tail(partition), 0
+        self._asked[partition] += 1
+        found = self._read[partition].pop(decision_id, None)
+        if self._asked[partition] >= self._tail:
+            self._read[partition].clear()
+        return found
 
     def _read_tail(self, partition: int) -> dict[str, Decision]:
         consumer = Consumer(self._config)

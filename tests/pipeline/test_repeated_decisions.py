@@ -106,7 +106,7 @@ def decision_record(decision_id: str, customer_id: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def test_the_tail_of_a_partition_is_read_back_once_and_each_decision_given_once(
+def test_the_tail_of_a_partition_is_read_back_once_each_decision_given_once_then_let_go(
     make_settings: Callable[..., Settings],
 ) -> None:
     settings = make_settings(topic_partitions=1)
@@ -122,3 +122,5 @@ def test_the_tail_of_a_partition_is_read_back_once_and_each_decision_given_once(
     assert emitted.pop(0, "d-e9") is None  # given once
     send(settings, "next_best_offers", [("C1", decision_record("d-late", "C1"))])
     assert emitted.pop(0, "d-late") is None  # emitted after it was read: by this process
+    assert emitted.pop(0, "d-e8") is not None  # the fifth input asked about, as many as the
+    assert emitted.pop(0, "d-e7") is None  # tail holds: from here on the tail is let go
