@@ -174,6 +174,11 @@ class Settings(BaseSettings):
     # The gateway μ-product (`nbo run gateway`, pipeline/gateway): channels over HTTP
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8080, ge=0, le=65535, description="0: any free port")
+    gateway_socket_fd: int | None = Field(
+        default=None,
+        description="a listening socket the process that started the gateway bound and "
+        "handed down (the demo's), served instead of gateway_host:gateway_port",
+    )
     gateway_keys_file: Path = Field(
         default=Path("gateway-keys.json"), description="the channels' API keys, hashed"
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -228,4 +229,5 @@ def run(settings: Settings, bootstrap: str) -> None:
     # uvicorn stops gracefully on SIGTERM, then raises it again for the handler it found: after
     # its graceful stop that is a clean exit (0), as for the other μ-products
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
-    server.run()
+    fd = settings.gateway_socket_fd  # bound by the process that started this one: no race
+    server.run(sockets=None if fd is None else [socket.socket(fileno=fd)])

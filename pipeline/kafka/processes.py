@@ -36,8 +36,11 @@ def environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def spawn(settings: Settings, args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """Start `python -m <args>` with `settings`; its output goes to `log`."""
+def spawn(
+    settings: Settings, args: list[str], log: Path, pass_fds: tuple[int, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """Start `python -m <args>` with `settings`; its output goes to `log`; `pass_fds`: open
+    files it inherits (a listening socket)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as output:
         return subprocess.Popen(
@@ -47,6 +50,7 @@ def spawn(settings: Settings, args: list[str], log: Path) -> subprocess.Popen[by
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            pass_fds=pass_fds,
         )
 
 

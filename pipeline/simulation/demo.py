@@ -288,11 +288,18 @@ def run_demo(
             [(c["customer_id"], json.dumps(c).encode()) for c in world.customer_records()],
         )
         channel = Channel(world, offers, seed=config.seed + 1)
-        loop_settings, report.page = _with_gateway(loop_settings, logs)
+        loop_settings, report.page, listening = _with_gateway(loop_settings, logs)
         running = {
             name: processes.spawn(loop_settings, args, logs / f"{name}.log")
             for name, args in APPS.items()
+            if name != "gateway"
         }
+        running["gateway"] = processes.spawn(
+            loop_settings.model_copy(update={"gateway_socket_fd": listening.fileno()}),
+            APPS["gateway"],
+            logs / "gateway.log",
+            pass_fds=(listening.fileno(),),
+        )
         outputs = _Outputs(loop_settings, bootstrap)
         lag = _LagWatch(loop_settings, bootstrap)
         started = time.monotonic()
@@ -317,26 +324,30 @@ def run_demo(
             outputs.close()
             lag.close()
             report.exit_codes = {name: processes.stop(process) for name, process in running.items()}
+            listening.close()
         report.impact = read_impact(loop_settings, bootstrap)
     return report
 
 
-def _with_gateway(settings: Settings, logs: Path) -> tuple[Settings, str]:
-    """The settings for the demo's gateway (a key for the web channel of its own; the settings'
-    port, or a free one when that is taken) and the address of its page."""
-    from local_kafka.cluster import free_port
+def _with_gateway(settings: Settings, logs: Path) -> tuple[Settings, str, socket.socket]:
+    """The settings for the demo's gateway (a key for the web channel of its own), the address
+    of its page, and the socket it serves on, bound here (on the settings' port, or any free one
+    when that is taken) and handed down to it: no other process can take the port between the
+    choice and the gateway's start."""
     from pipeline.gateway.keys import add_key
 
     keys = logs / "gateway-keys.json"
     secret = add_key(keys, "web").secret
-    port = settings.gateway_port
-    with socket.socket() as probe:
-        try:
-            probe.bind((settings.gateway_host, port))
-        except OSError:
-            port = free_port()
+    listening = socket.socket()
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's own
+    try:
+        listening.bind((settings.gateway_host, settings.gateway_port))
+    except OSError:
+        listening.bind((settings.gateway_host, 0))
+    listening.listen(2048)  # uvicorn's own backlog
+    port = listening.getsockname()[1]
     served = settings.model_copy(update={"gateway_keys_file": keys, "gateway_port": port})
-    return served, f"http://{settings.gateway_host}:{port}/#key={secret}"
+    return served, f"http://{settings.gateway_host}:{port}/#key={secret}", listening
 
 
 def _loop(

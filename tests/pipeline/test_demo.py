@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import psutil
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 from pipeline.cli.app import app
 from pipeline.settings import Settings
 from pipeline.simulation.channel import Channel
-from pipeline.simulation.demo import DemoConfig, run_demo
+from pipeline.simulation.demo import DemoConfig, _with_gateway, run_demo
 from pipeline.simulation.world import NEW_OFFER, World
 
 
@@ -50,6 +51,20 @@ def test_short_headless_demo_decides_every_event_and_learns(make_settings, tmp_p
     assert impact["treatment"].true_value > impact["control/random"].true_value > 0
     assert all(g.measured.low <= g.measured.mean <= g.measured.high for g in impact.values())
     assert [lift.baseline for lift in figures.lifts] == ["control/random"]
+
+
+def test_the_demo_binds_its_gateway_s_port_itself_another_one_when_it_is_taken(
+    make_settings, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        served, page, listening = _with_gateway(make_settings(gateway_port=port), tmp_path)
+        with listening:
+            other = listening.getsockname()[1]
+            assert other != port and served.gateway_port == other
+            assert page.startswith(f"http://127.0.0.1:{other}/#key=nbo_")
+            # it listens already, before any gateway runs: no process can take it meanwhile
+            socket.create_connection(("127.0.0.1", other), timeout=5).close()
 
 
 def test_demo_command_writes_a_json_report(make_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
