@@ -40,9 +40,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import cel
-
 from models.time_value import SECONDS_PER_DAY
+from pipeline.catalogue.cel_runtime import cel
 from pipeline.contracts.schemas import (
     Category,
     Channel,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import random
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -209,3 +211,20 @@ def test_a_later_rule_is_credited_only_with_the_offers_it_excluded_first() -> No
         assert exclusions.mask == 0b011
         assert evaluator.remaining(("a", "b", "c"), exclusions.mask) == ("c",)
     assert evaluator.runs == 6  # three groups per rule, run once each
+
+
+def test_the_stream_loads_cel_s_evaluator_without_its_interactive_shell() -> None:
+    """The μ-products that evaluate rules start without CEL's shell (prompt_toolkit), and a
+    later `import cel` in the same process gets the same evaluator, not a second copy."""
+    script = (
+        "import sys\n"
+        "import pipeline.valid_offers.app, pipeline.next_best_offer.app\n"
+        "shell = sorted(m for m in sys.modules if m.split('.')[0] in ('prompt_toolkit', 'cel'))\n"
+        "import cel\n"
+        "same = cel.compile is sys.modules['cel.cel'].compile\n"
+        "print(shell, same, cel.compile('customer.age >= 18').execute("
+        "cel.Context({'customer': {'age': 20}})))\n"
+    )
+    ran = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True,
+                         text=True, timeout=120, check=True)  # fmt: skip
+    assert ran.stdout.strip() == "['cel.cel'] True True"
