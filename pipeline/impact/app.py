@@ -83,6 +83,7 @@ class ImpactFollower:
         self._consumer, self._names = reader_from_start(
             settings, bootstrap, SOURCES, f"{settings.topic_prefix}-impact"
         )
+        self._partitions = self._consumer.assignment()  # assigned once, never rebalanced
         metrics.expect_dead_letters(STAGE, self._names)
         self._read = {name: metrics.RECORDS_IN.labels(STAGE, name) for name in SOURCES}
 
@@ -90,7 +91,7 @@ class ImpactFollower:
         """What came within `timeout`, added; how many records that was."""
         messages = self._consumer.consume(num_messages=1000, timeout=timeout)
         self._read_messages(messages)
-        self.progress.report(self._consumer.position(self._consumer.assignment()))
+        self.progress.report(self._consumer.position(self._partitions))
         return len(messages)
 
     def _read_messages(self, messages: list[Message]) -> None:
